@@ -1,0 +1,34 @@
+# The two commands a new user types: `make demo` and `make test`.
+# Both create .venv when it is missing and install what they need.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The CPU build on this machine's disk. Installed first, so that torch's range in
+# pyproject.toml is already satisfied and pip downloads no multi-GB CUDA build.
+TORCH  ?= torch==2.13.0
+DEMO_DATA ?= data/glideator
+
+.PHONY: demo test install data clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+data: $(DEMO_DATA)/meta.json
+
+$(DEMO_DATA)/meta.json: $(VENV)/.installed
+	$(BIN)/raysweep data glideator --out $(DEMO_DATA)
+
+demo: $(VENV)/.installed $(DEMO_DATA)/meta.json
+	$(BIN)/raysweep run search_spaces/glideator_asha_random.yaml --set data.path=$(DEMO_DATA)
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest tests
+
+clean:
+	rm -rf $(VENV) data results

@@ -1,0 +1,1 @@
+"""Results -> tables, rankings, plots and reports. Imports Ray's result readers, never starts Ray."""

@@ -1,0 +1,146 @@
+"""The `raysweep` command: data, validate, run, resume, rank.
+
+User mistakes (a bad spec, missing or corrupt data, a trial that cannot fit) end with one clear
+message on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from raysweep import __version__
+
+EXIT_USAGE = 2
+
+
+def _data(args: argparse.Namespace) -> int:
+    from raysweep.datasets import GENERATORS
+
+    meta = GENERATORS[args.generator](args.out, n_sites=args.sites, n_days=args.days,
+                                      seed=args.seed, fmt=args.format)
+    rows = ", ".join(f"{k} {v}" for k, v in meta["rows"].items())
+    print(f"wrote {args.generator} data to {args.out} ({meta['format']}; rows: {rows}; "
+          f"{len(meta['feature_names'])} features)")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from raysweep import spec
+
+    s = spec.load(args.spec, args.set)
+    tuned = ", ".join(f"{p.name} ({p.type})" for p in s.params) or "nothing"
+    print(f"{args.spec}: OK. {s.workload}: {s.search.algorithm} search over {tuned}; "
+          f"{s.search.num_samples} samples, {s.scheduler.type} scheduler, executor {s.executor}, "
+          f"optimising {s.metric} ({s.mode}).")
+    return 0
+
+
+def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int = 10) -> None:
+    from raysweep.analysis import leaderboard
+
+    table = leaderboard.leaderboard(experiment_dir, metric=metric, mode=mode)
+    if table.empty:
+        print(f"{experiment_dir}: no trials have reported yet.")
+        return
+    paths = leaderboard.write(table, experiment_dir)
+    print(leaderboard.format_table(table, top))
+    print(f"\n{len(table)} trials; statuses: "
+          + ", ".join(f"{n} {s}" for s, n in table["status"].value_counts().items()))
+    print("leaderboard: " + ", ".join(str(p) for p in paths))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from raysweep import spec, sweep
+
+    s = spec.load(args.spec, args.set)
+    try:
+        experiment_dir = sweep.run(s, address=args.address)
+    except KeyboardInterrupt:
+        print("\ninterrupted; finish it with: raysweep resume <experiment dir printed above>",
+              file=sys.stderr)
+        return 130
+    print(f"\nresults: {experiment_dir}")
+    _print_leaderboard(experiment_dir)
+    print(f"resume an interrupted sweep with: raysweep resume {experiment_dir}")
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from raysweep import sweep
+
+    experiment_dir = sweep.resume(args.experiment_dir, address=args.address)
+    _print_leaderboard(experiment_dir)
+    return 0
+
+
+def _rank(args: argparse.Namespace) -> int:
+    from raysweep import sweep
+
+    sweep.load_snapshot(args.experiment_dir)  # a clear error for a directory that is not one
+    _print_leaderboard(Path(args.experiment_dir), metric=args.metric, mode=args.mode, top=args.top)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="raysweep", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"raysweep {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="generate a demo dataset")
+    generators = data.add_subparsers(dest="generator", required=True)
+    glide = generators.add_parser("glideator", help="synthetic paragliding XC forecast data")
+    glide.add_argument("--out", required=True, help="output directory")
+    glide.add_argument("--sites", type=int, default=60, help="launch sites (default 60)")
+    glide.add_argument("--days", type=int, default=730, help="days (default 730)")
+    glide.add_argument("--seed", type=int, default=0)
+    glide.add_argument("--format", choices=("parquet", "webdataset"), default="parquet")
+    glide.set_defaults(func=_data)
+
+    overrides = dict(action="append", default=[], metavar="KEY=VALUE",
+                     help="override a spec value, e.g. --set search.num_samples=4 (repeatable)")
+    validate = sub.add_parser("validate", help="check a sweep spec without starting Ray")
+    validate.add_argument("spec")
+    validate.add_argument("--set", **overrides)
+    validate.set_defaults(func=_validate)
+
+    run = sub.add_parser("run", help="run a sweep")
+    run.add_argument("spec")
+    run.add_argument("--set", **overrides)
+    run.add_argument("--address", help="an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+    run.set_defaults(func=_run)
+
+    resume = sub.add_parser("resume", help="finish an interrupted sweep")
+    resume.add_argument("experiment_dir")
+    resume.add_argument("--address")
+    resume.set_defaults(func=_resume)
+
+    rank = sub.add_parser("rank", help="leaderboard of an experiment's trials")
+    rank.add_argument("experiment_dir")
+    rank.add_argument("--metric", help="rank on this metric (default: the spec's)")
+    rank.add_argument("--mode", choices=("min", "max"))
+    rank.add_argument("--top", type=int, default=10, help="rows to print (default 10; 0 = all)")
+    rank.set_defaults(func=_rank)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from raysweep.datasets.shards import DataError
+    from raysweep.resources import SizingError
+    from raysweep.spec import SpecError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="raysweep: %(message)s")
+    try:
+        return args.func(args)
+    except SpecError as exc:
+        print("\n".join(f"error: {p}" for p in exc.problems), file=sys.stderr)
+    except (DataError, SizingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

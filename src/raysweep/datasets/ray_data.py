@@ -1,0 +1,26 @@
+"""Open a raysweep dataset's splits as Ray Data datasets with the columns the loop reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ray.data
+
+from raysweep.datasets import shards
+
+
+def open_split(data_dir: str | Path, split: str, meta: dict) -> ray.data.Dataset:
+    """Stream one split's shards (Parquet or WebDataset) as columns id/features/labels.
+
+    WebDataset members are named `<key>.<column>.<ext>`; Ray's reader keeps the extension in the
+    column name, so columns are renamed back to what the Parquet shards hold.
+    """
+    fmt = meta.get("format", "parquet")
+    paths = shards.shard_paths(data_dir, split, fmt)
+    columns = [meta["columns"]["id"], meta["columns"]["features"], meta["columns"]["labels"]]
+    if fmt == "parquet":
+        return ray.data.read_parquet(paths, columns=columns)
+    ds = ray.data.read_webdataset(paths, decoder=True, include_paths=False)
+    names = {f"{columns[0]}.cls": columns[0], f"{columns[1]}.npy": columns[1],
+             f"{columns[2]}.npy": columns[2]}
+    return ds.select_columns(list(names)).rename_columns(names)

@@ -1,0 +1,145 @@
+"""Write and check sharded datasets: Parquet or WebDataset `.tar` shards plus `meta.json`.
+
+Every dataset raysweep trains on has the same layout, whether a built-in generator or an
+import wrote it::
+
+    DIR/meta.json            feature names and groups, row counts, scaler fitted on train only
+    DIR/train/part-00000.parquet   (or shard-00000.tar)
+    DIR/val/part-00000.parquet
+
+A dataset is a dict of equally long numpy arrays ("columns"); 2-D arrays are vector columns
+(Parquet `FixedSizeList<float32>`, `.npy` members in WebDataset), which Ray Data hands to the
+training loop as `(batch, width)` tensors without any per-row Python work.
+
+This module imports neither Ray nor torch, so the generators and `validate` stay fast.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+FORMATS = ("parquet", "webdataset")
+SPLITS = ("train", "val")
+META_FILE = "meta.json"
+
+
+class DataError(ValueError):
+    """A dataset on disk is missing, empty or unreadable; the message says how to fix it."""
+
+
+def write_split(columns: dict[str, np.ndarray], out_dir: Path, split: str, *,
+                fmt: str = "parquet", rows_per_shard: int = 8192) -> int:
+    """Write one split as shards; returns the number of shards written."""
+    if fmt not in FORMATS:
+        raise DataError(f"unknown data format {fmt!r}; known: {', '.join(FORMATS)}")
+    n_rows = len(next(iter(columns.values())))
+    split_dir = Path(out_dir) / split
+    split_dir.mkdir(parents=True, exist_ok=True)
+    n_shards = max(1, -(-n_rows // rows_per_shard))
+    for i in range(n_shards):
+        part = {k: v[i * rows_per_shard:(i + 1) * rows_per_shard] for k, v in columns.items()}
+        if fmt == "parquet":
+            pq.write_table(_to_arrow(part), split_dir / f"part-{i:05d}.parquet")
+        else:
+            _write_tar(part, split_dir / f"shard-{i:05d}.tar", first_key=i * rows_per_shard)
+    return n_shards
+
+
+def _to_arrow(columns: dict[str, np.ndarray]) -> pa.Table:
+    arrays = {}
+    for name, values in columns.items():
+        if values.ndim == 2:
+            flat = pa.array(np.ascontiguousarray(values, dtype=np.float32).ravel())
+            arrays[name] = pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
+        else:
+            arrays[name] = pa.array(values)
+    return pa.table(arrays)
+
+
+def _write_tar(columns: dict[str, np.ndarray], path: Path, first_key: int) -> None:
+    """One tar member per sample and column, named `<key>.<column>.npy` (or `.cls` for ints).
+
+    Member metadata is pinned (mtime 0, uid 0) so the same seed gives the same bytes.
+    """
+    n_rows = len(next(iter(columns.values())))
+    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for row in range(n_rows):
+            key = f"{first_key + row:09d}"
+            for name, values in columns.items():
+                value = values[row]
+                if values.ndim == 1 and np.issubdtype(values.dtype, np.integer):
+                    payload, suffix = str(int(value)).encode(), "cls"
+                else:
+                    buf = io.BytesIO()
+                    np.save(buf, np.asarray(value, dtype=np.float32), allow_pickle=False)
+                    payload, suffix = buf.getvalue(), "npy"
+                info = tarfile.TarInfo(f"{key}.{name}.{suffix}")
+                info.size, info.mtime, info.mode = len(payload), 0, 0o644
+                tar.addfile(info, io.BytesIO(payload))
+
+
+def standardisation(features: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-feature mean and std (std floored so constant features do not divide by zero)."""
+    mean = features.astype(np.float64).mean(axis=0)
+    std = np.maximum(features.astype(np.float64).std(axis=0), 1e-6)
+    return [round(float(x), 6) for x in mean], [round(float(x), 6) for x in std]
+
+
+def write_meta(out_dir: Path, meta: dict) -> Path:
+    path = Path(out_dir) / META_FILE
+    path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_meta(data_dir: str | Path, *, make_hint: str = "") -> dict:
+    """Load `meta.json` and check that each split has shards of the recorded format.
+
+    Raises:
+        DataError: naming the missing piece and, where known, the command that makes it.
+    """
+    data_dir = Path(data_dir)
+    hint = f" Create it with: {make_hint}" if make_hint else ""
+    meta_path = data_dir / META_FILE
+    if not data_dir.is_dir():
+        raise DataError(f"data directory {str(data_dir)!r} does not exist.{hint}")
+    if not meta_path.is_file():
+        raise DataError(f"{meta_path} is missing; is {str(data_dir)!r} a raysweep dataset?{hint}")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{meta_path} is not valid JSON ({exc}); regenerate the dataset.{hint}")
+    for split in SPLITS:
+        if not shard_paths(data_dir, split, meta.get("format", "parquet")):
+            raise DataError(f"{data_dir / split} holds no {meta.get('format')} shards.{hint}")
+    return meta
+
+
+def shard_paths(data_dir: str | Path, split: str, fmt: str) -> list[str]:
+    suffix = ".parquet" if fmt == "parquet" else ".tar"
+    return sorted(str(p) for p in (Path(data_dir) / split).glob(f"*{suffix}"))
+
+
+def check_readable(data_dir: str | Path, meta: dict) -> None:
+    """Open every shard's header before a sweep starts, so a corrupt file fails here, clearly.
+
+    Reads Parquet footers and tar indexes only; a sweep would otherwise fail inside each trial.
+    """
+    fmt = meta.get("format", "parquet")
+    for split in SPLITS:
+        for path in shard_paths(data_dir, split, fmt):
+            try:
+                if fmt == "parquet":
+                    pq.read_metadata(path)
+                else:
+                    with tarfile.open(path) as tar:
+                        tar.getmembers()
+            except Exception as exc:  # pyarrow and tarfile raise several types
+                raise DataError(f"shard {path} is unreadable ({type(exc).__name__}: {exc}). "
+                                "Regenerate or re-import the dataset.") from None

@@ -1,0 +1,1 @@
+"""Training pieces shared by every workload: the epoch loop and metrics."""

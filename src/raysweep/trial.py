@@ -1,0 +1,174 @@
+"""What runs inside one Tune trial: the workload's loop, fed by Ray Data, on one of two executors.
+
+- `in_trial`: the loop runs in the Tune trial process itself and reports with `tune.report`.
+  One worker, no extra actors: the cheap path (see BENCHMARKS.md), the default for one worker.
+- `torch_trainer`: the trial is the driver of a Ray Train `TorchTrainer` (the Ray 2.60 Train V2
+  pattern). Each worker consumes its split of the stream, gradients are all-reduced (DDP), and
+  `TuneReportCallback` carries rank 0's reports back to Tune.
+
+Both call the same `raysweep.training.loop`, so a config gives the same metrics on either.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import ray
+import ray.data
+import torch
+from ray import tune
+
+from raysweep import spec as spec_mod
+from raysweep.training import loop
+from raysweep.workloads import WORKLOADS
+
+STATE_FILE = "state.pt"
+VAL_BATCH_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """Everything a trial needs besides its sampled config; pickled once into the trainable."""
+
+    workload: str
+    meta: dict
+    executor: str                 # in_trial | torch_trainer
+    workers: int
+    cpus_per_worker: float
+    gpus_per_worker: float
+    storage_path: str             # where TorchTrainer runs keep their checkpoints
+    json_params: tuple[str, ...]  # choice params whose values travel as JSON strings
+
+
+def decode_config(plan: TrialPlan, config: dict) -> Any:
+    """Trial config (fixed + sampled values) -> the workload's typed Config."""
+    values = {k: json.loads(v) if k in plan.json_params else v for k, v in config.items()}
+    values = {k: v.item() if hasattr(v, "item") else v for k, v in values.items()}  # numpy scalars
+    return spec_mod.workload_config(plan.workload, values)
+
+
+def _quiet_ray_data() -> None:
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+def epoch_data(cfg, train_ds, val_ds) -> loop.EpochData:
+    """Batches from Ray Data: a locally shuffled pass per epoch, seeded for reproducibility."""
+
+    def train(epoch: int):
+        shuffle = cfg.shuffle_buffer if cfg.shuffle_buffer > 0 else None
+        return train_ds.iter_torch_batches(
+            batch_size=cfg.batch_size, prefetch_batches=cfg.prefetch_batches,
+            local_shuffle_buffer_size=shuffle,
+            local_shuffle_seed=(cfg.seed * 1_000_003 + epoch) if shuffle else None)
+
+    def val():
+        return val_ds.iter_torch_batches(batch_size=VAL_BATCH_SIZE, prefetch_batches=1)
+
+    return loop.EpochData(train=train, val=val)
+
+
+def _save_state(directory: str, state: dict) -> None:
+    torch.save(state, os.path.join(directory, STATE_FILE))
+
+
+def load_state(checkpoint) -> dict | None:
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as directory:
+        return torch.load(os.path.join(directory, STATE_FILE), weights_only=True)
+
+
+# --- executor 1: the loop inside the Tune trial -------------------------------------------------
+
+def run_in_trial(config: dict, *, plan: TrialPlan, datasets: dict) -> None:
+    """Tune function trainable: train here, report each epoch with a Tune checkpoint."""
+    _quiet_ray_data()
+    cfg = decode_config(plan, config)
+    torch.set_num_threads(max(1, int(plan.cpus_per_worker)))
+    device = torch.device("cuda" if plan.gpus_per_worker > 0 and torch.cuda.is_available() else "cpu")
+    workload = WORKLOADS[plan.workload]
+    trainee = loop.build(workload, cfg, plan.meta, device=device,
+                         resume_state=load_state(tune.get_checkpoint()))
+
+    def report(metrics: dict, state: dict | None) -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            _save_state(directory, state)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+    loop.run_epochs(workload, cfg, trainee, epoch_data(cfg, datasets["train"], datasets["val"]),
+                    report, device=device)
+
+
+# --- executor 2: a TorchTrainer driven from the Tune trial --------------------------------------
+
+def train_worker(config: dict, *, plan: TrialPlan) -> None:
+    """Per-worker loop under Ray Train: DDP model, this worker's split of the stream."""
+    import ray.train
+    import ray.train.torch
+
+    _quiet_ray_data()
+    cfg = decode_config(plan, config)
+    torch.set_num_threads(max(1, int(plan.cpus_per_worker)))
+    device = ray.train.torch.get_device()
+    workload = WORKLOADS[plan.workload]
+    wrap = ray.train.torch.prepare_model if plan.workers > 1 else (lambda m: m)
+    trainee = loop.build(workload, cfg, plan.meta, device=device, wrap_model=wrap,
+                         resume_state=load_state(ray.train.get_checkpoint()))
+    rank = ray.train.get_context().get_world_rank()
+
+    def report(metrics: dict, state: dict | None) -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            checkpoint = None
+            if rank == 0:
+                _save_state(directory, state)
+                checkpoint = ray.train.Checkpoint.from_directory(directory)
+            ray.train.report(metrics, checkpoint=checkpoint)
+
+    data = epoch_data(cfg, ray.train.get_dataset_shard("train"), ray.train.get_dataset_shard("val"))
+    loop.run_epochs(workload, cfg, trainee, data, report, device=device)
+
+
+def run_torch_trainer(config: dict, *, plan: TrialPlan, datasets: dict) -> None:
+    """Tune function trainable that drives a TorchTrainer; Train checkpoints go to storage.
+
+    The Train run is named after the trial id, so a restarted or resumed trial finds its own
+    checkpoints and continues from them (notes/ray.md §1.5).
+    """
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    _quiet_ray_data()
+    use_gpu = plan.gpus_per_worker > 0
+    worker_resources = {"CPU": plan.cpus_per_worker}
+    if use_gpu:
+        worker_resources["GPU"] = plan.gpus_per_worker
+    trainer = TorchTrainer(
+        partial(train_worker, plan=plan),
+        train_loop_config=config,
+        datasets=datasets,
+        dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
+        # NCCL refuses several ranks of one run on the same GPU (ray#48012); gloo does not.
+        torch_config=TorchConfig(backend="nccl" if use_gpu and plan.gpus_per_worker >= 1 else "gloo"),
+        scaling_config=ray.train.ScalingConfig(num_workers=plan.workers, use_gpu=use_gpu,
+                                               resources_per_worker=worker_resources),
+        run_config=ray.train.RunConfig(
+            name=f"train-{tune.get_context().get_trial_id()}",
+            storage_path=plan.storage_path,
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            failure_config=ray.train.FailureConfig(max_failures=0),
+            callbacks=[TuneReportCallback()]),
+    )
+    trainer.fit()
+
+
+EXECUTORS = {"in_trial": run_in_trial, "torch_trainer": run_torch_trainer}

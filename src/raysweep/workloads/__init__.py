@@ -1,0 +1,14 @@
+"""The workload registry: one module per workload, registered here by an explicit import.
+
+A workload module provides `Config` (a frozen dataclass whose defaults run), `build_model`,
+`compute_loss`, `predict`, `compute_metrics`, `METRICS` (name -> "min"/"max") and
+`DATA_COMMAND` (how to make its data). Adding a workload = one module + one line below.
+"""
+
+from raysweep.workloads import glideator
+
+WORKLOADS = {
+    "glideator": glideator,
+}
+
+__all__ = ["WORKLOADS"]
