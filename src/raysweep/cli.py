@@ -38,18 +38,29 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int = 10) -> None:
+def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int = 10) -> int:
+    """Print and save the leaderboard; returns how many trials are unfinished."""
     from raysweep.analysis import leaderboard
 
     table = leaderboard.leaderboard(experiment_dir, metric=metric, mode=mode)
     if table.empty:
         print(f"{experiment_dir}: no trials have reported yet.")
-        return
+        return 0
     paths = leaderboard.write(table, experiment_dir)
     print(leaderboard.format_table(table, top))
     print(f"\n{len(table)} trials; statuses: "
           + ", ".join(f"{n} {s}" for s, n in table["status"].value_counts().items()))
     print("leaderboard: " + ", ".join(str(p) for p in paths))
+    return int((table["status"] == "unfinished").sum())
+
+
+def _finish(experiment_dir: Path) -> int:
+    unfinished = _print_leaderboard(experiment_dir)
+    if unfinished:
+        print(f"\ninterrupted with {unfinished} trials unfinished; finish the sweep with:\n"
+              f"  raysweep resume {experiment_dir}", file=sys.stderr)
+        return 130
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -63,17 +74,14 @@ def _run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     print(f"\nresults: {experiment_dir}")
-    _print_leaderboard(experiment_dir)
-    print(f"resume an interrupted sweep with: raysweep resume {experiment_dir}")
-    return 0
+    return _finish(experiment_dir)
 
 
 def _resume(args: argparse.Namespace) -> int:
     from raysweep import sweep
 
     experiment_dir = sweep.resume(args.experiment_dir, address=args.address)
-    _print_leaderboard(experiment_dir)
-    return 0
+    return _finish(experiment_dir)
 
 
 def _rank(args: argparse.Namespace) -> int:

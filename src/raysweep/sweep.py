@@ -126,7 +126,7 @@ def prepare(spec: spec_mod.Spec, experiment_dir: Path) -> Prepared:
 
     meta = shards.read_meta(spec.data.path)
     shards.check_readable(spec.data.path, meta)
-    trial._quiet_ray_data()
+    trial.configure_ray_data()
     datasets = {split: ray_data.open_split(spec.data.path, split, meta) for split in shards.SPLITS}
     if spec.data.materialize:
         datasets = {k: ds.materialize() for k, ds in datasets.items()}

@@ -53,8 +53,14 @@ def decode_config(plan: TrialPlan, config: dict) -> Any:
     return spec_mod.workload_config(plan.workload, values)
 
 
-def _quiet_ray_data() -> None:
+def configure_ray_data() -> None:
+    """Reproducible block order, quiet logs; per process, since DataContext is not shipped.
+
+    Without `preserve_order`, blocks arrive in the order their read tasks finish, so the same
+    seed would shuffle different data in different runs.
+    """
     ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
@@ -91,7 +97,7 @@ def load_state(checkpoint) -> dict | None:
 
 def run_in_trial(config: dict, *, plan: TrialPlan, datasets: dict) -> None:
     """Tune function trainable: train here, report each epoch with a Tune checkpoint."""
-    _quiet_ray_data()
+    configure_ray_data()
     cfg = decode_config(plan, config)
     torch.set_num_threads(max(1, int(plan.cpus_per_worker)))
     device = torch.device("cuda" if plan.gpus_per_worker > 0 and torch.cuda.is_available() else "cpu")
@@ -115,7 +121,7 @@ def train_worker(config: dict, *, plan: TrialPlan) -> None:
     import ray.train
     import ray.train.torch
 
-    _quiet_ray_data()
+    configure_ray_data()
     cfg = decode_config(plan, config)
     torch.set_num_threads(max(1, int(plan.cpus_per_worker)))
     device = ray.train.torch.get_device()
@@ -147,7 +153,7 @@ def run_torch_trainer(config: dict, *, plan: TrialPlan, datasets: dict) -> None:
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    _quiet_ray_data()
+    configure_ray_data()
     use_gpu = plan.gpus_per_worker > 0
     worker_resources = {"CPU": plan.cpus_per_worker}
     if use_gpu:

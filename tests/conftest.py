@@ -1,0 +1,54 @@
+"""Shared fixtures: one local Ray per test session and tiny generated datasets."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from raysweep.datasets import glideator
+
+TINY = dict(n_sites=6, n_days=150, seed=3, rows_per_shard=256)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """A small Parquet Glideator dataset: 6 sites x 150 days, several shards per split."""
+    out = tmp_path_factory.mktemp("glideator")
+    glideator.write(out, **TINY)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """Start Ray once for every test that needs it (as `raysweep run` would start it)."""
+    import ray
+
+    from raysweep import sweep
+
+    sweep.start_ray()
+    yield ray
+    ray.shutdown()
+
+
+BASE_SPEC = {
+    "name": "tiny",
+    "workload": "glideator",
+    "data": {"path": None},
+    "metric": "val_loss",
+    "mode": "min",
+    "fixed": {"epochs": 3, "batch_size": 64, "deep_hidden_units": [16, 8], "site_embedding_dim": 4},
+    "params": {"learning_rate": {"type": "loguniform", "low": 1e-3, "high": 1e-2}},
+    "search": {"algorithm": "random", "num_samples": 2, "seed": 0},
+    "scheduler": {"type": "fifo"},
+    "resources": {"max_concurrent_trials": 2},
+}
+
+
+@pytest.fixture
+def raw_spec(tiny_data, tmp_path):
+    """A valid spec dict over the tiny data, storing results under the test's tmp_path."""
+    raw = copy.deepcopy(BASE_SPEC)
+    raw["data"]["path"] = str(tiny_data)
+    raw["storage_path"] = str(tmp_path / "results")
+    return raw
