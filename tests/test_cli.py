@@ -58,7 +58,9 @@ def test_run_with_corrupt_shard_exits_2(tmp_path, raw_spec, capsys):
     raw_spec["data"]["path"] = str(data)
     code = cli.main(["run", str(write_spec(tmp_path, raw_spec))])
     assert code == 2
-    assert "part-00000.parquet is unreadable" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "data.path: shard" in err and "part-00000.parquet is unreadable" in err
+    assert not (tmp_path / "results").exists(), "nothing is started for a spec that fails validation"
 
 
 def test_data_command_writes_both_formats(tmp_path, capsys):

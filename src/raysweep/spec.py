@@ -393,6 +393,7 @@ class _Validator:
             hint = WORKLOADS[workload].DATA_COMMAND.format(path=path)
             try:
                 meta = shards.read_meta(path, make_hint=hint)
+                shards.check_readable(path, meta)
                 if fmt != "auto" and meta.get("format") != fmt:
                     self.bad("data.format", f"{path} holds {meta.get('format')} shards, not {fmt}; "
                              f"set data.format: auto or {meta.get('format')}")

@@ -124,8 +124,7 @@ def prepare(spec: spec_mod.Spec, experiment_dir: Path) -> Prepared:
     from raysweep import trial
     from raysweep.datasets import ray_data
 
-    meta = shards.read_meta(spec.data.path)
-    shards.check_readable(spec.data.path, meta)
+    meta = shards.read_meta(spec.data.path)  # shards were checked by spec validation
     trial.configure_ray_data()
     datasets = {split: ray_data.open_split(spec.data.path, split, meta) for split in shards.SPLITS}
     if spec.data.materialize:

@@ -25,6 +25,7 @@ import torch
 from ray import tune
 
 from raysweep import spec as spec_mod
+from raysweep.datasets import batching
 from raysweep.training import loop
 from raysweep.workloads import WORKLOADS
 
@@ -67,17 +68,21 @@ def configure_ray_data() -> None:
 
 
 def epoch_data(cfg, train_ds, val_ds) -> loop.EpochData:
-    """Batches from Ray Data: a locally shuffled pass per epoch, seeded for reproducibility."""
+    """Batches from Ray Data's block stream, shuffled per epoch with a seeded generator.
+
+    `train_ds`/`val_ds` are Ray Datasets (in-trial) or a Train worker's DataIterator shard;
+    both stream Arrow blocks, which `batching` cuts into torch batches (see its docstring).
+    """
+
+    def blocks(ds, prefetch: int):
+        return ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=prefetch)
 
     def train(epoch: int):
-        shuffle = cfg.shuffle_buffer if cfg.shuffle_buffer > 0 else None
-        return train_ds.iter_torch_batches(
-            batch_size=cfg.batch_size, prefetch_batches=cfg.prefetch_batches,
-            local_shuffle_buffer_size=shuffle,
-            local_shuffle_seed=(cfg.seed * 1_000_003 + epoch) if shuffle else None)
+        return batching.torch_batches(blocks(train_ds, cfg.prefetch_batches), batch_size=cfg.batch_size,
+                                      shuffle_buffer=cfg.shuffle_buffer, seed=cfg.seed * 1_000_003 + epoch)
 
     def val():
-        return val_ds.iter_torch_batches(batch_size=VAL_BATCH_SIZE, prefetch_batches=1)
+        return batching.torch_batches(blocks(val_ds, 1), batch_size=VAL_BATCH_SIZE)
 
     return loop.EpochData(train=train, val=val)
 

@@ -40,7 +40,7 @@ class Config:
     l2_lambda: float = 1e-9
     monotonicity_lambda: float = 1e-9
     shuffle_buffer: int = 4096        # rows held for Ray Data's local shuffle; 0 = no shuffle
-    prefetch_batches: int = 1         # batches Ray Data prepares ahead of the loop
+    prefetch_batches: int = 1         # Ray Data blocks fetched ahead of the loop
     seed: int = 0
 
 
