@@ -16,9 +16,10 @@ class ProgressLines(Callback):
     """Prints `[done/total] trial: ended how, metric; best so far` as trials end."""
 
     def __init__(self, *, metric: str, mode: str, tuned: list[str], total: int | None,
-                 planned_epochs: int, out=print):
+                 planned_epochs: int):
         self.metric, self.mode, self.tuned = metric, mode, tuned
-        self.total, self.planned_epochs, self.out = total, planned_epochs, out
+        # No callables stored here: Tune pickles its callbacks with the experiment state.
+        self.total, self.planned_epochs = total, planned_epochs
         self.done = 0
         self.best: tuple[float, str] | None = None
         self.last: dict[str, dict] = {}
@@ -41,7 +42,7 @@ class ProgressLines(Callback):
         best = f"best {self.best[0]:.4g} ({self.best[1]})" if self.best else "no best yet"
         total = f"/{self.total}" if self.total else ""
         elapsed = time.monotonic() - self.started
-        self.out(f"[{self.done}{total} {elapsed:5.0f}s] {trial.trial_id} {how}: {shown}; {best} | {params}")
+        print(f"[{self.done}{total} {elapsed:5.0f}s] {trial.trial_id} {how}: {shown}; {best} | {params}", flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         epochs = self.last.get(trial.trial_id, {}).get("epoch", 0)
