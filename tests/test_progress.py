@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+
 from ray import cloudpickle
 
 from raysweep.progress import ProgressLines
