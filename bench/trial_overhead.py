@@ -30,30 +30,23 @@ import pyarrow.parquet as pq
 import torch
 
 from raysweep import spec as spec_mod, sweep
-from raysweep.datasets import glideator, ray_data, shards
+from raysweep.datasets import batching, glideator, ray_data, shards
 from raysweep.training import loop
 from raysweep.workloads import glideator as workload
 
 BATCH = 512
 
 
-def read_arrays(data_dir: Path, split: str) -> dict[str, np.ndarray]:
+def read_arrays(data_dir: Path, split: str) -> dict[str, torch.Tensor]:
+    """The direct read: pyarrow reads the shards, columns become tensors once."""
     table = pq.read_table(shards.shard_paths(data_dir, split, "parquet"),
                           columns=["site_id", "features", "labels"])
-    out = {}
-    for name in table.column_names:
-        column = table[name].combine_chunks()
-        width = getattr(column.type, "list_size", None)  # FixedSizeList vector column
-        flat = column.flatten() if width else column
-        values = flat.to_numpy(zero_copy_only=False)
-        out[name] = values.reshape(len(column), width) if width else values
-    return out
+    return batching.arrow_to_torch(table)
 
 
-def tensor_batches(arrays: dict, epoch: int, seed: int, shuffle: bool):
-    n = len(arrays["labels"])
+def tensor_batches(tensors: dict, epoch: int, seed: int, shuffle: bool):
+    n = len(tensors["labels"])
     order = np.random.default_rng(seed * 1_000_003 + epoch).permutation(n) if shuffle else np.arange(n)
-    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
     for start in range(0, n, BATCH):
         index = torch.from_numpy(order[start:start + BATCH])
         yield {k: v[index] for k, v in tensors.items()}

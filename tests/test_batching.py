@@ -51,4 +51,9 @@ def test_tensor_extension_and_read_only_columns():
     table = pa.table({"x": ArrowTensorArray.from_numpy(values)})
     batch = arrow_to_torch(table)
     assert torch.equal(batch["x"], torch.from_numpy(values))
-    batch["x"].add_(1)  # owned memory: in-place ops are safe
+    # Arrow's zero-copy views are read-only; the batch must own writable memory instead.
+    source = np.arange(4, dtype=np.float32)
+    owned = arrow_to_torch(pa.table({"v": pa.array(source)}))["v"]
+    assert owned.numpy().flags.writeable
+    owned.add_(1)
+    assert source.tolist() == [0, 1, 2, 3], "an in-place op must not reach the source buffer"

@@ -137,7 +137,7 @@ def prepare(spec: spec_mod.Spec, experiment_dir: Path) -> Prepared:
         streaming=not spec.data.materialize)
     space, json_params = param_space(spec)
     plan = trial.TrialPlan(
-        workload=spec.workload, meta=meta, executor=spec.executor,
+        workload=spec.workload, meta=meta,
         workers=spec.resources.workers_per_trial, cpus_per_worker=spec.resources.cpus_per_worker,
         gpus_per_worker=spec.resources.gpus_per_worker,
         storage_path=str(experiment_dir / "train_runs"), json_params=json_params)

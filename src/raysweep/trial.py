@@ -39,7 +39,6 @@ class TrialPlan:
 
     workload: str
     meta: dict
-    executor: str                 # in_trial | torch_trainer
     workers: int
     cpus_per_worker: float
     gpus_per_worker: float

@@ -43,32 +43,30 @@ def arrow_to_torch(table: pa.Table) -> Batch:
     return {name: torch.from_numpy(_column_to_numpy(table[name])) for name in table.column_names}
 
 
-def _rows(batch: Batch) -> int:
-    return len(next(iter(batch.values())))
-
-
 def _concat(parts: list[Batch]) -> Batch:
     if len(parts) == 1:
         return parts[0]
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
+def _shuffled(buffer: Batch, n_rows: int, generator: torch.Generator | None) -> Batch:
+    if generator is None:
+        return buffer
+    order = torch.randperm(n_rows, generator=generator)
+    return {k: v[order] for k, v in buffer.items()}
+
+
+def _slices(buffer: Batch, stop: int, batch_size: int) -> Iterator[Batch]:
+    for start in range(0, stop, batch_size):
+        yield {k: v[start:min(start + batch_size, stop)] for k, v in buffer.items()}
+
+
 def torch_batches(blocks: Iterable[pa.Table], *, batch_size: int, shuffle_buffer: int = 0,
                   seed: int = 0) -> Iterator[Batch]:
     """Yield batches of `batch_size` rows (the last may be smaller) from a stream of blocks."""
     generator = torch.Generator().manual_seed(seed) if shuffle_buffer > 0 else None
-    pending: list[Batch] = []
+    pending: list[Batch] = []  # blocks (and the last buffer's leftover rows) not yet emitted
     n_pending = 0
-
-    def emit(buffer: Batch, n_rows: int, stop: int) -> Iterator[Batch]:
-        if generator is not None:
-            order = torch.randperm(n_rows, generator=generator)
-            buffer = {k: v[order] for k, v in buffer.items()}
-        for start in range(0, stop, batch_size):
-            yield {k: v[start:min(start + batch_size, stop)] for k, v in buffer.items()}
-        if stop < n_rows:
-            pending.append({k: v[stop:] for k, v in buffer.items()})
-
     for table in blocks:
         if table.num_rows == 0:
             continue
@@ -76,12 +74,10 @@ def torch_batches(blocks: Iterable[pa.Table], *, batch_size: int, shuffle_buffer
         n_pending += table.num_rows
         if n_pending < max(shuffle_buffer, batch_size):
             continue
-        buffer, n_rows = _concat(pending), n_pending
-        pending.clear()
-        full = n_rows - n_rows % batch_size
-        yield from emit(buffer, n_rows, full)
-        n_pending = n_rows - full
+        buffer = _shuffled(_concat(pending), n_pending, generator)
+        full = n_pending - n_pending % batch_size
+        yield from _slices(buffer, full, batch_size)
+        pending = [{k: v[full:] for k, v in buffer.items()}] if full < n_pending else []
+        n_pending -= full
     if n_pending:
-        buffer = _concat(pending)
-        pending.clear()
-        yield from emit(buffer, n_pending, n_pending)
+        yield from _slices(_shuffled(_concat(pending), n_pending, generator), n_pending, batch_size)

@@ -39,7 +39,7 @@ class Config:
     l1_lambda: float = 1e-9
     l2_lambda: float = 1e-9
     monotonicity_lambda: float = 1e-9
-    shuffle_buffer: int = 4096        # rows held for Ray Data's local shuffle; 0 = no shuffle
+    shuffle_buffer: int = 4096        # rows permuted together before batching; 0 = no shuffle
     prefetch_batches: int = 1         # Ray Data blocks fetched ahead of the loop
     seed: int = 0
 
