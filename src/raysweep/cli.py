@@ -1,4 +1,4 @@
-"""The `raysweep` command: data, validate, run, resume, rank.
+"""The `raysweep` command: data, validate, run, lr-find, io-search, resume, rank.
 
 User mistakes (a bad spec, missing or corrupt data, a trial that cannot fit) end with one clear
 message on stderr and exit code 2, never a traceback.
@@ -84,6 +84,22 @@ def _resume(args: argparse.Namespace) -> int:
     return _finish(experiment_dir)
 
 
+def _lr_find(args: argparse.Namespace) -> int:
+    from raysweep import lr_find, spec
+
+    s = spec.load(args.spec, args.set)
+    outcome = lr_find.run(s, address=args.address)
+    print(lr_find.format_outcome(outcome))
+    print(f"\ncurves: {outcome.experiment_dir / lr_find.CURVES_FILE}\n"
+          f"plot:   {outcome.experiment_dir / lr_find.PLOT_FILE}")
+    if outcome.low is None:
+        return 1
+    if args.write_spec:
+        path = lr_find.write_spec(s, outcome.low, outcome.high, args.write_spec)
+        print(f"spec:   {path} (params.learning_rate: loguniform {outcome.low:.2g} .. {outcome.high:.2g})")
+    return 0
+
+
 def _rank(args: argparse.Namespace) -> int:
     from raysweep import sweep
 
@@ -119,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", **overrides)
     run.add_argument("--address", help="an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     run.set_defaults(func=_run)
+
+    lr = sub.add_parser("lr-find", help="steps to fit and an LR range test; suggests a learning-rate range")
+    lr.add_argument("spec")
+    lr.add_argument("--set", **overrides)
+    lr.add_argument("--write-spec", metavar="OUT", help="write a copy of the spec with the suggested range")
+    lr.add_argument("--address")
+    lr.set_defaults(func=_lr_find)
 
     resume = sub.add_parser("resume", help="finish an interrupted sweep")
     resume.add_argument("experiment_dir")

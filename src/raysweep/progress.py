@@ -7,6 +7,8 @@ import time
 
 from ray.tune import Callback
 
+from raysweep import space
+
 
 def _short(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
@@ -15,9 +17,9 @@ def _short(value) -> str:
 class ProgressLines(Callback):
     """Prints `[done/total] trial: ended how, metric; best so far` as trials end."""
 
-    def __init__(self, *, metric: str, mode: str, tuned: list[str], total: int | None,
+    def __init__(self, *, metric: str, mode: str, params: tuple, total: int | None,
                  planned_epochs: int):
-        self.metric, self.mode, self.tuned = metric, mode, tuned
+        self.metric, self.mode, self.params = metric, mode, params
         # No callables stored here: Tune pickles its callbacks with the experiment state.
         self.total, self.planned_epochs = total, planned_epochs
         self.done = 0
@@ -36,7 +38,9 @@ class ProgressLines(Callback):
     def _line(self, trial, how: str) -> None:
         self.done += 1
         result = self.last.get(trial.trial_id, {})
-        params = " ".join(f"{k}={_short(trial.config.get(k))}" for k in self.tuned)
+        config = space.decode(trial.config, self.params)
+        params = " ".join(f"{p.name}={_short(config[p.name])}" for p in space.all_params(self.params)
+                          if p.name in config)
         value = result.get(self.metric)
         shown = f"{self.metric} {value:.4g}" if isinstance(value, (int, float)) else "no result"
         best = f"best {self.best[0]:.4g} ({self.best[1]})" if self.best else "no best yet"

@@ -21,10 +21,11 @@ from typing import Any
 
 import yaml
 
+from raysweep import space
 from raysweep.datasets import shards
+from raysweep.space import Param
 from raysweep.workloads import WORKLOADS
 
-PARAM_TYPES = ("uniform", "loguniform", "randint", "choice", "grid")
 SEARCHERS = ("random", "grid", "optuna", "hyperopt")
 TPE_SEARCHERS = ("optuna", "hyperopt")
 SCHEDULERS = ("fifo", "asha")
@@ -32,26 +33,20 @@ EXECUTORS = ("auto", "in_trial", "torch_trainer")
 DATA_FORMATS = ("auto",) + shards.FORMATS
 
 TOP_KEYS = ("name", "workload", "data", "metric", "mode", "fixed", "params", "search",
-            "scheduler", "resources", "storage_path")
+            "scheduler", "resources", "storage_path", "lr_find", "io_search")
 SECTION_KEYS = {
-    "data": ("path", "format", "materialize"),
-    "search": ("algorithm", "num_samples", "seed"),
+    "data": ("path", "format", "materialize", "read_parallelism"),
+    "search": ("algorithm", "num_samples", "seed", "points_to_evaluate", "warm_start"),
     "scheduler": ("type", "max_t", "grace_period", "reduction_factor"),
     "resources": ("workers_per_trial", "cpus_per_worker", "gpus_per_worker",
                   "max_concurrent_trials", "executor"),
+    "lr_find": ("start_lr", "end_lr", "num_steps", "stop_factor", "smoothing", "subset_rows",
+                "over", "fit_learning_rate", "fit_loss_fraction", "fit_max_steps"),
+    "io_search": ("steps", "warmup_steps", "grid"),
 }
-PARAM_KEYS = ("type", "low", "high", "values")
-
-
-@dataclass(frozen=True)
-class Param:
-    """One tuned hyperparameter. `randint` bounds are inclusive: randint 1..3 draws 1, 2 or 3."""
-
-    name: str
-    type: str
-    low: float | None = None
-    high: float | None = None
-    values: tuple | None = None
+# What an I/O search may vary: the loop's data knobs (Config fields) and the data path itself.
+IO_CONFIG_KNOBS = ("batch_size", "prefetch_batches", "shuffle_buffer")
+IO_KNOBS = IO_CONFIG_KNOBS + ("data_path", "read_parallelism", "materialize", "cpus_per_worker")
 
 
 @dataclass(frozen=True)
@@ -59,6 +54,15 @@ class Data:
     path: str
     format: str = "auto"         # auto: whatever meta.json records
     materialize: bool = True     # read the shards once per sweep into the object store
+    read_parallelism: int | None = None   # Ray Data read blocks (override_num_blocks); None: Ray's choice
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """Start from the best trials of an earlier experiment: they are evaluated first."""
+
+    experiment: str
+    top: int = 3
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,33 @@ class Search:
     algorithm: str = "random"
     num_samples: int = 8
     seed: int | None = 0
+    points_to_evaluate: tuple[dict, ...] = ()   # evaluated first, in this order
+    warm_start: WarmStart | None = None
+
+
+@dataclass(frozen=True)
+class LRFind:
+    """`raysweep lr-find`: steps to fit a subset, then one LR range test (Smith 2017)."""
+
+    start_lr: float = 1e-7
+    end_lr: float = 10.0
+    num_steps: int = 100          # the LR rises exponentially from start_lr to end_lr over these
+    stop_factor: float = 4.0      # stop once the smoothed loss exceeds this times its best
+    smoothing: float = 0.98       # EMA weight of the loss curve (fastai's beta)
+    subset_rows: int = 4096       # the fixed training subset both phases draw from
+    over: tuple[str, ...] = ()    # tuned choice/grid params: one range test per combination
+    fit_learning_rate: float | None = None   # steps-to-fit LR; default: the baseline's
+    fit_loss_fraction: float = 0.1           # "fitted" = training loss below this x its first value
+    fit_max_steps: int = 2000
+
+
+@dataclass(frozen=True)
+class IOSearch:
+    """`raysweep io-search`: one timed trial per combination of `grid`, one trial at a time."""
+
+    steps: int = 200
+    warmup_steps: int = 20
+    grid: tuple[tuple[str, tuple], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,6 +129,8 @@ class Spec:
     scheduler: Scheduler = Scheduler()
     resources: Resources = Resources()
     storage_path: str = "results"
+    lr_find: LRFind = LRFind()
+    io_search: IOSearch | None = None
     source: str = "<spec>"
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -115,6 +148,15 @@ class Spec:
     @property
     def asha_max_t(self) -> int:
         return self.scheduler.max_t or self.epochs
+
+    @property
+    def scientific(self) -> list[str]:
+        return [p.name for p in self.params if p.role == "scientific"]
+
+    @property
+    def tuned(self) -> list[str]:
+        """Every tuned name, branch sub-parameters included, in spec order."""
+        return [p.name for p in space.all_params(self.params)]
 
 
 class SpecError(ValueError):
@@ -281,11 +323,14 @@ class _Validator:
         storage = raw.get("storage_path", "results")
         if not isinstance(storage, str) or not storage:
             self.bad("storage_path", f"must be a directory path, got {storage!r}")
+        lr_find = self.lr_find(self.section(raw, "lr_find"), params)
+        io_search = self.io_search(raw.get("io_search"), hints, workload, check_data)
         if self.problems:
             return None
         return Spec(name=name, workload=workload, data=data, metric=metric, mode=mode,
                     fixed=fixed, params=tuple(params), search=search, scheduler=scheduler,
-                    resources=resources, storage_path=storage, source=self.source)
+                    resources=resources, storage_path=storage, lr_find=lr_find,
+                    io_search=io_search, source=self.source)
 
     def fixed(self, fixed, hints: dict) -> dict:
         if not isinstance(fixed, dict):
@@ -300,62 +345,11 @@ class _Validator:
         return dict(fixed)
 
     def params(self, params, hints: dict, fixed: dict) -> list[Param]:
-        if not isinstance(params, dict):
-            self.bad("params", "must be a mapping of hyperparameter name to {type: ..., ...}")
-            return []
-        out = []
-        for name, p in params.items():
-            key = f"params.{name}"
-            if hints and name not in hints:
-                self.bad(key, f"not a hyperparameter of this workload.{did_you_mean(name, hints)}"
-                         f" Known: {', '.join(hints)}.")
-                continue
-            if name in fixed:
-                self.bad(key, f"is also set in fixed.{name}; a value is either fixed or tuned, remove one")
-            if not isinstance(p, dict):
-                self.bad(key, "must be a mapping such as {type: loguniform, low: 1.0e-4, high: 1.0e-2}")
-                continue
-            self.known_keys(p, PARAM_KEYS, key)
-            param = self.param(key, name, p, hints.get(name))
-            if param:
-                out.append(param)
-        return out
+        def check_value(value, hint):
+            return None if check_type(value, hint) else type_name(hint)
 
-    def param(self, key: str, name: str, p: dict, hint) -> Param | None:
-        kind = p.get("type")
-        if kind not in PARAM_TYPES:
-            self.bad(f"{key}.type", f"unknown type {kind!r}.{did_you_mean(kind, PARAM_TYPES)}"
-                     f" Known: {', '.join(PARAM_TYPES)}.")
-            return None
-        if kind in ("choice", "grid"):
-            values = p.get("values")
-            if not isinstance(values, list) or not values:
-                self.bad(f"{key}.values", f"{kind} needs a non-empty list, e.g. values: [8, 16]")
-                return None
-            for value in values:
-                if hint is not None and not check_type(value, hint):
-                    self.bad(f"{key}.values", f"{value!r} is not a valid {type_name(hint)} for {name}")
-            return Param(name, kind, values=tuple(values))
-        low, high = p.get("low"), p.get("high")
-        numeric = _is_int if kind == "randint" else _is_number
-        ok = True
-        for bound, value in (("low", low), ("high", high)):
-            if not numeric(value):
-                what = "an integer" if kind == "randint" else "a number"
-                self.bad(f"{key}.{bound}", f"{kind} needs {what}, got {value!r}")
-                ok = False
-        if not ok:
-            return None
-        if kind == "randint" and low > high:
-            self.bad(key, f"`low <= high` must hold, but got low={low}, high={high}. Swap them.")
-        elif kind != "randint" and low >= high:
-            self.bad(key, f"`low < high` must hold, but got low={low}, high={high}. Swap them.")
-        if kind == "loguniform" and low <= 0:
-            self.bad(key, f"`low > 0` must hold for loguniform, but got low={low}. "
-                     "Use a small positive bound such as 1.0e-6, or type: uniform.")
-        if hint is int and kind != "randint":
-            self.bad(f"{key}.type", f"{name} is an integer; use type: randint or choice, not {kind}")
-        return Param(name, kind, low=low, high=high)
+        return space.parse_params(params, hints=hints, fixed=fixed, bad=self.bad,
+                                  check_value=check_value, did_you_mean=did_you_mean)
 
     def search(self, s: dict, params: list[Param]) -> Search:
         algorithm = s.get("algorithm", "random")
@@ -369,6 +363,13 @@ class _Validator:
             if algorithm == "grid" and p.type not in ("grid", "choice"):
                 self.bad(f"params.{p.name}.type", f"search.algorithm 'grid' enumerates values, but "
                          f"{p.type} is a range; use type: grid with values: [...], or search.algorithm: random")
+            if p.when and algorithm == "grid":
+                self.bad(f"params.{p.name}.when", "a grid cannot enumerate conditional branches; "
+                         "use search.algorithm: random, optuna or hyperopt")
+        if (algorithm == "random" and space.has_conditionals(params)
+                and any(p.type == "grid" for p in params)):
+            self.bad("params", "random search with conditional branches (when:) samples every "
+                     "parameter; make the type: grid parameters type: choice")
         # A grid enumerates its values once; num_samples then counts repeats of the grid.
         num_samples = s.get("num_samples", 1 if algorithm == "grid" else Search.num_samples)
         if not _is_int(num_samples) or num_samples < 1:
@@ -376,7 +377,32 @@ class _Validator:
         seed = s.get("seed", Search.seed)
         if seed is not None and not _is_int(seed):
             self.bad("search.seed", f"must be an integer or null, got {seed!r}")
-        return Search(algorithm=algorithm, num_samples=num_samples, seed=seed)
+        points = s.get("points_to_evaluate") or []
+        if not isinstance(points, list):
+            self.bad("search.points_to_evaluate", "must be a list of mappings, "
+                     "e.g. [{learning_rate: 1.0e-3, cross_layers: 2}]")
+            points = []
+        for i, point in enumerate(points):
+            space.check_point(point, params, f"search.points_to_evaluate[{i}]", self.bad)
+        return Search(algorithm=algorithm, num_samples=num_samples, seed=seed,
+                      points_to_evaluate=tuple(points), warm_start=self.warm_start(s.get("warm_start")))
+
+    def warm_start(self, w) -> WarmStart | None:
+        if w is None:
+            return None
+        if not isinstance(w, dict):
+            self.bad("search.warm_start", "must be a mapping: {experiment: results/<dir>, top: 3}")
+            return None
+        self.known_keys(w, ("experiment", "top"), "search.warm_start")
+        experiment, top = w.get("experiment"), w.get("top", WarmStart.top)
+        if not isinstance(experiment, str) or not experiment:
+            self.bad("search.warm_start.experiment", "required: an earlier experiment directory")
+        elif not (Path(experiment) / "raysweep_spec.yaml").is_file():
+            self.bad("search.warm_start.experiment", f"{experiment} is not a raysweep experiment "
+                     "directory (no raysweep_spec.yaml); give one that `raysweep run` wrote")
+        if not _is_int(top) or top < 1:
+            self.bad("search.warm_start.top", f"must be an integer >= 1, got {top!r}")
+        return WarmStart(experiment=experiment, top=top)
 
     def data(self, d: dict, workload: str | None, check_data: bool) -> Data | None:
         path = d.get("path")
@@ -389,6 +415,9 @@ class _Validator:
         materialize = d.get("materialize", True)
         if not isinstance(materialize, bool):
             self.bad("data.materialize", f"must be true or false, got {materialize!r}")
+        parallelism = d.get("read_parallelism")
+        if parallelism is not None and (not _is_int(parallelism) or parallelism < 1):
+            self.bad("data.read_parallelism", f"must be an integer >= 1 or null, got {parallelism!r}")
         if check_data and workload:
             hint = WORKLOADS[workload].DATA_COMMAND.format(path=path)
             try:
@@ -399,7 +428,7 @@ class _Validator:
                              f"set data.format: auto or {meta.get('format')}")
             except shards.DataError as exc:
                 self.bad("data.path", str(exc))
-        return Data(path=path, format=fmt, materialize=materialize)
+        return Data(path=path, format=fmt, materialize=materialize, read_parallelism=parallelism)
 
     def objective(self, raw: dict, workload: str | None) -> tuple[str, str]:
         metric, mode = raw.get("metric"), raw.get("mode")
@@ -465,6 +494,93 @@ class _Validator:
         return Resources(workers_per_trial=workers, cpus_per_worker=cpus, gpus_per_worker=gpus,
                          max_concurrent_trials=concurrent, executor=executor)
 
+
+
+    def number(self, section: dict, prefix: str, key: str, default, *, low: float, integer: bool = False,
+               strict: bool = False, optional: bool = False):
+        """A numeric setting >= low (> low when strict), or None where optional."""
+        value = section.get(key, default)
+        if optional and value is None:
+            return None
+        ok = (_is_int if integer else _is_number)(value) and (value > low if strict else value >= low)
+        if not ok:
+            kind = "an integer" if integer else "a number"
+            self.bad(f"{prefix}.{key}", f"must be {kind} {'>' if strict else '>='} {low:g}"
+                     f"{' or null' if optional else ''}, got {value!r}")
+        return value
+
+    def lr_find(self, f: dict, params: list[Param]) -> LRFind:
+        d = LRFind()
+        n = lambda key, **kw: self.number(f, "lr_find", key, getattr(d, key), **kw)  # noqa: E731
+        start, end = n("start_lr", low=0, strict=True), n("end_lr", low=0, strict=True)
+        if _is_number(start) and _is_number(end) and start >= end:
+            self.bad("lr_find", f"`start_lr < end_lr` must hold, but got {start:g} >= {end:g}. Swap them.")
+        over = f.get("over", [])
+        choices = {p.name for p in params if p.is_choice and p.name != "learning_rate"}
+        if not isinstance(over, list) or any(name not in choices for name in over):
+            self.bad("lr_find.over", f"must list tuned choice or grid parameters to run one range test "
+                     f"for each of their values; candidates: {', '.join(sorted(choices)) or 'none'}; got {over!r}")
+            over = []
+        fraction = n("fit_loss_fraction", low=0, strict=True)
+        if _is_number(fraction) and fraction >= 1:
+            self.bad("lr_find.fit_loss_fraction", f"must lie in (0, 1): the share of the first loss "
+                     f"that counts as fitted, got {fraction!r}")
+        return LRFind(start_lr=start, end_lr=end, num_steps=n("num_steps", low=2, integer=True),
+                      stop_factor=n("stop_factor", low=1, strict=True),
+                      smoothing=n("smoothing", low=0), subset_rows=n("subset_rows", low=1, integer=True),
+                      over=tuple(over), fit_learning_rate=n("fit_learning_rate", low=0, strict=True, optional=True),
+                      fit_loss_fraction=fraction, fit_max_steps=n("fit_max_steps", low=1, integer=True))
+
+    def io_search(self, io, hints: dict, workload: str | None, check_data: bool) -> IOSearch | None:
+        if io is None:
+            return None
+        if not isinstance(io, dict):
+            self.bad("io_search", "must be a mapping: {steps: 200, warmup_steps: 20, grid: {...}}")
+            return None
+        self.known_keys(io, SECTION_KEYS["io_search"], "io_search")
+        steps = self.number(io, "io_search", "steps", IOSearch.steps, low=1, integer=True)
+        warmup = self.number(io, "io_search", "warmup_steps", IOSearch.warmup_steps, low=0, integer=True)
+        if _is_int(steps) and _is_int(warmup) and warmup >= steps:
+            self.bad("io_search.warmup_steps", f"{warmup} leaves no timed step of {steps}; lower it")
+        grid = io.get("grid")
+        if not isinstance(grid, dict) or not grid:
+            self.bad("io_search.grid", f"required: a mapping of I/O setting to the values to try; "
+                     f"settings: {', '.join(IO_KNOBS)}")
+            return None
+        for key, values in grid.items():
+            where = f"io_search.grid.{key}"
+            if key not in IO_KNOBS:
+                self.bad(where, f"not an I/O setting.{did_you_mean(key, IO_KNOBS)} Known: {', '.join(IO_KNOBS)}.")
+            elif key in IO_CONFIG_KNOBS and hints and key not in hints:
+                self.bad(where, f"{workload} has no {key} hyperparameter")
+            elif not isinstance(values, list) or not values:
+                self.bad(where, "must be a non-empty list of values to try")
+            else:
+                for value in values:
+                    self.io_value(where, key, value, workload, check_data)
+        return IOSearch(steps=steps, warmup_steps=warmup,
+                        grid=tuple((k, tuple(v)) for k, v in grid.items() if isinstance(v, list)))
+
+    def io_value(self, where: str, key: str, value, workload: str | None, check_data: bool) -> None:
+        if key == "data_path":
+            if not isinstance(value, str):
+                self.bad(where, f"{value!r} is not a directory path")
+            elif check_data and workload:
+                try:
+                    meta = shards.read_meta(value, make_hint=WORKLOADS[workload].DATA_COMMAND.format(path=value))
+                    shards.check_readable(value, meta)
+                except shards.DataError as exc:
+                    self.bad(where, str(exc))
+        elif key == "materialize":
+            if not isinstance(value, bool):
+                self.bad(where, f"{value!r} is not true or false")
+        elif key == "cpus_per_worker":
+            if not _is_number(value) or value <= 0:
+                self.bad(where, f"{value!r} is not a number > 0")
+        elif key == "read_parallelism" and value is None:
+            pass
+        elif not _is_int(value) or value < (1 if key in ("batch_size", "read_parallelism") else 0):
+            self.bad(where, f"{value!r} is not an integer >= {1 if key in ('batch_size', 'read_parallelism') else 0}")
 
 def workload_config(spec_workload: str, values: dict):
     """Build the workload's Config from trial values, coercing YAML lists to tuples."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from raysweep import resources, spec as spec_mod
+from raysweep import resources, searchers, space, spec as spec_mod
 from raysweep.datasets import shards
 
 SPEC_SNAPSHOT = "raysweep_spec.yaml"
@@ -50,53 +50,6 @@ def start_ray(address: str | None = None) -> None:
                  include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False)
 
 
-def param_space(spec: spec_mod.Spec) -> tuple[dict, tuple[str, ...]]:
-    """Fixed values plus Tune domains for the tuned ones.
-
-    Choices whose values are lists or mappings travel as JSON strings, because Optuna and
-    HyperOpt accept only scalar categories; `trial.decode_config` turns them back.
-    """
-    from ray import tune
-
-    space = dict(spec.fixed)
-    json_params = []
-    grid = spec.search.algorithm == "grid"
-    for p in spec.params:
-        if p.type in ("choice", "grid"):
-            values = list(p.values)
-            if any(isinstance(v, (list, dict)) for v in values):
-                values = [json.dumps(v) for v in values]
-                json_params.append(p.name)
-            space[p.name] = tune.grid_search(values) if p.type == "grid" or grid else tune.choice(values)
-        elif p.type == "uniform":
-            space[p.name] = tune.uniform(p.low, p.high)
-        elif p.type == "loguniform":
-            space[p.name] = tune.loguniform(p.low, p.high)
-        elif p.type == "randint":
-            space[p.name] = tune.randint(p.low, p.high + 1)  # spec bounds are inclusive
-    space.setdefault("seed", spec.search.seed or 0)
-    return space, tuple(json_params)
-
-
-def searcher(spec: spec_mod.Spec, max_concurrent: int):
-    """The spec's searcher, holding the concurrency limit itself.
-
-    Tune ignores `TuneConfig.max_concurrent_trials` when given a SearchGenerator, so the limit
-    goes into BasicVariantGenerator or a ConcurrencyLimiter around the TPE searchers.
-    """
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.basic_variant import BasicVariantGenerator
-
-    seed = spec.search.seed
-    if spec.search.algorithm == "optuna":
-        from ray.tune.search.optuna import OptunaSearch
-        return ConcurrencyLimiter(OptunaSearch(seed=seed), max_concurrent=max_concurrent)
-    if spec.search.algorithm == "hyperopt":
-        from ray.tune.search.hyperopt import HyperOptSearch
-        return ConcurrencyLimiter(HyperOptSearch(random_state_seed=seed), max_concurrent=max_concurrent)
-    return BasicVariantGenerator(random_state=seed, max_concurrent=max_concurrent)
-
-
 def scheduler(spec: spec_mod.Spec):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -113,36 +66,55 @@ class Prepared:
 
     trainable: object
     allocation: resources.Allocation
-    space: dict
 
 
-def prepare(spec: spec_mod.Spec, experiment_dir: Path) -> Prepared:
-    """Open (and materialise) the data, size resources, wrap the trainable."""
-    import ray
-    from ray import tune
-
+def open_datasets(spec: spec_mod.Spec, splits: tuple[str, ...] = shards.SPLITS) -> tuple[dict, dict]:
+    """The dataset's meta and its splits as Ray Datasets, materialised unless the spec streams."""
     from raysweep import trial
     from raysweep.datasets import ray_data
 
     meta = shards.read_meta(spec.data.path)  # shards were checked by spec validation
     trial.configure_ray_data()
-    datasets = {split: ray_data.open_split(spec.data.path, split, meta) for split in shards.SPLITS}
+    datasets = {split: ray_data.open_split(spec.data.path, split, meta,
+                                           read_parallelism=spec.data.read_parallelism)
+                for split in splits}
     if spec.data.materialize:
         datasets = {k: ds.materialize() for k, ds in datasets.items()}
+    return meta, datasets
+
+
+def allocate(spec: spec_mod.Spec, executor: str | None = None) -> resources.Allocation:
+    import ray
+
     cluster = ray.cluster_resources()
-    allocation = resources.allocate(
-        spec.resources, spec.executor, cluster_cpus=cluster.get("CPU", 0),
+    return resources.allocate(
+        spec.resources, executor or spec.executor, cluster_cpus=cluster.get("CPU", 0),
         cluster_gpus=cluster.get("GPU", 0),
         has_driver_slots=cluster.get(resources.DRIVER_RESOURCE, 0) >= 1,
         streaming=not spec.data.materialize)
-    space, json_params = param_space(spec)
-    plan = trial.TrialPlan(
+
+
+def trial_plan(spec: spec_mod.Spec, meta: dict, experiment_dir: Path):
+    from raysweep import trial
+
+    return trial.TrialPlan(
         workload=spec.workload, meta=meta,
         workers=spec.resources.workers_per_trial, cpus_per_worker=spec.resources.cpus_per_worker,
         gpus_per_worker=spec.resources.gpus_per_worker,
-        storage_path=str(experiment_dir / "train_runs"), json_params=json_params)
-    fn = tune.with_parameters(trial.EXECUTORS[spec.executor], plan=plan, datasets=datasets)
-    return Prepared(tune.with_resources(fn, allocation.trial), allocation, space)
+        storage_path=str(experiment_dir / "train_runs"), params=spec.params)
+
+
+def prepare(spec: spec_mod.Spec, experiment_dir: Path) -> Prepared:
+    """Open (and materialise) the data, size resources, wrap the trainable."""
+    from ray import tune
+
+    from raysweep import trial
+
+    meta, datasets = open_datasets(spec)
+    allocation = allocate(spec)
+    fn = tune.with_parameters(trial.EXECUTORS[spec.executor], plan=trial_plan(spec, meta, experiment_dir),
+                              datasets=datasets)
+    return Prepared(tune.with_resources(fn, allocation.trial), allocation)
 
 
 def _tuner(spec: spec_mod.Spec, prepared: Prepared, experiment_dir: Path):
@@ -154,14 +126,17 @@ def _tuner(spec: spec_mod.Spec, prepared: Prepared, experiment_dir: Path):
     for p in spec.params:
         if p.type == "grid" or spec.search.algorithm == "grid":
             grid_size *= len(p.values)
-    progress = ProgressLines(metric=spec.metric, mode=spec.mode, tuned=[p.name for p in spec.params],
-                             total=spec.search.num_samples * grid_size, planned_epochs=spec.epochs)
-
+    points = warm_start_points(spec)
+    progress = ProgressLines(metric=spec.metric, mode=spec.mode, params=spec.params,
+                             total=spec.search.num_samples * grid_size,
+                             planned_epochs=spec.epochs)
+    param_space, search_alg = searchers.build(spec, max_concurrent=prepared.allocation.max_concurrent,
+                                              points=points)
     return tune.Tuner(
         prepared.trainable,
-        param_space=prepared.space,
+        param_space=param_space,
         tune_config=tune.TuneConfig(
-            metric=spec.metric, mode=spec.mode, search_alg=searcher(spec, prepared.allocation.max_concurrent),
+            metric=spec.metric, mode=spec.mode, search_alg=search_alg,
             scheduler=scheduler(spec), num_samples=spec.search.num_samples, reuse_actors=True),
         run_config=tune.RunConfig(
             name=experiment_dir.name, storage_path=str(experiment_dir.parent),
@@ -172,23 +147,64 @@ def _tuner(spec: spec_mod.Spec, prepared: Prepared, experiment_dir: Path):
     )
 
 
+def warm_start_points(spec: spec_mod.Spec) -> list[dict]:
+    """The spec's given points, then the best trials of `search.warm_start.experiment`.
+
+    They replace the first samples of `num_samples` (Tune's rule). An earlier trial's values
+    outside the current space are dropped with a log line rather than failing the sweep.
+    """
+    points = [dict(p) for p in spec.search.points_to_evaluate]
+    warm = spec.search.warm_start
+    if warm is None:
+        return points
+    from raysweep.analysis import leaderboard
+
+    table = leaderboard.leaderboard(warm.experiment, metric=spec.metric, mode=spec.mode)
+    table = table[~table["status"].isin(["errored", "diverged"])].dropna(subset=[f"best_{spec.metric}"])
+    for _, row in table.head(warm.top).iterrows():
+        point = {name: row[name] for name in spec.tuned if name in row and not _missing(row[name])}
+        problems = []
+        space.check_point(point, list(spec.params), "point", lambda key, msg: problems.append(f"{key}: {msg}"))
+        if problems:
+            log.warning("warm start: skipping trial %s of %s: %s", row["trial"], warm.experiment, "; ".join(problems))
+        else:
+            points.append(point)
+    log.info("warm start: %d points evaluated first (%d from %s)", len(points),
+             len(points) - len(spec.search.points_to_evaluate), warm.experiment)
+    return points
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
 def snapshot(spec: spec_mod.Spec) -> dict:
     """The spec as run: overrides applied, data and storage paths made absolute."""
     raw = dict(spec.raw)
     raw["data"] = {**raw.get("data", {}), "path": str(Path(spec.data.path).resolve())}
     raw["storage_path"] = str(Path(spec.storage_path).expanduser().resolve())
+    if spec.search.warm_start:
+        raw["search"] = {**raw["search"], "warm_start": {
+            **raw["search"]["warm_start"], "experiment": str(Path(spec.search.warm_start.experiment).resolve())}}
     return raw
 
 
-def run(spec: spec_mod.Spec, *, address: str | None = None) -> Path:
-    """Run a validated spec to the end; returns the experiment directory."""
+def new_experiment_dir(spec: spec_mod.Spec, kind: str = "") -> Path:
+    """`storage_path/<name>[-kind]-<timestamp>/` with the spec snapshot written into it."""
     storage = Path(spec.storage_path).expanduser().resolve()
-    experiment_dir = storage / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    stem = f"{spec.name}-{kind}" if kind else spec.name
+    experiment_dir = storage / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     while experiment_dir.exists():  # two sweeps started within one second
         experiment_dir = experiment_dir.with_name(experiment_dir.name + "x")
     experiment_dir.mkdir(parents=True)
     (experiment_dir / SPEC_SNAPSHOT).write_text(
         f"# {spec.source} as run by raysweep\n" + yaml.safe_dump(snapshot(spec), sort_keys=False))
+    return experiment_dir
+
+
+def run(spec: spec_mod.Spec, *, address: str | None = None) -> Path:
+    """Run a validated spec to the end; returns the experiment directory."""
+    experiment_dir = new_experiment_dir(spec)
     start_ray(address)
     prepared = prepare(spec, experiment_dir)
     log.info("sweep %s: %d trials at most at once, each with %s; results in %s", spec.name,

@@ -11,7 +11,6 @@ Both call the same `raysweep.training.loop`, so a config gives the same metrics 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -24,7 +23,7 @@ import ray.data
 import torch
 from ray import tune
 
-from raysweep import spec as spec_mod
+from raysweep import space, spec as spec_mod
 from raysweep.datasets import batching
 from raysweep.training import loop
 from raysweep.workloads import WORKLOADS
@@ -43,14 +42,12 @@ class TrialPlan:
     cpus_per_worker: float
     gpus_per_worker: float
     storage_path: str             # where TorchTrainer runs keep their checkpoints
-    json_params: tuple[str, ...]  # choice params whose values travel as JSON strings
+    params: tuple[space.Param, ...]   # to decode JSON choices and conditional branches
 
 
 def decode_config(plan: TrialPlan, config: dict) -> Any:
     """Trial config (fixed + sampled values) -> the workload's typed Config."""
-    values = {k: json.loads(v) if k in plan.json_params else v for k, v in config.items()}
-    values = {k: v.item() if hasattr(v, "item") else v for k, v in values.items()}  # numpy scalars
-    return spec_mod.workload_config(plan.workload, values)
+    return spec_mod.workload_config(plan.workload, space.decode(config, plan.params))
 
 
 def configure_ray_data() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from raysweep import sweep
+from raysweep import space, sweep
 
 LEADERBOARD_FILES = ("leaderboard.csv", "leaderboard.parquet")
 
@@ -40,7 +40,7 @@ def leaderboard(experiment_dir: str | Path, *, metric: str | None = None,
     spec = sweep.load_snapshot(experiment_dir)
     metric, mode = metric or spec.metric, mode or spec.mode
     analysis = ExperimentAnalysis(str(Path(experiment_dir).resolve()))
-    tuned = [p.name for p in spec.params]
+    tuned = spec.tuned
     frames = analysis.trial_dataframes
     rows = []
     for t in analysis.trials:
@@ -50,10 +50,11 @@ def leaderboard(experiment_dir: str | Path, *, metric: str | None = None,
         if metric in history and history[metric].notna().any():
             i = history[metric].idxmin() if mode == "min" else history[metric].idxmax()
             best, best_epoch = float(history.loc[i, metric]), int(history.loc[i, "epoch"])
-        planned = int(t.config.get("epochs", spec.epochs))
+        config = space.decode(t.config, spec.params)
+        planned = int(config.get("epochs", spec.epochs))
         status = _stop_reason(t.status, epochs_run, planned, _error_text(t.path),
                               spec.scheduler.type == "asha")
-        rows.append({"trial": t.trial_id, **{p: t.config.get(p) for p in tuned},
+        rows.append({"trial": t.trial_id, **{p: config.get(p) for p in tuned},
                      f"best_{metric}": best, "best_epoch": best_epoch, "epochs": epochs_run,
                      "status": status})
     table = pd.DataFrame(rows)

@@ -9,8 +9,12 @@ import ray.data
 from raysweep.datasets import shards
 
 
-def open_split(data_dir: str | Path, split: str, meta: dict) -> ray.data.Dataset:
+def open_split(data_dir: str | Path, split: str, meta: dict, *,
+               read_parallelism: int | None = None) -> ray.data.Dataset:
     """Stream one split's shards (Parquet or WebDataset) as columns id/features/labels.
+
+    `read_parallelism` sets how many blocks Ray Data reads the split into (its
+    `override_num_blocks`); None leaves the choice to Ray Data.
 
     WebDataset members are named `<key>.<column>.<ext>`; Ray's reader keeps the extension in the
     column name, so columns are renamed back to what the Parquet shards hold.
@@ -19,8 +23,9 @@ def open_split(data_dir: str | Path, split: str, meta: dict) -> ray.data.Dataset
     paths = shards.shard_paths(data_dir, split, fmt)
     columns = [meta["columns"]["id"], meta["columns"]["features"], meta["columns"]["labels"]]
     if fmt == "parquet":
-        return ray.data.read_parquet(paths, columns=columns)
-    ds = ray.data.read_webdataset(paths, decoder=True, include_paths=False)
+        return ray.data.read_parquet(paths, columns=columns, override_num_blocks=read_parallelism)
+    ds = ray.data.read_webdataset(paths, decoder=True, include_paths=False,
+                                  override_num_blocks=read_parallelism)
     names = {f"{columns[0]}.cls": columns[0], f"{columns[1]}.npy": columns[1],
              f"{columns[2]}.npy": columns[2]}
     return ds.select_columns(list(names)).rename_columns(names)

@@ -68,6 +68,24 @@ def _to_device(batch: Batch, device: torch.device) -> Batch:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def train_step(workload, cfg, trainee: Trainee, batch: Batch, *, device: torch.device) -> torch.Tensor:
+    """One optimiser step on one batch; returns the detached loss (on the device, no sync).
+
+    The one place a gradient step happens: epochs, the LR range test and the I/O search all
+    call it, so they measure and train the same thing.
+    """
+    batch = _to_device(batch, device)
+    loss, _ = workload.compute_loss(trainee.model, batch, cfg)
+    trainee.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    trainee.optimizer.step()
+    return loss.detach()
+
+
+def rows_in(batch: Batch) -> int:
+    return len(next(iter(batch.values())))
+
+
 def train_epoch(workload, cfg, trainee: Trainee, batches: Iterable[Batch], *,
                 epoch: int, device: torch.device) -> float:
     """One pass over the training batches; returns the mean training objective per row."""
@@ -75,18 +93,13 @@ def train_epoch(workload, cfg, trainee: Trainee, batches: Iterable[Batch], *,
     total = torch.zeros((), device=device)  # summed on the device: no sync per step
     n_rows = 0
     for step, batch in enumerate(batches):
-        batch = _to_device(batch, device)
-        loss, _ = workload.compute_loss(trainee.model, batch, cfg)
+        loss = train_step(workload, cfg, trainee, batch, device=device)
         if not torch.isfinite(loss):
             raise DivergedError(
                 f"train_loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} "
                 f"(learning_rate={cfg.learning_rate:g}). Lower learning_rate or its search range.")
-        trainee.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        trainee.optimizer.step()
-        rows = len(next(iter(batch.values())))
-        total += loss.detach() * rows
-        n_rows += rows
+        total += loss * rows_in(batch)
+        n_rows += rows_in(batch)
     trainee.scheduler.step()
     return float(total) / max(n_rows, 1)
 

@@ -1,0 +1,289 @@
+"""`raysweep lr-find SPEC`: how many steps a model needs, and which learning rates to search.
+
+Each range test is a Tune trial on a small fixed subset of the training split (read once, kept
+in the object store), so several of them (one per value of the spec's `lr_find.over`
+parameters, e.g. per architecture or batch size) run side by side. A trial:
+
+1. *steps to fit*: trains at a fixed learning rate until the training loss falls below
+   `fit_loss_fraction` of its first value, and reports the number of steps;
+2. *LR range test*: trains a fresh model of the same seed while the learning rate rises
+   exponentially every step, and reports (lr, loss, smoothed loss) for each step.
+
+The driver reads the curves back, suggests a range per test (`lr_range.suggest`) and one
+envelope over all tests, and writes `lr_find.parquet` (every curve), `lr_find.png` and
+`lr_find.json` into `storage_path/<name>-lr_find-<timestamp>/`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from raysweep import lr_range, space, sweep
+from raysweep.spec import Spec
+
+CURVES_FILE, PLOT_FILE, SUMMARY_FILE = "lr_find.parquet", "lr_find.png", "lr_find.json"
+
+log = logging.getLogger("raysweep")
+
+
+@dataclass(frozen=True)
+class RangeTest:
+    """One trial's outcome: what it varied, steps to fit, and the range its curve suggests."""
+
+    over: dict
+    steps_to_fit: int | None
+    fit_learning_rate: float
+    epochs_to_fit: float | None   # steps_to_fit in epochs of the full training split
+    suggestion: lr_range.Suggestion | None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    experiment_dir: Path
+    tests: list[RangeTest]
+    low: float | None             # the envelope of every test's range
+    high: float | None
+
+
+def baseline(spec: Spec) -> dict:
+    """Values for the tuned parameters no range test varies: a choice's first value, a range's middle.
+
+    A range test needs one concrete model; the middle of the search space is the least
+    arbitrary one. Branch sub-parameters of the first value are included.
+    """
+    values = {}
+    for p in spec.params:
+        if p.name in spec.lr_find.over or p.name == "learning_rate":
+            continue
+        values[p.name] = p.encode(p.values[0]) if p.is_choice else space.geometric_middle(p)
+        for sub in p.branch(p.values[0]) if p.is_choice else ():
+            values[sub.name] = sub.encode(sub.values[0]) if sub.is_choice else space.geometric_middle(sub)
+    if "learning_rate" in spec.tuned and "learning_rate" not in spec.fixed:
+        lr = next(p for p in spec.params if p.name == "learning_rate")
+        values["learning_rate"] = space.geometric_middle(lr) if not lr.is_choice else lr.values[0]
+    return values
+
+
+# --- inside a trial -----------------------------------------------------------------------------
+
+def _subset(ds) -> dict:
+    """The materialised subset as one in-memory batch of torch tensors."""
+    import torch
+
+    from raysweep.datasets import batching
+
+    blocks = [batching.arrow_to_torch(t) for t in ds.iter_batches(batch_size=None, batch_format="pyarrow")]
+    return {k: torch.cat([b[k] for b in blocks]) for k in blocks[0]}
+
+
+def _cycle(data: dict, batch_size: int, seed: int) -> Iterator[dict]:
+    """Endless passes over an in-memory subset, each in a new seeded order."""
+    import torch
+
+    n_rows = len(next(iter(data.values())))
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(n_rows, generator=generator)
+        for start in range(0, n_rows - batch_size + 1, batch_size):
+            rows = order[start:start + batch_size]
+            yield {k: v[rows] for k, v in data.items()}
+
+
+def lr_find_trial(config: dict, *, plan, subset, settings) -> None:
+    """Tune function trainable: steps to fit, then the range test, reported step by step."""
+    import torch
+    from ray import tune
+
+    from raysweep import trial
+    from raysweep.training import loop
+    from raysweep.workloads import WORKLOADS
+
+    trial.configure_ray_data()
+    cfg = trial.decode_config(plan, config)
+    torch.set_num_threads(max(1, int(plan.cpus_per_worker)))
+    device = torch.device("cpu")
+    workload = WORKLOADS[plan.workload]
+    data = _subset(subset)
+    n_rows = len(next(iter(data.values())))
+    if n_rows < cfg.batch_size:
+        raise ValueError(f"lr_find.subset_rows ({n_rows} rows) is smaller than one batch "
+                         f"({cfg.batch_size}); raise lr_find.subset_rows or lower batch_size")
+
+    def fresh_step():
+        trainee = loop.build(workload, cfg, plan.meta, device=device)
+        trainee.model.train()
+        batches = _cycle(data, cfg.batch_size, cfg.seed)
+
+        def step(lr: float) -> float:
+            for group in trainee.optimizer.param_groups:
+                group["lr"] = lr
+            return float(loop.train_step(workload, cfg, trainee, next(batches), device=device))
+        return step
+
+    fit_lr = settings.fit_learning_rate or cfg.learning_rate
+    steps, first, last = lr_range.steps_to_fit(fresh_step(), lr=fit_lr, loss_fraction=settings.fit_loss_fraction,
+                                               max_steps=settings.fit_max_steps)
+    tune.report({"phase": "fit", "step": 0, "steps_to_fit": steps or -1, "fit_learning_rate": fit_lr,
+                 "fit_first_loss": first, "fit_last_loss": last})
+    curve = lr_range.range_test(fresh_step(), start_lr=settings.start_lr, end_lr=settings.end_lr,
+                                num_steps=settings.num_steps, smoothing=settings.smoothing,
+                                stop_factor=settings.stop_factor)
+    for i, (lr, loss, smoothed) in enumerate(zip(curve.lr, curve.loss, curve.smoothed)):
+        tune.report({"phase": "range", "step": i + 1, "lr": lr, "loss": loss, "smoothed_loss": smoothed})
+
+
+# --- the driver ---------------------------------------------------------------------------------
+
+def run(spec: Spec, *, address: str | None = None) -> Outcome:
+    """Run one range test per combination of `lr_find.over` and read the curves back."""
+    from ray import tune
+
+    from raysweep import trial
+    from raysweep.datasets import ray_data
+
+    experiment_dir = sweep.new_experiment_dir(spec, "lr_find")
+    sweep.start_ray(address)
+    settings = spec.lr_find
+    meta = sweep.shards.read_meta(spec.data.path)
+    trial.configure_ray_data()
+    subset = ray_data.open_split(spec.data.path, "train", meta).limit(settings.subset_rows).materialize()
+    allocation = sweep.allocate(spec, executor="in_trial")
+    over = {p.name: p for p in spec.params if p.name in settings.over}
+    param_space = {**spec.fixed, **baseline(spec),
+                   **{name: tune.grid_search([p.encode(v) for v in p.values]) for name, p in over.items()}}
+    param_space.setdefault("seed", spec.search.seed or 0)
+    fn = tune.with_parameters(lr_find_trial, plan=sweep.trial_plan(spec, meta, experiment_dir),
+                              subset=subset, settings=settings)
+    log.info("lr-find %s: %d range test(s), %d at once; results in %s", spec.name,
+             math.prod(len(p.values) for p in over.values()), allocation.max_concurrent, experiment_dir)
+    results = tune.Tuner(
+        tune.with_resources(fn, allocation.trial), param_space=param_space,
+        tune_config=tune.TuneConfig(max_concurrent_trials=allocation.max_concurrent, reuse_actors=True),
+        run_config=tune.RunConfig(name=experiment_dir.name, storage_path=str(experiment_dir.parent),
+                                  failure_config=tune.FailureConfig(max_failures=0), verbose=0),
+    ).fit()
+    tests, curves = [], []
+    for result in results:
+        values = space.decode(result.config, spec.params)
+        test_over = {name: values.get(name) for name in over}
+        test, curve = _read(result, test_over, spec, rows=meta["rows"]["train"])
+        tests.append(test)
+        if curve is not None:
+            curves.append(curve.assign(**{k: json.dumps(v) for k, v in test_over.items()}))
+    found = [t.suggestion for t in tests if t.suggestion]
+    low = min((s.low for s in found), default=None)
+    high = max((s.high for s in found), default=None)
+    outcome = Outcome(experiment_dir, tests, low, high)
+    _write(outcome, pd.concat(curves, ignore_index=True) if curves else pd.DataFrame())
+    return outcome
+
+
+def _read(result, over: dict, spec: Spec, *, rows: int) -> tuple[RangeTest, pd.DataFrame | None]:
+    history = result.metrics_dataframe if result.metrics_dataframe is not None else pd.DataFrame()
+    fit = history[history.get("phase") == "fit"] if "phase" in history else history.iloc[:0]
+    steps = int(fit["steps_to_fit"].iloc[0]) if len(fit) and fit["steps_to_fit"].iloc[0] > 0 else None
+    cfg_batch = int(result.config.get("batch_size", spec.fixed.get("batch_size", 0)) or 0)
+    fit_lr = float(fit["fit_learning_rate"].iloc[0]) if len(fit) else math.nan
+    epochs = round(steps * cfg_batch / rows, 2) if steps and cfg_batch else None
+    if result.error:
+        return RangeTest(over, steps, fit_lr, epochs, None, error=str(result.error).splitlines()[-1]), None
+    curve = history[history["phase"] == "range"][["step", "lr", "loss", "smoothed_loss"]].reset_index(drop=True)
+    try:
+        suggestion = lr_range.suggest(lr_range.Curve(curve["lr"].to_numpy(), curve["loss"].to_numpy(),
+                                                     curve["smoothed_loss"].to_numpy(), stopped_early=True))
+        error = ""
+    except ValueError as exc:
+        suggestion, error = None, str(exc)
+    return RangeTest(over, steps, fit_lr, epochs, suggestion, error), curve
+
+
+def _write(outcome: Outcome, curves: pd.DataFrame) -> None:
+    directory = outcome.experiment_dir
+    curves.to_parquet(directory / CURVES_FILE)
+    summary = {"low": outcome.low, "high": outcome.high,
+               "tests": [{**asdict(t), "suggestion": asdict(t.suggestion) if t.suggestion else None}
+                         for t in outcome.tests]}
+    (directory / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    plot(outcome, curves, directory / PLOT_FILE)
+
+
+def plot(outcome: Outcome, curves: pd.DataFrame, path: Path) -> None:
+    """Smoothed loss against learning rate (log axis), one line per test, the range shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    over_cols = [c for c in curves.columns if c not in ("step", "lr", "loss", "smoothed_loss")]
+    groups = curves.groupby(over_cols, sort=False) if over_cols else [((), curves)]
+    for test, (key, curve) in zip(outcome.tests, groups):
+        label = ", ".join(f"{k}={v}" for k, v in test.over.items()) or "range test"
+        line, = ax.plot(curve["lr"], curve["smoothed_loss"], label=label)
+        if test.suggestion:
+            s = test.suggestion
+            for lr, marker in ((s.steepest_lr, "v"), (s.min_loss_lr, "o")):
+                y = np.interp(np.log(lr), np.log(curve["lr"]), curve["smoothed_loss"])
+                ax.plot([lr], [y], marker, color=line.get_color())
+    if outcome.low and outcome.high:
+        ax.axvspan(outcome.low, outcome.high, color="tab:green", alpha=0.15,
+                   label=f"suggested range {outcome.low:.2g} .. {outcome.high:.2g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("smoothed training loss")
+    ax.set_title("LR range test (v steepest descent, o minimum loss)")
+    if len(curves):
+        top = curves.groupby(over_cols)["smoothed_loss"].first().max() if over_cols else curves["smoothed_loss"].iloc[0]
+        ax.set_ylim(top=float(top) * 1.5, bottom=max(0.0, float(curves["smoothed_loss"].min()) * 0.8))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_spec(spec: Spec, low: float, high: float, out: str | Path) -> Path:
+    """A copy of the spec with `params.learning_rate` a loguniform over [low, high].
+
+    A fixed learning rate moves into `params`; its role, if any, is kept. The copy is read
+    back through `spec.load`, so what is written always validates.
+    """
+    from raysweep import spec as spec_mod
+
+    raw = json.loads(json.dumps(spec.raw))  # a deep copy of plain data
+    raw.get("fixed", {}).pop("learning_rate", None)
+    previous = (raw.get("params") or {}).get("learning_rate", {})
+    entry = {"type": "loguniform", "low": low, "high": high}
+    if isinstance(previous, dict) and "role" in previous:
+        entry["role"] = previous["role"]
+    raw.setdefault("params", {})["learning_rate"] = entry
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"# {spec.source} with the learning-rate range suggested by `raysweep lr-find`\n"
+                   f"# ({low:.2g} .. {high:.2g}).\n" + yaml.safe_dump(raw, sort_keys=False))
+    spec_mod.load(out, check_data=False)
+    return out
+
+
+def format_outcome(outcome: Outcome) -> str:
+    rows = []
+    for t in outcome.tests:
+        s = t.suggestion
+        rows.append({**{k: json.dumps(v) if isinstance(v, list) else v for k, v in t.over.items()},
+                     "steps_to_fit": t.steps_to_fit if t.steps_to_fit else "not reached",
+                     "epochs_to_fit": t.epochs_to_fit, "steepest_lr": s.steepest_lr if s else None,
+                     "min_loss_lr": s.min_loss_lr if s else None,
+                     "range": f"{s.low:.2g} .. {s.high:.2g}" if s else t.error})
+    table = pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.3g}")
+    if outcome.low is None:
+        return table + "\n\nno range could be read from the curves (see the messages above)."
+    return table + f"\n\nsuggested learning_rate range: {outcome.low:.2g} .. {outcome.high:.2g} (loguniform)"
