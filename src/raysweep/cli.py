@@ -31,17 +31,30 @@ def _validate(args: argparse.Namespace) -> int:
     from raysweep import spec
 
     s = spec.load(args.spec, args.set)
-    tuned = ", ".join(f"{p.name} ({p.type})" for p in s.params) or "nothing"
+
+    def describe(p) -> str:
+        notes = [p.type] + (["scientific"] if p.role == "scientific" else [])
+        notes += [f"{v}: {', '.join(sub.name for sub in subs)}" for v, subs in p.when]
+        return f"{p.name} ({'; '.join(notes)})"
+
+    tuned = ", ".join(describe(p) for p in s.params) or "nothing"
+    points = len(s.search.points_to_evaluate)
     print(f"{args.spec}: OK. {s.workload}: {s.search.algorithm} search over {tuned}; "
-          f"{s.search.num_samples} samples, {s.scheduler.type} scheduler, executor {s.executor}, "
-          f"optimising {s.metric} ({s.mode}).")
+          f"{s.search.num_samples} samples" + (f" ({points} given points first)" if points else "")
+          + (f", warm start from {s.search.warm_start.experiment}" if s.search.warm_start else "")
+          + f", {s.scheduler.type} scheduler, executor {s.executor}, optimising {s.metric} ({s.mode})."
+          + (f" io-search: {len(dict(s.io_search.grid))} settings varied." if s.io_search else ""))
     return 0
 
 
-def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int = 10) -> int:
+def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int = 10,
+                       group_by: str | None = None) -> int:
     """Print and save the leaderboard; returns how many trials are unfinished."""
+    from raysweep import sweep
     from raysweep.analysis import leaderboard
 
+    s = sweep.load_snapshot(experiment_dir)
+    metric, mode = metric or s.metric, mode or s.mode
     table = leaderboard.leaderboard(experiment_dir, metric=metric, mode=mode)
     if table.empty:
         print(f"{experiment_dir}: no trials have reported yet.")
@@ -50,6 +63,13 @@ def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int
     print(leaderboard.format_table(table, top))
     print(f"\n{len(table)} trials; statuses: "
           + ", ".join(f"{n} {s}" for s, n in table["status"].value_counts().items()))
+    if s.scientific:
+        best = leaderboard.best_per_value(table, s.scientific)
+        print(f"\nbest trial per {', '.join(s.scientific)} (scientific; the nuisance parameters tuned for each):")
+        print(leaderboard.format_table(best, None))
+    if group_by:
+        print(f"\nby {group_by} ({metric}: spread of each trial's best over the other parameters):")
+        print(leaderboard.format_table(leaderboard.group_by(table, group_by, metric, mode), None))
     print("leaderboard: " + ", ".join(str(p) for p in paths))
     return int((table["status"] == "unfinished").sum())
 
@@ -100,11 +120,34 @@ def _lr_find(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rank(args: argparse.Namespace) -> int:
-    from raysweep import sweep
+def _io_search(args: argparse.Namespace) -> int:
+    from raysweep import io_search, spec
 
-    sweep.load_snapshot(args.experiment_dir)  # a clear error for a directory that is not one
-    _print_leaderboard(Path(args.experiment_dir), metric=args.metric, mode=args.mode, top=args.top)
+    s = spec.load(args.spec, args.set)
+    experiment_dir, table = io_search.run(s, address=args.address)
+    print(io_search.format_table(table))
+    best = io_search.best_settings(table)
+    if not best:
+        print("\nevery setting failed; see the error column", file=sys.stderr)
+        return 1
+    top = table.iloc[0]
+    print(f"\nfastest: {', '.join(f'{k}={v}' for k, v in best.items())} "
+          f"({top[io_search.OBJECTIVE]:,.0f} samples/s)")
+    print(f"results: {', '.join(str(experiment_dir / f) for f in io_search.RESULTS_FILES)}")
+    if args.write_spec:
+        print(f"spec:    {io_search.write_spec(s, best, args.write_spec)}")
+    return 0
+
+
+def _rank(args: argparse.Namespace) -> int:
+    from raysweep import spec, sweep
+
+    s = sweep.load_snapshot(args.experiment_dir)  # a clear error for a directory that is not one
+    if args.group_by and args.group_by not in s.tuned:
+        raise spec.SpecError([f"--group-by {args.group_by}: not a tuned parameter of this experiment."
+                              f"{spec.did_you_mean(args.group_by, s.tuned)} Tuned: {', '.join(s.tuned)}."])
+    _print_leaderboard(Path(args.experiment_dir), metric=args.metric, mode=args.mode, top=args.top,
+                       group_by=args.group_by)
     return 0
 
 
@@ -143,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     lr.add_argument("--address")
     lr.set_defaults(func=_lr_find)
 
+    io = sub.add_parser("io-search", help="time the data-path settings of io_search.grid; rank by samples/s")
+    io.add_argument("spec")
+    io.add_argument("--set", **overrides)
+    io.add_argument("--write-spec", metavar="OUT", help="write a copy of the spec with the fastest settings")
+    io.add_argument("--address")
+    io.set_defaults(func=_io_search)
+
     resume = sub.add_parser("resume", help="finish an interrupted sweep")
     resume.add_argument("experiment_dir")
     resume.add_argument("--address")
@@ -153,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--metric", help="rank on this metric (default: the spec's)")
     rank.add_argument("--mode", choices=("min", "max"))
     rank.add_argument("--top", type=int, default=10, help="rows to print (default 10; 0 = all)")
+    rank.add_argument("--group-by", metavar="PARAM",
+                      help="also rank the values of PARAM on the mean over the other parameters (e.g. seeds)")
     rank.set_defaults(func=_rank)
     return parser
 

@@ -55,25 +55,6 @@ class Outcome:
     high: float | None
 
 
-def baseline(spec: Spec) -> dict:
-    """Values for the tuned parameters no range test varies: a choice's first value, a range's middle.
-
-    A range test needs one concrete model; the middle of the search space is the least
-    arbitrary one. Branch sub-parameters of the first value are included.
-    """
-    values = {}
-    for p in spec.params:
-        if p.name in spec.lr_find.over or p.name == "learning_rate":
-            continue
-        values[p.name] = p.encode(p.values[0]) if p.is_choice else space.geometric_middle(p)
-        for sub in p.branch(p.values[0]) if p.is_choice else ():
-            values[sub.name] = sub.encode(sub.values[0]) if sub.is_choice else space.geometric_middle(sub)
-    if "learning_rate" in spec.tuned and "learning_rate" not in spec.fixed:
-        lr = next(p for p in spec.params if p.name == "learning_rate")
-        values["learning_rate"] = space.geometric_middle(lr) if not lr.is_choice else lr.values[0]
-    return values
-
-
 # --- inside a trial -----------------------------------------------------------------------------
 
 def _subset(ds) -> dict:
@@ -159,7 +140,7 @@ def run(spec: Spec, *, address: str | None = None) -> Outcome:
     subset = ray_data.open_split(spec.data.path, "train", meta).limit(settings.subset_rows).materialize()
     allocation = sweep.allocate(spec, executor="in_trial")
     over = {p.name: p for p in spec.params if p.name in settings.over}
-    param_space = {**spec.fixed, **baseline(spec),
+    param_space = {**spec.fixed, **space.baseline(spec.params, skip=over),
                    **{name: tune.grid_search([p.encode(v) for v in p.values]) for name, p in over.items()}}
     param_space.setdefault("seed", spec.search.seed or 0)
     fn = tune.with_parameters(lr_find_trial, plan=sweep.trial_plan(spec, meta, experiment_dir),

@@ -138,7 +138,7 @@ def parse_params(raw: Any, *, hints: dict, fixed: dict, bad: Bad, check_value, d
                  prefix: str = "params", nested: bool = False) -> list[Param]:
     """Parse `params:` (or one branch of a `when`), reporting problems through `bad`.
 
-    `check_value(value, hint) -> str | None` says why a value does not fit a Config field.
+    `check_value(name, value) -> str | None` says why a value does not fit the Config field.
     """
     if not isinstance(raw, dict):
         bad(prefix, "must be a mapping of hyperparameter name to {type: ..., ...}")
@@ -189,9 +189,9 @@ def _param(key: str, name: str, p: dict, hint, bad: Bad, check_value) -> Param |
             bad(f"{key}.values", f"{kind} needs a non-empty list, e.g. values: [8, 16]")
             return None
         for value in values:
-            why = check_value(value, hint) if hint is not None else None
+            why = check_value(name, value)
             if why:
-                bad(f"{key}.values", f"{value!r} is not a valid {why} for {name}")
+                bad(f"{key}.values", f"{value!r} is not {why}")
         return Param(name, kind, values=tuple(values))
     low, high = p.get("low"), p.get("high")
     numeric = _is_int if kind == "randint" else _is_number
@@ -255,6 +255,22 @@ def check_point(point: Any, params: list[Param], where: str, bad: Bad) -> None:
         for name in inactive(p, point.get(p.name)) & set(point):
             bad(f"{where}.{name}", f"exists only on another branch of {p.name}, "
                 f"but the point has {p.name}={point.get(p.name)!r}")
+
+
+def baseline(params: Iterable[Param], *, skip: Iterable[str] = ()) -> dict:
+    """One concrete config for the tuned parameters: a choice's first value, a range's middle.
+
+    The LR range test and the I/O search each need one model; the middle of the search space
+    is the least arbitrary one. Values are encoded as a searcher would pass them.
+    """
+    skip, values = set(skip), {}
+    for p in params:
+        if p.name in skip:
+            continue
+        values[p.name] = p.encode(p.values[0]) if p.is_choice else geometric_middle(p)
+        if p.is_choice:
+            values.update(baseline(p.branch(p.values[0]), skip=skip))
+    return values
 
 
 def geometric_middle(p: Param) -> float:

@@ -312,8 +312,9 @@ class _Validator:
                      f" Known: {', '.join(WORKLOADS)}.")
             workload = None
         hints = typing.get_type_hints(WORKLOADS[workload].Config) if workload else {}
-        fixed = self.fixed(raw.get("fixed") or {}, hints)
-        params = self.params(raw.get("params") or {}, hints, fixed)
+        choices = getattr(WORKLOADS[workload], "CHOICES", {}) if workload else {}
+        fixed = self.fixed(raw.get("fixed") or {}, hints, choices)
+        params = self.params(raw.get("params") or {}, hints, fixed, choices)
         search = self.search(self.section(raw, "search"), params)
         data = self.data(self.section(raw, "data"), workload, check_data)
         metric, mode = self.objective(raw, workload)
@@ -332,7 +333,7 @@ class _Validator:
                     resources=resources, storage_path=storage, lr_find=lr_find,
                     io_search=io_search, source=self.source)
 
-    def fixed(self, fixed, hints: dict) -> dict:
+    def fixed(self, fixed, hints: dict, choices: dict) -> dict:
         if not isinstance(fixed, dict):
             self.bad("fixed", "must be a mapping of hyperparameter name to value")
             return {}
@@ -342,11 +343,18 @@ class _Validator:
                          f"{did_you_mean(key, hints)} Known: {', '.join(hints)}.")
             elif hints and not check_type(value, hints[key]):
                 self.bad(f"fixed.{key}", f"expected {type_name(hints[key])}, got {value!r}")
+            elif key in choices and value not in choices[key]:
+                self.bad(f"fixed.{key}", f"unknown value {value!r}.{did_you_mean(value, choices[key])} "
+                         f"Known: {', '.join(map(str, choices[key]))}.")
         return dict(fixed)
 
-    def params(self, params, hints: dict, fixed: dict) -> list[Param]:
-        def check_value(value, hint):
-            return None if check_type(value, hint) else type_name(hint)
+    def params(self, params, hints: dict, fixed: dict, choices: dict) -> list[Param]:
+        def check_value(name, value):
+            if name in hints and not check_type(value, hints[name]):
+                return f"a valid {type_name(hints[name])} for {name}"
+            if name in choices and value not in choices[name]:
+                return f"one of {name}'s values: {', '.join(map(str, choices[name]))}"
+            return None
 
         return space.parse_params(params, hints=hints, fixed=fixed, bad=self.bad,
                                   check_value=check_value, did_you_mean=did_you_mean)

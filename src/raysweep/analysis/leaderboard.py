@@ -67,6 +67,44 @@ def leaderboard(experiment_dir: str | Path, *, metric: str | None = None,
     return table
 
 
+def _key(value):
+    """Group keys must hash: lists (e.g. layer widths) become their text."""
+    return str(value) if isinstance(value, (list, dict, tuple)) else value
+
+
+def best_per_value(table: pd.DataFrame, params: list[str]) -> pd.DataFrame:
+    """The best trial for each combination of `params` (the study's scientific parameters).
+
+    The playbook's comparison: each scientific value is judged by its best trial, the
+    nuisance parameters having been tuned for it. `table` is a leaderboard, best first.
+    """
+    keys = table[params].map(_key)
+    return table.loc[~keys.duplicated()].reset_index(drop=True)
+
+
+def group_by(table: pd.DataFrame, param: str, metric: str, mode: str) -> pd.DataFrame:
+    """Trials grouped by one parameter: the spread of their best metric over the rest (e.g. seeds).
+
+    Ranked on the mean, so one lucky seed does not carry a learning rate.
+    """
+    column = f"best_{metric}"
+    frame = table.assign(_group=table[param].map(_key))
+    grouped = frame.groupby("_group", sort=False)
+    out = pd.DataFrame({
+        param: grouped[param].first(),
+        "trials": grouped.size(),
+        "ok": grouped[column].count(),
+        f"mean_{metric}": grouped[column].mean(),
+        f"std_{metric}": grouped[column].std(ddof=1),
+        f"min_{metric}": grouped[column].min(),
+        f"max_{metric}": grouped[column].max(),
+    })
+    out = out.sort_values(f"mean_{metric}", ascending=(mode == "min"), na_position="last", kind="stable")
+    out = out.reset_index(drop=True)
+    out.insert(0, "rank", range(1, len(out) + 1))
+    return out
+
+
 def write(table: pd.DataFrame, experiment_dir: str | Path) -> list[Path]:
     """Save the leaderboard beside the results as CSV and Parquet."""
     experiment_dir = Path(experiment_dir)

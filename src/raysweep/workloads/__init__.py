@@ -2,7 +2,8 @@
 
 A workload module provides `Config` (a frozen dataclass whose defaults run), `build_model`,
 `compute_loss`, `predict`, `compute_metrics`, `METRICS` (name -> "min"/"max") and
-`DATA_COMMAND` (how to make its data). Adding a workload = one module + one line below.
+`DATA_COMMAND` (how to make its data), and optionally `CHOICES` (the values a string
+hyperparameter takes, checked by `validate`). Adding a workload = one module + one line below.
 """
 
 from raysweep.workloads import glideator

@@ -20,6 +20,8 @@ from torch import nn
 from raysweep.training import metrics
 
 DATA_COMMAND = "raysweep data glideator --out {path}"
+# String hyperparameters and the values they take; `validate` checks specs against these.
+CHOICES = {"architecture": ("dcn", "deep")}
 # Reported every epoch; the mode tells `validate` whether a spec's `mode` makes sense.
 METRICS = {"val_loss": "min", "train_loss": "min", "val_auc": "max", "val_ece": "min"}
 
@@ -32,8 +34,9 @@ class Config:
     batch_size: int = 512             # rows per optimiser step (per worker under DDP)
     learning_rate: float = 1e-3
     lr_decay: float = 0.95            # ExponentialLR gamma, applied once per epoch
+    architecture: str = "dcn"         # dcn: deep & cross towers (the seed's); deep: the deep tower alone
     site_embedding_dim: int = 16
-    cross_layers: int = 2
+    cross_layers: int = 2             # dcn only
     deep_hidden_units: tuple[int, ...] = (128, 64)
     dropout: float = 0.0
     l1_lambda: float = 1e-9
@@ -56,12 +59,17 @@ class CrossLayer(nn.Module):
 
 
 class GlideatorNet(nn.Module):
-    """Site embedding + standardised features -> cross and deep towers -> one logit per threshold."""
+    """Site embedding + standardised features -> cross and deep towers -> one logit per threshold.
+
+    `cross_layers=0, use_cross=False` leaves the deep tower alone: the baseline a study of the
+    cross network compares against (`architecture: deep`).
+    """
 
     def __init__(self, n_sites: int, n_features: int, n_targets: int, *,
                  feature_mean: list[float], feature_std: list[float],
                  site_embedding_dim: int = 16, cross_layers: int = 2,
-                 deep_hidden_units: tuple[int, ...] = (128, 64), dropout: float = 0.0):
+                 deep_hidden_units: tuple[int, ...] = (128, 64), dropout: float = 0.0,
+                 use_cross: bool = True):
         super().__init__()
         # Scaler fitted on the training split only; buffers travel with the state_dict.
         self.register_buffer("feature_mean", torch.tensor(feature_mean, dtype=torch.float32))
@@ -74,11 +82,14 @@ class GlideatorNet(nn.Module):
             layers += [nn.Linear(previous, units), nn.ReLU(), nn.Dropout(dropout)]
             previous = units
         self.deep = nn.Sequential(*layers)
-        self.head = nn.Linear(width + previous, n_targets)
+        self.use_cross = use_cross
+        self.head = nn.Linear((width if use_cross else 0) + previous, n_targets)
 
     def forward(self, site_id: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         x = (features - self.feature_mean) / self.feature_std
         x0 = torch.cat([self.site_embedding(site_id.long()), x], dim=1)
+        if not self.use_cross:
+            return self.head(self.deep(x0))
         crossed = x0
         for layer in self.cross:
             crossed = layer(x0, crossed)
@@ -86,12 +97,13 @@ class GlideatorNet(nn.Module):
 
 
 def build_model(cfg: Config, meta: dict) -> GlideatorNet:
+    dcn = cfg.architecture == "dcn"
     return GlideatorNet(
         n_sites=meta["n_sites"], n_features=len(meta["feature_names"]),
         n_targets=len(meta["target_names"]),
         feature_mean=meta["scaler"]["mean"], feature_std=meta["scaler"]["std"],
-        site_embedding_dim=cfg.site_embedding_dim, cross_layers=cfg.cross_layers,
-        deep_hidden_units=tuple(cfg.deep_hidden_units), dropout=cfg.dropout)
+        site_embedding_dim=cfg.site_embedding_dim, cross_layers=cfg.cross_layers if dcn else 0,
+        deep_hidden_units=tuple(cfg.deep_hidden_units), dropout=cfg.dropout, use_cross=dcn)
 
 
 def monotonicity_penalty(logits: torch.Tensor) -> torch.Tensor:
