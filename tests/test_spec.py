@@ -131,3 +131,29 @@ def test_unreadable_files(tmp_path):
     bad.write_text("name: [unclosed\n")
     with pytest.raises(spec.SpecError, match="not valid YAML"):
         spec.load(bad)
+
+
+def test_phase_sections_are_checked(raw_spec, tmp_path):
+    raw_spec["lr_find"] = {"start_lr": 1.0, "end_lr": 1e-3, "over": ["learning_rate"], "fit_loss_fraction": 2,
+                           "num_stpes": 10}
+    raw_spec["io_search"] = {"steps": 10, "warmup_steps": 10,
+                             "grid": {"batch_size": [0, 64], "data_path": [str(tmp_path / "none")],
+                                      "prefetch": [1], "materialize": ["yes"]}}
+    found = problems(raw_spec)
+    assert any("lr_find: `start_lr < end_lr` must hold" in p for p in found)
+    assert any("lr_find.over: must list tuned choice or grid parameters" in p for p in found)
+    assert any("lr_find.fit_loss_fraction: must lie in (0, 1)" in p for p in found)
+    assert any("lr_find.num_stpes: unknown key. Did you mean 'num_steps'?" in p for p in found)
+    assert any("io_search.warmup_steps: 10 leaves no timed step of 10" in p for p in found)
+    assert any("io_search.grid.batch_size: 0 is not an integer >= 1" in p for p in found)
+    assert any("io_search.grid.data_path: data directory" in p and "raysweep data glideator --out" in p
+               for p in found)
+    assert any("io_search.grid.prefetch: not an I/O setting. Did you mean 'prefetch_batches'?" in p for p in found)
+    assert any("io_search.grid.materialize: 'yes' is not true or false" in p for p in found)
+
+
+def test_warm_start_needs_an_experiment_directory(raw_spec, tmp_path):
+    raw_spec["search"]["warm_start"] = {"experiment": str(tmp_path), "top": 0}
+    found = problems(raw_spec)
+    assert any("search.warm_start.experiment:" in p and "is not a raysweep experiment directory" in p for p in found)
+    assert any("search.warm_start.top: must be an integer >= 1, got 0" in p for p in found)

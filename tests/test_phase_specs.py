@@ -1,0 +1,54 @@
+"""What lr-find and io-search write back: a spec that validates and says what changed."""
+
+from __future__ import annotations
+
+import copy
+
+import pandas as pd
+import pytest
+
+from raysweep import io_search, lr_find, spec
+
+
+def test_lr_find_writes_a_spec_with_narrowed_bounds(raw_spec, tmp_path):
+    raw = copy.deepcopy(raw_spec)
+    raw["params"]["learning_rate"]["role"] = "scientific"
+    out = lr_find.write_spec(spec.validate(raw, source="s.yaml"), 2e-3, 2e-2, tmp_path / "narrow.yaml")
+    written = spec.load(out)
+    (lr,) = [p for p in written.params if p.name == "learning_rate"]
+    assert (lr.type, lr.low, lr.high, lr.role) == ("loguniform", 2e-3, 2e-2, "scientific")
+    assert out.read_text().startswith("# s.yaml with the learning-rate range suggested by `raysweep lr-find`")
+
+
+def test_lr_find_moves_a_fixed_learning_rate_into_params(raw_spec, tmp_path):
+    raw = copy.deepcopy(raw_spec)
+    raw["params"] = {"cross_layers": {"type": "randint", "low": 1, "high": 3}}
+    raw["fixed"]["learning_rate"] = 1e-3
+    written = spec.load(lr_find.write_spec(spec.validate(raw), 1e-4, 1e-3, tmp_path / "s.yaml"))
+    assert "learning_rate" not in written.fixed
+    assert [p.name for p in written.params] == ["cross_layers", "learning_rate"]
+
+
+def test_io_search_writes_the_fastest_settings_where_they_belong(raw_spec, tmp_path, tiny_data):
+    raw = copy.deepcopy(raw_spec)
+    raw["params"]["batch_size"] = {"type": "choice", "values": [64, 128]}
+    raw["fixed"].pop("batch_size")
+    table = io_search.rank(pd.DataFrame([
+        {"batch_size": 64, "data_path": str(tiny_data), "materialize": False, "cpus_per_worker": 1,
+         "samples_per_s": 10.0, "error": ""},
+        {"batch_size": 256, "data_path": str(tiny_data), "materialize": True, "cpus_per_worker": 1,
+         "samples_per_s": 50.0, "error": ""},
+        {"batch_size": 512, "data_path": str(tiny_data), "materialize": True, "cpus_per_worker": 1,
+         "samples_per_s": None, "error": "boom"},
+    ]).assign(**{m: None for m in io_search.MEASURES if m != io_search.OBJECTIVE}))
+    assert table["batch_size"].tolist() == [256, 64, 512], "fastest first, failures last"
+    best = io_search.best_settings(table)
+    assert best == {"batch_size": 256, "data_path": str(tiny_data), "materialize": True, "cpus_per_worker": 1}
+    written = spec.load(io_search.write_spec(spec.validate(raw), best, tmp_path / "fast.yaml"))
+    assert written.fixed["batch_size"] == 256 and "batch_size" not in written.tuned
+    assert written.data.materialize is True and written.resources.cpus_per_worker == 1
+
+
+def test_io_search_needs_its_section(raw_spec):
+    with pytest.raises(spec.SpecError, match="io_search: missing"):
+        io_search.run(spec.validate(raw_spec))
