@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from raysweep import io_search, lr_find, spec
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_lr_find_writes_a_spec_with_narrowed_bounds(raw_spec, tmp_path):
@@ -18,6 +21,16 @@ def test_lr_find_writes_a_spec_with_narrowed_bounds(raw_spec, tmp_path):
     (lr,) = [p for p in written.params if p.name == "learning_rate"]
     assert (lr.type, lr.low, lr.high, lr.role) == ("loguniform", 2e-3, 2e-2, "scientific")
     assert out.read_text().startswith("# s.yaml with the learning-rate range suggested by `raysweep lr-find`")
+
+
+def test_lr_find_respaces_an_lr_sweep_grid(tmp_path):
+    sweep_spec = spec.load(ROOT / "search_spaces" / "glideator_lr_sweep.yaml", check_data=False)
+    written = spec.load(lr_find.write_spec(sweep_spec, 1e-3, 1e-1, tmp_path / "s.yaml"), check_data=False)
+    (lr,) = [p for p in written.params if p.name == "learning_rate"]
+    assert lr.type == "grid" and lr.role == "scientific"
+    assert lr.values[0] == 1e-3 and lr.values[-1] == 1e-1 and len(lr.values) == 8
+    ratios = [b / a for a, b in zip(lr.values, lr.values[1:])]
+    assert max(ratios) / min(ratios) < 1.3, "log-spaced (up to rounding to two digits)"
 
 
 def test_lr_find_moves_a_fixed_learning_rate_into_params(raw_spec, tmp_path):

@@ -47,12 +47,16 @@ def test_lr_find_runs_a_range_test_per_architecture_and_writes_a_spec(ray_sessio
     assert "suggested learning_rate range" in printed
 
 
-def test_lr_sweep_ranks_each_rate_over_seeds(ray_session, tiny_data, tmp_path, capsys):
+def test_lr_sweep_ranks_each_rate_over_seeds_reproducibly(ray_session, tiny_data, tmp_path, capsys):
     s = shipped("glideator_lr_sweep.yaml", tiny_data, tmp_path, "params.learning_rate.values=[1.0e-3, 1.0e-2]",
                 "params.seed.values=[0, 1]", "fixed.epochs=1", "fixed.batch_size=128")
     experiment_dir = sweep.run(s)
     table = leaderboard.leaderboard(experiment_dir)
     assert len(table) == 4 and sorted(table["seed"]) == [0, 0, 1, 1]
+    again = leaderboard.leaderboard(sweep.run(s))
+    columns = ["learning_rate", "seed", "best_val_loss"]
+    pd.testing.assert_frame_equal(table[columns], again[columns])   # same grid, same metrics
+    assert table.groupby("learning_rate")["best_val_loss"].nunique().tolist() == [2, 2], "seeds differ"
     groups = leaderboard.group_by(table, "learning_rate", "val_loss", "min")
     assert groups["trials"].tolist() == [2, 2] and groups["std_val_loss"].notna().all()
     capsys.readouterr()
@@ -67,7 +71,8 @@ def test_io_search_ranks_tiny_batches_below_large_ones(ray_session, tiny_data, t
     wds = tmp_path_factory.mktemp("glideator_wds")
     glideator.write(wds, n_sites=6, n_days=150, seed=3, rows_per_shard=256, fmt="webdataset")
     s = shipped("glideator_io_search.yaml", tiny_data, tmp_path, "io_search.steps=40", "io_search.warmup_steps=4",
-                f"io_search.grid={{batch_size: [8, 256], data_path: [{tiny_data}, {wds}], materialize: [true]}}")
+                f"io_search.grid={{batch_size: [8, 256], data_path: [{tiny_data}, {wds}], materialize: [true], "
+                "read_parallelism: [2], cpus_per_worker: [1]}")
     experiment_dir, table = io_search.run(s)
     assert (table["error"] == "").all(), table["error"].tolist()
     for path in (str(tiny_data), str(wds)):

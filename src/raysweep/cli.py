@@ -116,7 +116,7 @@ def _lr_find(args: argparse.Namespace) -> int:
         return 1
     if args.write_spec:
         path = lr_find.write_spec(s, outcome.low, outcome.high, args.write_spec)
-        print(f"spec:   {path} (params.learning_rate: loguniform {outcome.low:.2g} .. {outcome.high:.2g})")
+        print(f"spec:   {path} (params.learning_rate over {outcome.low:.2g} .. {outcome.high:.2g})")
     return 0
 
 
@@ -173,25 +173,21 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--set", **overrides)
     validate.set_defaults(func=_validate)
 
-    run = sub.add_parser("run", help="run a sweep")
-    run.add_argument("spec")
-    run.add_argument("--set", **overrides)
-    run.add_argument("--address", help="an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
-    run.set_defaults(func=_run)
+    def spec_command(name: str, func, help: str, write_spec: str | None = None) -> None:
+        """A command that runs a spec on Ray: SPEC, --set, --address and maybe --write-spec."""
+        command = sub.add_parser(name, help=help)
+        command.add_argument("spec")
+        command.add_argument("--set", **overrides)
+        command.add_argument("--address", help="an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+        if write_spec:
+            command.add_argument("--write-spec", metavar="OUT", help=write_spec)
+        command.set_defaults(func=func)
 
-    lr = sub.add_parser("lr-find", help="steps to fit and an LR range test; suggests a learning-rate range")
-    lr.add_argument("spec")
-    lr.add_argument("--set", **overrides)
-    lr.add_argument("--write-spec", metavar="OUT", help="write a copy of the spec with the suggested range")
-    lr.add_argument("--address")
-    lr.set_defaults(func=_lr_find)
-
-    io = sub.add_parser("io-search", help="time the data-path settings of io_search.grid; rank by samples/s")
-    io.add_argument("spec")
-    io.add_argument("--set", **overrides)
-    io.add_argument("--write-spec", metavar="OUT", help="write a copy of the spec with the fastest settings")
-    io.add_argument("--address")
-    io.set_defaults(func=_io_search)
+    spec_command("run", _run, "run a sweep")
+    spec_command("lr-find", _lr_find, "steps to fit and an LR range test; suggests a learning-rate range",
+                 write_spec="write a copy of the spec with the suggested range")
+    spec_command("io-search", _io_search, "time the data-path settings of io_search.grid; rank by samples/s",
+                 write_spec="write a copy of the spec with the fastest settings")
 
     resume = sub.add_parser("resume", help="finish an interrupted sweep")
     resume.add_argument("experiment_dir")

@@ -16,6 +16,7 @@ data took to open (and materialise) before the first step.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -79,14 +80,7 @@ def io_trial(config: dict, *, plan, default_path: str, steps: int, warmup_steps:
     trainee = loop.build(workload, cfg, plan.meta, device=device)
     trainee.model.train()
     train_batches = trial.epoch_data(cfg, ds, None).train
-
-    def batches():
-        epoch = 0
-        while True:
-            yield from train_batches(epoch)
-            epoch += 1
-
-    stream = batches()
+    stream = itertools.chain.from_iterable(train_batches(epoch) for epoch in itertools.count())
     prepare_s = waited = 0.0  # prepare_s: open + materialise + the first step
     rows = 0
     for step in range(warmup_steps + steps):

@@ -159,38 +159,44 @@ def run(spec: Spec, *, address: str | None = None) -> Outcome:
         test_over = {name: values.get(name) for name in over}
         test, curve = _read(result, test_over, spec, rows=meta["rows"]["train"])
         tests.append(test)
-        if curve is not None:
-            curves.append(curve.assign(**{k: json.dumps(v) for k, v in test_over.items()}))
+        curves.append(curve)
     found = [t.suggestion for t in tests if t.suggestion]
     low = min((s.low for s in found), default=None)
     high = max((s.high for s in found), default=None)
     outcome = Outcome(experiment_dir, tests, low, high)
-    _write(outcome, pd.concat(curves, ignore_index=True) if curves else pd.DataFrame())
+    _write(outcome, curves)
     return outcome
 
 
 def _read(result, over: dict, spec: Spec, *, rows: int) -> tuple[RangeTest, pd.DataFrame | None]:
-    history = result.metrics_dataframe if result.metrics_dataframe is not None else pd.DataFrame()
-    fit = history[history.get("phase") == "fit"] if "phase" in history else history.iloc[:0]
-    steps = int(fit["steps_to_fit"].iloc[0]) if len(fit) and fit["steps_to_fit"].iloc[0] > 0 else None
-    cfg_batch = int(result.config.get("batch_size", spec.fixed.get("batch_size", 0)) or 0)
-    fit_lr = float(fit["fit_learning_rate"].iloc[0]) if len(fit) else math.nan
-    epochs = round(steps * cfg_batch / rows, 2) if steps and cfg_batch else None
-    if result.error:
-        return RangeTest(over, steps, fit_lr, epochs, None, error=str(result.error).splitlines()[-1]), None
+    """A trial's reports -> its RangeTest and its range curve (None where the trial failed)."""
+    from raysweep.spec import workload_config
+
+    history = result.metrics_dataframe
+    if result.error or history is None or "phase" not in history:
+        error = str(result.error).strip().splitlines()[-1] if result.error else "the trial reported nothing"
+        return RangeTest(over, None, math.nan, None, None, error), None
+    fit = history[history["phase"] == "fit"].iloc[0]
+    steps = int(fit["steps_to_fit"]) if fit["steps_to_fit"] > 0 else None
+    batch_size = workload_config(spec.workload, space.decode(result.config, spec.params)).batch_size
+    epochs = round(steps * batch_size / rows, 2) if steps else None
     curve = history[history["phase"] == "range"][["step", "lr", "loss", "smoothed_loss"]].reset_index(drop=True)
     try:
         suggestion = lr_range.suggest(lr_range.Curve(curve["lr"].to_numpy(), curve["loss"].to_numpy(),
-                                                     curve["smoothed_loss"].to_numpy(), stopped_early=True))
+                                                     curve["smoothed_loss"].to_numpy(),
+                                                     stopped_early=len(curve) < spec.lr_find.num_steps))
         error = ""
     except ValueError as exc:
         suggestion, error = None, str(exc)
-    return RangeTest(over, steps, fit_lr, epochs, suggestion, error), curve
+    return RangeTest(over, steps, float(fit["fit_learning_rate"]), epochs, suggestion, error), curve
 
 
-def _write(outcome: Outcome, curves: pd.DataFrame) -> None:
+def _write(outcome: Outcome, curves: list[pd.DataFrame | None]) -> None:
+    """Every curve in one Parquet table (a column per `over` parameter), the summary, the plot."""
     directory = outcome.experiment_dir
-    curves.to_parquet(directory / CURVES_FILE)
+    tables = [c.assign(**{k: json.dumps(v) for k, v in t.over.items()})
+              for t, c in zip(outcome.tests, curves) if c is not None]
+    (pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()).to_parquet(directory / CURVES_FILE)
     summary = {"low": outcome.low, "high": outcome.high,
                "tests": [{**asdict(t), "suggestion": asdict(t.suggestion) if t.suggestion else None}
                          for t in outcome.tests]}
@@ -198,7 +204,7 @@ def _write(outcome: Outcome, curves: pd.DataFrame) -> None:
     plot(outcome, curves, directory / PLOT_FILE)
 
 
-def plot(outcome: Outcome, curves: pd.DataFrame, path: Path) -> None:
+def plot(outcome: Outcome, curves: list[pd.DataFrame | None], path: Path) -> None:
     """Smoothed loss against learning rate (log axis), one line per test, the range shaded."""
     import matplotlib
 
@@ -206,11 +212,13 @@ def plot(outcome: Outcome, curves: pd.DataFrame, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    over_cols = [c for c in curves.columns if c not in ("step", "lr", "loss", "smoothed_loss")]
-    groups = curves.groupby(over_cols, sort=False) if over_cols else [((), curves)]
-    for test, (key, curve) in zip(outcome.tests, groups):
+    starts = []
+    for test, curve in zip(outcome.tests, curves):
+        if curve is None or curve.empty:
+            continue
         label = ", ".join(f"{k}={v}" for k, v in test.over.items()) or "range test"
         line, = ax.plot(curve["lr"], curve["smoothed_loss"], label=label)
+        starts.append(float(curve["smoothed_loss"].iloc[0]))
         if test.suggestion:
             s = test.suggestion
             for lr, marker in ((s.steepest_lr, "v"), (s.min_loss_lr, "o")):
@@ -219,13 +227,12 @@ def plot(outcome: Outcome, curves: pd.DataFrame, path: Path) -> None:
     if outcome.low and outcome.high:
         ax.axvspan(outcome.low, outcome.high, color="tab:green", alpha=0.15,
                    label=f"suggested range {outcome.low:.2g} .. {outcome.high:.2g}")
+    if starts:  # the blow-up at the end would otherwise squash the interesting part
+        ax.set_ylim(top=1.5 * max(starts))
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("smoothed training loss")
     ax.set_title("LR range test (v steepest descent, o minimum loss)")
-    if len(curves):
-        top = curves.groupby(over_cols)["smoothed_loss"].first().max() if over_cols else curves["smoothed_loss"].iloc[0]
-        ax.set_ylim(top=float(top) * 1.5, bottom=max(0.0, float(curves["smoothed_loss"].min()) * 0.8))
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
@@ -233,24 +240,29 @@ def plot(outcome: Outcome, curves: pd.DataFrame, path: Path) -> None:
 
 
 def write_spec(spec: Spec, low: float, high: float, out: str | Path) -> Path:
-    """A copy of the spec with `params.learning_rate` a loguniform over [low, high].
+    """A copy of the spec whose `params.learning_rate` covers [low, high].
 
-    A fixed learning rate moves into `params`; its role, if any, is kept. The copy is read
-    back through `spec.load`, so what is written always validates.
+    A range becomes a loguniform over it; a grid or choice of n rates (an LR sweep) becomes n
+    rates log-spaced over it; a fixed learning rate moves into `params` as a loguniform. The role
+    is kept. The copy is read back through `spec.load`, so what is written always validates.
     """
     from raysweep import spec as spec_mod
 
     raw = json.loads(json.dumps(spec.raw))  # a deep copy of plain data
     raw.get("fixed", {}).pop("learning_rate", None)
-    previous = (raw.get("params") or {}).get("learning_rate", {})
-    entry = {"type": "loguniform", "low": low, "high": high}
-    if isinstance(previous, dict) and "role" in previous:
+    previous = (raw.get("params") or {}).get("learning_rate") or {}
+    if previous.get("type") in ("grid", "choice"):
+        rates = np.geomspace(low, high, max(2, len(previous["values"])))
+        entry = {"type": previous["type"], "values": sorted({float(f"{r:.2g}") for r in rates})}
+    else:
+        entry = {"type": "loguniform", "low": low, "high": high}
+    if "role" in previous:
         entry["role"] = previous["role"]
     raw.setdefault("params", {})["learning_rate"] = entry
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(f"# {spec.source} with the learning-rate range suggested by `raysweep lr-find`\n"
-                   f"# ({low:.2g} .. {high:.2g}).\n" + yaml.safe_dump(raw, sort_keys=False))
+                   f"# ({low:.2g} .. {high:.2g}).\n" + yaml.safe_dump(raw, sort_keys=False, default_flow_style=None))
     spec_mod.load(out, check_data=False)
     return out
 
@@ -265,6 +277,12 @@ def format_outcome(outcome: Outcome) -> str:
                      "min_loss_lr": s.min_loss_lr if s else None,
                      "range": f"{s.low:.2g} .. {s.high:.2g}" if s else t.error})
     table = pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.3g}")
+    fitted = [t for t in outcome.tests if t.epochs_to_fit]
+    if fitted:
+        slowest = max(fitted, key=lambda t: t.epochs_to_fit)
+        table += (f"\n\nsteps to fit: up to {slowest.steps_to_fit} steps at learning rate "
+                  f"{slowest.fit_learning_rate:.2g}, {slowest.epochs_to_fit:g} epochs of the full training split; "
+                  "keep fixed.epochs and scheduler.max_t well above that.")
     if outcome.low is None:
         return table + "\n\nno range could be read from the curves (see the messages above)."
     return table + f"\n\nsuggested learning_rate range: {outcome.low:.2g} .. {outcome.high:.2g} (loguniform)"
