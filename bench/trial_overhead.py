@@ -166,7 +166,6 @@ def main() -> None:
 
     n = args.trials
     overhead = {k: (wall - pure) / n for k, wall in walls.items()}
-    plain = overhead["plain Tune function trainable"]
     result = {"trials": n, "epochs": args.epochs, "rows": meta["rows"], "pure_training_s": pure,
               "wall_s": walls, "overhead_per_trial_s": overhead, "ingest_rows_per_s": ingest}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,6 @@ which is all `raysweep resume` needs to rebuild the same trainable.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time

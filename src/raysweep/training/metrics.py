@@ -38,7 +38,6 @@ def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, n_bins: in
     labels = np.asarray(labels, dtype=np.float64).ravel()
     probs = np.asarray(probs, dtype=np.float64).ravel()
     bins = np.minimum((probs * n_bins).astype(int), n_bins - 1)
-    count = np.bincount(bins, minlength=n_bins)
     sum_prob = np.bincount(bins, weights=probs, minlength=n_bins)
     sum_label = np.bincount(bins, weights=labels, minlength=n_bins)
     return float(np.abs(sum_label - sum_prob).sum() / max(labels.size, 1))
