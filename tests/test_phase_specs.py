@@ -65,3 +65,16 @@ def test_io_search_writes_the_fastest_settings_where_they_belong(raw_spec, tmp_p
 def test_io_search_needs_its_section(raw_spec):
     with pytest.raises(spec.SpecError, match="io_search: missing"):
         io_search.run(spec.validate(raw_spec))
+
+
+def test_io_search_without_its_section_is_a_clean_cli_error(raw_spec, tmp_path, capsys):
+    import yaml
+
+    from raysweep import cli
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(raw_spec))
+    assert cli.main(["io-search", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "io_search: missing" in err and "Traceback" not in err
+    assert not (tmp_path / "results").exists(), "nothing is started or written for a bad spec"

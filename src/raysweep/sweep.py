@@ -24,7 +24,10 @@ SPEC_SNAPSHOT = "raysweep_spec.yaml"
 RAY_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"}
 # Per-epoch checkpoints force a state snapshot each time; on small trials Tune then warns about
 # every snapshot. The snapshot is cheap here (a few ms), so the warning is noise.
-DRIVER_ENV = {"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
+DRIVER_ENV = {"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+              # Tune's newer console output prints a configuration box and paths even at
+              # verbose=0; raysweep prints its own lines (progress.py) and tables instead.
+              "RAY_AIR_NEW_OUTPUT": "0"}
 
 log = logging.getLogger("raysweep")
 
