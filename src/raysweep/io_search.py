@@ -30,7 +30,8 @@ import yaml
 from raysweep import space, sweep
 from raysweep.datasets import shards
 from raysweep.resources import SizingError
-from raysweep.spec import IO_CONFIG_KNOBS, Spec, SpecError
+from raysweep.phases import IO_CONFIG_KNOBS
+from raysweep.spec import Spec, SpecError
 
 RESULTS_FILES = ("io_search.csv", "io_search.parquet")
 OBJECTIVE = "samples_per_s"

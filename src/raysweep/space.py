@@ -26,6 +26,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from raysweep.checks import is_int, is_number
+
 PARAM_TYPES = ("uniform", "loguniform", "randint", "choice", "grid")
 PARAM_KEYS = ("type", "low", "high", "values", "role", "when")
 ROLES = ("nuisance", "scientific")
@@ -120,14 +122,6 @@ def decode(config: dict, params: Iterable[Param]) -> dict:
 
 # --- parsing -----------------------------------------------------------------------------------
 
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
 def _known_keys(mapping: dict, known: tuple, prefix: str, bad: Bad, did_you_mean) -> None:
     for key in mapping:
         if key not in known:
@@ -194,7 +188,7 @@ def _param(key: str, name: str, p: dict, hint, bad: Bad, check_value) -> Param |
                 bad(f"{key}.values", f"{value!r} is not {why}")
         return Param(name, kind, values=tuple(values))
     low, high = p.get("low"), p.get("high")
-    numeric = _is_int if kind == "randint" else _is_number
+    numeric = is_int if kind == "randint" else is_number
     ok = True
     for bound, value in (("low", low), ("high", high)):
         if not numeric(value):

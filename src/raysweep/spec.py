@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import re
 import typing
 from dataclasses import dataclass, field
@@ -21,8 +20,10 @@ from typing import Any
 
 import yaml
 
-from raysweep import space
+from raysweep import phases, space
+from raysweep.checks import did_you_mean, is_int, is_number
 from raysweep.datasets import shards
+from raysweep.phases import IOSearch, LRFind
 from raysweep.space import Param
 from raysweep.workloads import WORKLOADS
 
@@ -40,15 +41,9 @@ SECTION_KEYS = {
     "scheduler": ("type", "max_t", "grace_period", "reduction_factor"),
     "resources": ("workers_per_trial", "cpus_per_worker", "gpus_per_worker",
                   "max_concurrent_trials", "executor"),
-    "lr_find": ("start_lr", "end_lr", "num_steps", "stop_factor", "smoothing", "subset_rows",
-                "over", "fit_learning_rate", "fit_loss_fraction", "fit_max_steps"),
-    "io_search": ("steps", "warmup_steps", "grid"),
+    "lr_find": phases.LR_FIND_KEYS,
+    "io_search": phases.IO_SEARCH_KEYS,
 }
-# What an I/O search may vary: the loop's data knobs (Config fields) and the data path itself.
-IO_CONFIG_KNOBS = ("batch_size", "prefetch_batches", "shuffle_buffer")
-IO_KNOBS = IO_CONFIG_KNOBS + ("data_path", "read_parallelism", "materialize", "cpus_per_worker")
-
-
 @dataclass(frozen=True)
 class Data:
     path: str
@@ -72,31 +67,6 @@ class Search:
     seed: int | None = 0
     points_to_evaluate: tuple[dict, ...] = ()   # evaluated first, in this order
     warm_start: WarmStart | None = None
-
-
-@dataclass(frozen=True)
-class LRFind:
-    """`raysweep lr-find`: steps to fit a subset, then one LR range test (Smith 2017)."""
-
-    start_lr: float = 1e-7
-    end_lr: float = 10.0
-    num_steps: int = 100          # the LR rises exponentially from start_lr to end_lr over these
-    stop_factor: float = 4.0      # stop once the smoothed loss exceeds this times its best
-    smoothing: float = 0.98       # EMA weight of the loss curve (fastai's beta)
-    subset_rows: int = 4096       # the fixed training subset both phases draw from
-    over: tuple[str, ...] = ()    # tuned choice/grid params: one range test per combination
-    fit_learning_rate: float | None = None   # steps-to-fit LR; default: the baseline's
-    fit_loss_fraction: float = 0.1           # "fitted" = training loss below this x its first value
-    fit_max_steps: int = 2000
-
-
-@dataclass(frozen=True)
-class IOSearch:
-    """`raysweep io-search`: one timed trial per combination of `grid`, one trial at a time."""
-
-    steps: int = 200
-    warmup_steps: int = 20
-    grid: tuple[tuple[str, tuple], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -239,19 +209,6 @@ def validate(raw: dict, *, source: str = "<spec>", overrides: list[str] = (),
     return dataclasses.replace(spec, raw=raw)
 
 
-def did_you_mean(name: str, known: typing.Iterable[str]) -> str:
-    match = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
-    return f" Did you mean {match[0]!r}?" if match else ""
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_number(x) -> bool:
-    return (isinstance(x, (int, float))) and not isinstance(x, bool)
-
-
 def check_type(value, hint) -> bool:
     """Does a YAML value fit a Config field's type hint (int, float, bool, str, tuple[int, ...])?"""
     origin = typing.get_origin(hint)
@@ -265,9 +222,9 @@ def check_type(value, hint) -> bool:
     if hint is bool:
         return isinstance(value, bool)
     if hint is int:
-        return _is_int(value)
+        return is_int(value)
     if hint is float:
-        return _is_number(value)
+        return is_number(value)
     if hint is str:
         return isinstance(value, str)
     return True
@@ -324,8 +281,8 @@ class _Validator:
         storage = raw.get("storage_path", "results")
         if not isinstance(storage, str) or not storage:
             self.bad("storage_path", f"must be a directory path, got {storage!r}")
-        lr_find = self.lr_find(self.section(raw, "lr_find"), params)
-        io_search = self.io_search(raw.get("io_search"), hints, workload, check_data)
+        lr_find = phases.parse_lr_find(self, self.section(raw, "lr_find"), params)
+        io_search = phases.parse_io_search(self, raw.get("io_search"), hints, workload, check_data)
         if self.problems:
             return None
         return Spec(name=name, workload=workload, data=data, metric=metric, mode=mode,
@@ -380,10 +337,10 @@ class _Validator:
                      "parameter; make the type: grid parameters type: choice")
         # A grid enumerates its values once; num_samples then counts repeats of the grid.
         num_samples = s.get("num_samples", 1 if algorithm == "grid" else Search.num_samples)
-        if not _is_int(num_samples) or num_samples < 1:
+        if not is_int(num_samples) or num_samples < 1:
             self.bad("search.num_samples", f"must be an integer >= 1, got {num_samples!r}")
         seed = s.get("seed", Search.seed)
-        if seed is not None and not _is_int(seed):
+        if seed is not None and not is_int(seed):
             self.bad("search.seed", f"must be an integer or null, got {seed!r}")
         points = s.get("points_to_evaluate") or []
         if not isinstance(points, list):
@@ -408,7 +365,7 @@ class _Validator:
         elif not (Path(experiment) / "raysweep_spec.yaml").is_file():
             self.bad("search.warm_start.experiment", f"{experiment} is not a raysweep experiment "
                      "directory (no raysweep_spec.yaml); give one that `raysweep run` wrote")
-        if not _is_int(top) or top < 1:
+        if not is_int(top) or top < 1:
             self.bad("search.warm_start.top", f"must be an integer >= 1, got {top!r}")
         return WarmStart(experiment=experiment, top=top)
 
@@ -424,7 +381,7 @@ class _Validator:
         if not isinstance(materialize, bool):
             self.bad("data.materialize", f"must be true or false, got {materialize!r}")
         parallelism = d.get("read_parallelism")
-        if parallelism is not None and (not _is_int(parallelism) or parallelism < 1):
+        if parallelism is not None and (not is_int(parallelism) or parallelism < 1):
             self.bad("data.read_parallelism", f"must be an integer >= 1 or null, got {parallelism!r}")
         if check_data and workload:
             hint = WORKLOADS[workload].DATA_COMMAND.format(path=path)
@@ -461,17 +418,17 @@ class _Validator:
         max_t, grace = s.get("max_t"), s.get("grace_period", 1)
         factor = s.get("reduction_factor", 3)
         if kind == "asha":
-            if max_t is not None and (not _is_int(max_t) or max_t < 1):
+            if max_t is not None and (not is_int(max_t) or max_t < 1):
                 self.bad("scheduler.max_t", f"must be an integer number of epochs >= 1, got {max_t!r}")
-            elif max_t is not None and _is_int(epochs) and max_t > epochs:
+            elif max_t is not None and is_int(epochs) and max_t > epochs:
                 self.bad("scheduler.max_t", f"{max_t} exceeds the {epochs} epochs each trial runs; "
                          f"set max_t <= {epochs} or raise fixed.epochs")
-            if not _is_int(grace) or grace < 1:
+            if not is_int(grace) or grace < 1:
                 self.bad("scheduler.grace_period", f"must be an integer >= 1, got {grace!r}")
-            elif _is_int(max_t or epochs) and grace > (max_t or epochs):
+            elif is_int(max_t or epochs) and grace > (max_t or epochs):
                 self.bad("scheduler.grace_period", f"{grace} exceeds max_t={max_t or epochs}; "
                          "ASHA could never stop a trial early. Lower grace_period.")
-            if not _is_number(factor) or factor <= 1:
+            if not is_number(factor) or factor <= 1:
                 self.bad("scheduler.reduction_factor", f"must be a number > 1, got {factor!r}")
             if any(p.name == "epochs" for p in params):
                 self.bad("params.epochs", "ASHA allots the epochs; tuning them too confounds the "
@@ -484,19 +441,19 @@ class _Validator:
         gpus = r.get("gpus_per_worker", 0)
         concurrent = r.get("max_concurrent_trials")
         executor = r.get("executor", "auto")
-        if not _is_int(workers) or workers < 1:
+        if not is_int(workers) or workers < 1:
             self.bad("resources.workers_per_trial", f"must be an integer >= 1, got {workers!r}")
-        if not _is_number(cpus) or cpus <= 0:
+        if not is_number(cpus) or cpus <= 0:
             self.bad("resources.cpus_per_worker", f"must be a number > 0, got {cpus!r}")
-        if not _is_number(gpus) or gpus < 0 or (gpus > 1 and gpus != int(gpus)):
+        if not is_number(gpus) or gpus < 0 or (gpus > 1 and gpus != int(gpus)):
             self.bad("resources.gpus_per_worker", f"must be a fraction in [0, 1] or a whole number, "
                      f"got {gpus!r}")
-        if concurrent is not None and (not _is_int(concurrent) or concurrent < 1):
+        if concurrent is not None and (not is_int(concurrent) or concurrent < 1):
             self.bad("resources.max_concurrent_trials", f"must be an integer >= 1 or null, got {concurrent!r}")
         if executor not in EXECUTORS:
             self.bad("resources.executor", f"unknown executor {executor!r}.{did_you_mean(executor, EXECUTORS)}"
                      f" Known: {', '.join(EXECUTORS)}.")
-        elif executor == "in_trial" and _is_int(workers) and workers > 1:
+        elif executor == "in_trial" and is_int(workers) and workers > 1:
             self.bad("resources.executor", f"in_trial runs one worker, but workers_per_trial={workers}; "
                      "use executor: torch_trainer (or auto)")
         return Resources(workers_per_trial=workers, cpus_per_worker=cpus, gpus_per_worker=gpus,
@@ -510,85 +467,13 @@ class _Validator:
         value = section.get(key, default)
         if optional and value is None:
             return None
-        ok = (_is_int if integer else _is_number)(value) and (value > low if strict else value >= low)
+        ok = (is_int if integer else is_number)(value) and (value > low if strict else value >= low)
         if not ok:
             kind = "an integer" if integer else "a number"
             self.bad(f"{prefix}.{key}", f"must be {kind} {'>' if strict else '>='} {low:g}"
                      f"{' or null' if optional else ''}, got {value!r}")
         return value
 
-    def lr_find(self, f: dict, params: list[Param]) -> LRFind:
-        d = LRFind()
-        n = lambda key, **kw: self.number(f, "lr_find", key, getattr(d, key), **kw)  # noqa: E731
-        start, end = n("start_lr", low=0, strict=True), n("end_lr", low=0, strict=True)
-        if _is_number(start) and _is_number(end) and start >= end:
-            self.bad("lr_find", f"`start_lr < end_lr` must hold, but got {start:g} >= {end:g}. Swap them.")
-        over = f.get("over", [])
-        choices = {p.name for p in params if p.is_choice and p.name != "learning_rate"}
-        if not isinstance(over, list) or any(name not in choices for name in over):
-            self.bad("lr_find.over", f"must list tuned choice or grid parameters to run one range test "
-                     f"for each of their values; candidates: {', '.join(sorted(choices)) or 'none'}; got {over!r}")
-            over = []
-        fraction = n("fit_loss_fraction", low=0, strict=True)
-        if _is_number(fraction) and fraction >= 1:
-            self.bad("lr_find.fit_loss_fraction", f"must lie in (0, 1): the share of the first loss "
-                     f"that counts as fitted, got {fraction!r}")
-        return LRFind(start_lr=start, end_lr=end, num_steps=n("num_steps", low=2, integer=True),
-                      stop_factor=n("stop_factor", low=1, strict=True),
-                      smoothing=n("smoothing", low=0), subset_rows=n("subset_rows", low=1, integer=True),
-                      over=tuple(over), fit_learning_rate=n("fit_learning_rate", low=0, strict=True, optional=True),
-                      fit_loss_fraction=fraction, fit_max_steps=n("fit_max_steps", low=1, integer=True))
-
-    def io_search(self, io, hints: dict, workload: str | None, check_data: bool) -> IOSearch | None:
-        if io is None:
-            return None
-        if not isinstance(io, dict):
-            self.bad("io_search", "must be a mapping: {steps: 200, warmup_steps: 20, grid: {...}}")
-            return None
-        self.known_keys(io, SECTION_KEYS["io_search"], "io_search")
-        steps = self.number(io, "io_search", "steps", IOSearch.steps, low=1, integer=True)
-        warmup = self.number(io, "io_search", "warmup_steps", IOSearch.warmup_steps, low=0, integer=True)
-        if _is_int(steps) and _is_int(warmup) and warmup >= steps:
-            self.bad("io_search.warmup_steps", f"{warmup} leaves no timed step of {steps}; lower it")
-        grid = io.get("grid")
-        if not isinstance(grid, dict) or not grid:
-            self.bad("io_search.grid", f"required: a mapping of I/O setting to the values to try; "
-                     f"settings: {', '.join(IO_KNOBS)}")
-            return None
-        for key, values in grid.items():
-            where = f"io_search.grid.{key}"
-            if key not in IO_KNOBS:
-                self.bad(where, f"not an I/O setting.{did_you_mean(key, IO_KNOBS)} Known: {', '.join(IO_KNOBS)}.")
-            elif key in IO_CONFIG_KNOBS and hints and key not in hints:
-                self.bad(where, f"{workload} has no {key} hyperparameter")
-            elif not isinstance(values, list) or not values:
-                self.bad(where, "must be a non-empty list of values to try")
-            else:
-                for value in values:
-                    self.io_value(where, key, value, workload, check_data)
-        return IOSearch(steps=steps, warmup_steps=warmup,
-                        grid=tuple((k, tuple(v)) for k, v in grid.items() if isinstance(v, list)))
-
-    def io_value(self, where: str, key: str, value, workload: str | None, check_data: bool) -> None:
-        if key == "data_path":
-            if not isinstance(value, str):
-                self.bad(where, f"{value!r} is not a directory path")
-            elif check_data and workload:
-                try:
-                    meta = shards.read_meta(value, make_hint=WORKLOADS[workload].DATA_COMMAND.format(path=value))
-                    shards.check_readable(value, meta)
-                except shards.DataError as exc:
-                    self.bad(where, str(exc))
-        elif key == "materialize":
-            if not isinstance(value, bool):
-                self.bad(where, f"{value!r} is not true or false")
-        elif key == "cpus_per_worker":
-            if not _is_number(value) or value <= 0:
-                self.bad(where, f"{value!r} is not a number > 0")
-        elif key == "read_parallelism" and value is None:
-            pass
-        elif not _is_int(value) or value < (1 if key in ("batch_size", "read_parallelism") else 0):
-            self.bad(where, f"{value!r} is not an integer >= {1 if key in ('batch_size', 'read_parallelism') else 0}")
 
 def workload_config(spec_workload: str, values: dict):
     """Build the workload's Config from trial values, coercing YAML lists to tuples."""
@@ -600,7 +485,7 @@ def workload_config(spec_workload: str, values: dict):
             continue
         if typing.get_origin(hints[key]) is tuple:
             value = tuple(value)
-        elif hints[key] is float and _is_int(value):
+        elif hints[key] is float and is_int(value):
             value = float(value)
         kwargs[key] = value
     return config_cls(**kwargs)

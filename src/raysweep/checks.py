@@ -1,0 +1,20 @@
+"""Small checks shared by the spec's sections: integer or number (bools are neither), did-you-mean."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+def is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def did_you_mean(name, known: Iterable[str]) -> str:
+    """' Did you mean 'x'?' for the closest known name, or '' when none is close."""
+    match = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)
+    return f" Did you mean {match[0]!r}?" if match else ""
