@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from raysweep.training import schedules
+
 Batch = dict[str, torch.Tensor]
 # report(metrics, state): state is the checkpoint payload (None where nothing is saved).
 Report = Callable[[dict[str, Any], dict[str, Any] | None], None]
@@ -47,7 +49,12 @@ class Trainee:
 def build(workload, cfg, meta: dict, *, device: torch.device,
           wrap_model: Callable[[nn.Module], nn.Module] = lambda m: m,
           resume_state: dict | None = None) -> Trainee:
-    """Seed, build the model and Adam with exponential LR decay; restore from a checkpoint."""
+    """Seed, build the model, Adam and the config's LR schedule; restore from a checkpoint.
+
+    The schedule comes from the config's `lr_schedule` fields where a workload has them
+    (`schedules.build`); a workload without them keeps a constant learning rate unless it has
+    `lr_decay` (exponential decay per epoch).
+    """
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     model = workload.build_model(cfg, meta).to(device)
@@ -55,7 +62,10 @@ def build(workload, cfg, meta: dict, *, device: torch.device,
         model.load_state_dict(resume_state["model"])
     model = wrap_model(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.lr_decay)
+    scheduler = schedules.build(
+        optimizer, getattr(cfg, "lr_schedule", "exponential" if hasattr(cfg, "lr_decay") else "constant"),
+        gamma=getattr(cfg, "lr_decay", 1.0), t0=getattr(cfg, "lr_t0", 10), t_mult=getattr(cfg, "lr_t_mult", 1),
+        eta_min=getattr(cfg, "lr_min", 0.0), warmup_epochs=getattr(cfg, "warmup_epochs", 0))
     first_epoch = 0
     if resume_state is not None:
         optimizer.load_state_dict(resume_state["optimizer"])

@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raysweep.training import metrics
+from raysweep.training import metrics, schedules
 
 DATA_COMMAND = "raysweep data glideator --out {path}"
 # String hyperparameters and the values they take; `validate` checks specs against these.
-CHOICES = {"architecture": ("dcn", "deep")}
+CHOICES = {"architecture": ("dcn", "deep"), "lr_schedule": schedules.SCHEDULES}
 # Reported every epoch; the mode tells `validate` whether a spec's `mode` makes sense.
 METRICS = {"val_loss": "min", "train_loss": "min", "val_auc": "max", "val_ece": "min"}
 
@@ -33,7 +33,12 @@ class Config:
     epochs: int = 10
     batch_size: int = 512             # rows per optimiser step (per worker under DDP)
     learning_rate: float = 1e-3
-    lr_decay: float = 0.95            # ExponentialLR gamma, applied once per epoch
+    lr_schedule: str = "exponential"  # constant | exponential | cosine_restarts (training/schedules.py)
+    lr_decay: float = 0.95            # exponential: gamma, applied once per epoch
+    lr_t0: int = 10                   # cosine_restarts: epochs in the first cycle
+    lr_t_mult: int = 1                # cosine_restarts: each cycle this many times longer
+    lr_min: float = 0.0               # cosine_restarts: the floor of each cycle
+    warmup_epochs: int = 0            # linear warm-up in front of any schedule
     architecture: str = "dcn"         # dcn: deep & cross towers (the seed's); deep: the deep tower alone
     site_embedding_dim: int = 16
     cross_layers: int = 2             # dcn only
