@@ -78,18 +78,35 @@ def _to_device(batch: Batch, device: torch.device) -> Batch:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def train_step(workload, cfg, trainee: Trainee, batch: Batch, *, device: torch.device) -> torch.Tensor:
-    """One optimiser step on one batch; returns the detached loss (on the device, no sync).
+def forward_backward(workload, cfg, trainee: Trainee, batch: Batch, *, device: torch.device,
+                     scale: float = 1.0) -> torch.Tensor:
+    """Loss and gradients of one batch, added to those already held; returns the detached loss.
 
-    The one place a gradient step happens: epochs, the LR range test and the I/O search all
-    call it, so they measure and train the same thing.
+    `scale` < 1 averages the gradients of several batches (gradient accumulation).
     """
     batch = _to_device(batch, device)
     loss, _ = workload.compute_loss(trainee.model, batch, cfg)
-    trainee.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    trainee.optimizer.step()
+    (loss * scale if scale != 1.0 else loss).backward()
     return loss.detach()
+
+
+def optimizer_step(cfg, trainee: Trainee) -> None:
+    """Clip the gradient norm where the config asks (`grad_clip_norm` > 0), step, clear."""
+    max_norm = getattr(cfg, "grad_clip_norm", 0.0)
+    if max_norm:
+        torch.nn.utils.clip_grad_norm_(trainee.model.parameters(), max_norm)
+    trainee.optimizer.step()
+    trainee.optimizer.zero_grad(set_to_none=True)
+
+
+def train_step(workload, cfg, trainee: Trainee, batch: Batch, *, device: torch.device) -> torch.Tensor:
+    """One optimiser step on one batch; returns the detached loss (on the device, no sync).
+
+    The LR range test and the I/O search call it, so they measure and train what epochs do.
+    """
+    loss = forward_backward(workload, cfg, trainee, batch, device=device)
+    optimizer_step(cfg, trainee)
+    return loss
 
 
 def rows_in(batch: Batch) -> int:
@@ -98,18 +115,30 @@ def rows_in(batch: Batch) -> int:
 
 def train_epoch(workload, cfg, trainee: Trainee, batches: Iterable[Batch], *,
                 epoch: int, device: torch.device) -> float:
-    """One pass over the training batches; returns the mean training objective per row."""
+    """One pass over the training batches; returns the mean training objective per row.
+
+    With `grad_accumulation` = k, the optimiser steps once every k batches on their averaged
+    gradients: k batches of n rows then train like one batch of k x n rows. A last group of
+    fewer than k batches still steps.
+    """
     trainee.model.train()
+    trainee.optimizer.zero_grad(set_to_none=True)
+    k = max(1, getattr(cfg, "grad_accumulation", 1))
     total = torch.zeros((), device=device)  # summed on the device: no sync per step
     n_rows = 0
+    step = -1
     for step, batch in enumerate(batches):
-        loss = train_step(workload, cfg, trainee, batch, device=device)
+        loss = forward_backward(workload, cfg, trainee, batch, device=device, scale=1.0 / k)
         if not torch.isfinite(loss):
             raise DivergedError(
                 f"train_loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} "
                 f"(learning_rate={cfg.learning_rate:g}). Lower learning_rate or its search range.")
+        if (step + 1) % k == 0:
+            optimizer_step(cfg, trainee)
         total += loss * rows_in(batch)
         n_rows += rows_in(batch)
+    if (step + 1) % k:
+        optimizer_step(cfg, trainee)
     trainee.scheduler.step()
     return float(total) / max(n_rows, 1)
 

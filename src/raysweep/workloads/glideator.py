@@ -39,6 +39,8 @@ class Config:
     lr_t_mult: int = 1                # cosine_restarts: each cycle this many times longer
     lr_min: float = 0.0               # cosine_restarts: the floor of each cycle
     warmup_epochs: int = 0            # linear warm-up in front of any schedule
+    grad_accumulation: int = 1        # optimiser steps every this many batches (averaged gradients)
+    grad_clip_norm: float = 0.0       # clip the gradient norm to this; 0 = no clipping
     architecture: str = "dcn"         # dcn: deep & cross towers (the seed's); deep: the deep tower alone
     site_embedding_dim: int = 16
     cross_layers: int = 2             # dcn only
