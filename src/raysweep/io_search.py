@@ -16,8 +16,8 @@ data took to open (and materialise) before the first step.
 
 from __future__ import annotations
 
+import copy
 import itertools
-import json
 import logging
 import math
 import resource
@@ -25,9 +25,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from raysweep import space, sweep
+from raysweep import searchers, space, sweep
 from raysweep.datasets import shards
 from raysweep.resources import SizingError
 from raysweep.phases import IO_CONFIG_KNOBS
@@ -140,8 +139,7 @@ def run(spec: Spec, *, address: str | None = None) -> tuple[Path, pd.DataFrame]:
     meta = shards.read_meta(spec.data.path)
     streams = False in grid.get("materialize", [spec.data.materialize])
     per_trial = _trial_resources(spec, ray.cluster_resources().get("CPU", 0), streams)
-    fixed = {**spec.fixed, **space.baseline(spec.params, skip=grid)}
-    fixed.setdefault("seed", spec.search.seed or 0)
+    fixed = {**searchers.fixed_values(spec), **space.baseline(spec.params, skip=grid)}
     defaults = {"data_path": str(Path(spec.data.path).resolve()), "materialize": spec.data.materialize,
                 "read_parallelism": spec.data.read_parallelism}
     # Trials run elsewhere, so paths must not depend on the working directory; the table and a
@@ -208,7 +206,7 @@ def write_spec(spec: Spec, settings: dict, out: str | Path) -> Path:
     """
     from raysweep import spec as spec_mod
 
-    raw = json.loads(json.dumps(spec.raw))
+    raw = copy.deepcopy(spec.raw)
     for key, value in settings.items():
         if key in IO_CONFIG_KNOBS:
             raw.setdefault("fixed", {})[key] = value
@@ -219,13 +217,9 @@ def write_spec(spec: Spec, settings: dict, out: str | Path) -> Path:
             raw["data"][key] = value
         elif key == "cpus_per_worker":
             raw.setdefault("resources", {})[key] = value
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    chosen = ", ".join(f"{k}={v}" for k, v in settings.items())
-    out.write_text(f"# {spec.source} with the fastest I/O settings found by `raysweep io-search`:\n"
-                   f"# {chosen}\n" + yaml.safe_dump(raw, sort_keys=False, default_flow_style=None))
-    spec_mod.load(out, check_data=False)
-    return out
+    return spec_mod.write_copy(raw, out, [
+        f"{spec.source} with the fastest I/O settings found by `raysweep io-search`:",
+        ", ".join(f"{k}={v}" for k, v in settings.items())])
 
 
 def format_table(table: pd.DataFrame) -> str:

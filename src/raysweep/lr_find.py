@@ -16,6 +16,7 @@ envelope over all tests, and writes `lr_find.parquet` (every curve), `lr_find.pn
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -25,9 +26,9 @@ from typing import Iterator
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from raysweep import lr_range, space, sweep
+from raysweep import lr_range, searchers, space, sweep
+from raysweep.datasets import shards
 from raysweep.spec import Spec
 
 CURVES_FILE, PLOT_FILE, SUMMARY_FILE = "lr_find.parquet", "lr_find.png", "lr_find.json"
@@ -135,14 +136,13 @@ def run(spec: Spec, *, address: str | None = None) -> Outcome:
     experiment_dir = sweep.new_experiment_dir(spec, "lr_find")
     sweep.start_ray(address)
     settings = spec.lr_find
-    meta = sweep.shards.read_meta(spec.data.path)
+    meta = shards.read_meta(spec.data.path)
     trial.configure_ray_data()
     subset = ray_data.open_split(spec.data.path, "train", meta).limit(settings.subset_rows).materialize()
     allocation = sweep.allocate(spec, executor="in_trial")
     over = {p.name: p for p in spec.params if p.name in settings.over}
-    param_space = {**spec.fixed, **space.baseline(spec.params, skip=over),
+    param_space = {**searchers.fixed_values(spec), **space.baseline(spec.params, skip=over),
                    **{name: tune.grid_search([p.encode(v) for v in p.values]) for name, p in over.items()}}
-    param_space.setdefault("seed", spec.search.seed or 0)
     fn = tune.with_parameters(lr_find_trial, plan=sweep.trial_plan(spec, meta, experiment_dir),
                               subset=subset, settings=settings)
     log.info("lr-find %s: %d range test(s), %d at once; results in %s", spec.name,
@@ -248,7 +248,7 @@ def write_spec(spec: Spec, low: float, high: float, out: str | Path) -> Path:
     """
     from raysweep import spec as spec_mod
 
-    raw = json.loads(json.dumps(spec.raw))  # a deep copy of plain data
+    raw = copy.deepcopy(spec.raw)
     raw.get("fixed", {}).pop("learning_rate", None)
     previous = (raw.get("params") or {}).get("learning_rate") or {}
     if previous.get("type") in ("grid", "choice"):
@@ -259,12 +259,9 @@ def write_spec(spec: Spec, low: float, high: float, out: str | Path) -> Path:
     if "role" in previous:
         entry["role"] = previous["role"]
     raw.setdefault("params", {})["learning_rate"] = entry
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(f"# {spec.source} with the learning-rate range suggested by `raysweep lr-find`\n"
-                   f"# ({low:.2g} .. {high:.2g}).\n" + yaml.safe_dump(raw, sort_keys=False, default_flow_style=None))
-    spec_mod.load(out, check_data=False)
-    return out
+    return spec_mod.write_copy(raw, out, [
+        f"{spec.source} with the learning-rate range suggested by `raysweep lr-find`",
+        f"({low:.2g} .. {high:.2g})."])
 
 
 def format_outcome(outcome: Outcome) -> str:

@@ -101,14 +101,20 @@ def encode_point(point: dict, params: tuple[Param, ...]) -> dict:
     return {k: by_name[k].encode(v) if k in by_name else v for k, v in point.items()}
 
 
+def fixed_values(spec) -> dict:
+    """The spec's fixed values; every trial starts from the search seed unless seeds are swept."""
+    fixed = dict(spec.fixed)
+    if "seed" not in spec.tuned:
+        fixed.setdefault("seed", spec.search.seed or 0)
+    return fixed
+
+
 def build(spec, *, max_concurrent: int, points: list[dict]) -> tuple[dict, object]:
     """The Tuner's `param_space` and searcher for a spec; `points` are evaluated first."""
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    fixed = dict(spec.fixed)
-    if "seed" not in spec.tuned:  # every trial starts from the search seed unless seeds are swept
-        fixed.setdefault("seed", spec.search.seed or 0)
+    fixed = fixed_values(spec)
     encoded = [encode_point(p, spec.params) for p in points] or None
     algorithm, seed = spec.search.algorithm, spec.search.seed
     if algorithm in ("random", "grid") and not space.has_conditionals(spec.params):

@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from raysweep.checks import is_int, is_number
+from raysweep.checks import did_you_mean, is_int, is_number
 
 PARAM_TYPES = ("uniform", "loguniform", "randint", "choice", "grid")
 PARAM_KEYS = ("type", "low", "high", "values", "role", "when")
@@ -122,13 +122,13 @@ def decode(config: dict, params: Iterable[Param]) -> dict:
 
 # --- parsing -----------------------------------------------------------------------------------
 
-def _known_keys(mapping: dict, known: tuple, prefix: str, bad: Bad, did_you_mean) -> None:
+def _known_keys(mapping: dict, known: tuple, prefix: str, bad: Bad) -> None:
     for key in mapping:
         if key not in known:
             bad(f"{prefix}.{key}", f"unknown key.{did_you_mean(key, known)} Known keys: {', '.join(known)}.")
 
 
-def parse_params(raw: Any, *, hints: dict, fixed: dict, bad: Bad, check_value, did_you_mean,
+def parse_params(raw: Any, *, hints: dict, fixed: dict, bad: Bad, check_value,
                  prefix: str = "params", nested: bool = False) -> list[Param]:
     """Parse `params:` (or one branch of a `when`), reporting problems through `bad`.
 
@@ -148,7 +148,7 @@ def parse_params(raw: Any, *, hints: dict, fixed: dict, bad: Bad, check_value, d
         if not isinstance(p, dict):
             bad(key, "must be a mapping such as {type: loguniform, low: 1.0e-4, high: 1.0e-2}")
             continue
-        _known_keys(p, PARAM_KEYS, key, bad, did_you_mean)
+        _known_keys(p, PARAM_KEYS, key, bad)
         param = _param(key, name, p, hints.get(name), bad, check_value)
         if param is None:
             continue
@@ -160,7 +160,7 @@ def parse_params(raw: Any, *, hints: dict, fixed: dict, bad: Bad, check_value, d
             bad(f"{key}.role", "a branch's sub-parameter cannot be scientific: it does not exist on "
                 "every branch, so trials could not be compared on it. Mark the choice above instead.")
         when = _when(key, param, p.get("when"), hints=hints, fixed=fixed, bad=bad,
-                     check_value=check_value, did_you_mean=did_you_mean, nested=nested)
+                     check_value=check_value, nested=nested)
         out.append(Param(param.name, param.type, param.low, param.high, param.values, role=role, when=when))
     names = [p.name for p in out]
     for p in out:

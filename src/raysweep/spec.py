@@ -314,7 +314,7 @@ class _Validator:
             return None
 
         return space.parse_params(params, hints=hints, fixed=fixed, bad=self.bad,
-                                  check_value=check_value, did_you_mean=did_you_mean)
+                                  check_value=check_value)
 
     def search(self, s: dict, params: list[Param]) -> Search:
         algorithm = s.get("algorithm", "random")
@@ -473,6 +473,19 @@ class _Validator:
             self.bad(f"{prefix}.{key}", f"must be {kind} {'>' if strict else '>='} {low:g}"
                      f"{' or null' if optional else ''}, got {value!r}")
         return value
+
+
+def write_copy(raw: dict, out: str | Path, header: list[str]) -> Path:
+    """Write `raw` as a spec file under comment lines, and read it back to prove it validates.
+
+    What lr-find and io-search write for the user to run next must never be a spec that fails.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(f"# {line}\n" for line in header)
+                   + yaml.safe_dump(raw, sort_keys=False, default_flow_style=None))
+    load(out, check_data=False)
+    return out
 
 
 def workload_config(spec_workload: str, values: dict):
