@@ -25,6 +25,7 @@ from raysweep.checks import did_you_mean, is_int, is_number
 from raysweep.datasets import shards
 from raysweep.phases import IOSearch, LRFind
 from raysweep.space import Param
+from raysweep.training import config as training_config, losses
 from raysweep.workloads import WORKLOADS
 
 SEARCHERS = ("random", "grid", "optuna", "hyperopt")
@@ -139,6 +140,19 @@ class SpecError(ValueError):
 
 def default_config(workload: str):
     return WORKLOADS[workload].Config()
+
+
+def workload_choices(workload: str) -> dict[str, tuple]:
+    """The values each string hyperparameter of a workload may take.
+
+    The shared training fields first (schedule, precision, the metrics early stopping may
+    watch, the registry's losses), then the workload's own `CHOICES`, which may narrow them.
+    """
+    module = WORKLOADS[workload]
+    choices = {**training_config.CHOICES, "early_stopping_metric": tuple(module.METRICS)}
+    if issubclass(module.Config, training_config.LossChoice):
+        choices["loss"] = tuple(losses.LOSSES)
+    return {**choices, **getattr(module, "CHOICES", {})}
 
 
 # PyYAML follows YAML 1.1, where `1e-4` (no dot) is a string; sweep specs are full of them.
@@ -269,7 +283,7 @@ class _Validator:
                      f" Known: {', '.join(WORKLOADS)}.")
             workload = None
         hints = typing.get_type_hints(WORKLOADS[workload].Config) if workload else {}
-        choices = getattr(WORKLOADS[workload], "CHOICES", {}) if workload else {}
+        choices = workload_choices(workload) if workload else {}
         fixed = self.fixed(raw.get("fixed") or {}, hints, choices)
         params = self.params(raw.get("params") or {}, hints, fixed, choices)
         search = self.search(self.section(raw, "search"), params)

@@ -28,7 +28,6 @@ from raysweep.datasets import batching
 from raysweep.training import loop
 from raysweep.workloads import WORKLOADS
 
-STATE_FILE = "state.pt"
 VAL_BATCH_SIZE = 4096
 
 
@@ -83,15 +82,18 @@ def epoch_data(cfg, train_ds, val_ds) -> loop.EpochData:
     return loop.EpochData(train=train, val=val)
 
 
-def _save_state(directory: str, state: dict) -> None:
-    torch.save(state, os.path.join(directory, STATE_FILE))
+def save_files(directory: str, files: dict[str, dict]) -> None:
+    for name, payload in files.items():
+        torch.save(payload, os.path.join(directory, name))
 
 
-def load_state(checkpoint) -> dict | None:
+def load_files(checkpoint) -> dict[str, dict] | None:
+    """A checkpoint's files (`loop.LAST_FILE`, `loop.BEST_FILE`) as loaded dicts; None if none."""
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as directory:
-        return torch.load(os.path.join(directory, STATE_FILE), weights_only=True)
+        return {name: torch.load(os.path.join(directory, name), weights_only=True)
+                for name in (loop.LAST_FILE, loop.BEST_FILE) if os.path.exists(os.path.join(directory, name))}
 
 
 # --- executor 1: the loop inside the Tune trial -------------------------------------------------
@@ -103,12 +105,14 @@ def run_in_trial(config: dict, *, plan: TrialPlan, datasets: dict) -> None:
     torch.set_num_threads(max(1, int(plan.cpus_per_worker)))
     device = torch.device("cuda" if plan.gpus_per_worker > 0 and torch.cuda.is_available() else "cpu")
     workload = WORKLOADS[plan.workload]
-    trainee = loop.build(workload, cfg, plan.meta, device=device,
-                         resume_state=load_state(tune.get_checkpoint()))
+    trainee = loop.build(workload, cfg, plan.meta, device=device, resume=load_files(tune.get_checkpoint()))
 
-    def report(metrics: dict, state: dict | None) -> None:
+    def report(metrics: dict, files: dict | None) -> None:
+        if files is None:
+            tune.report(metrics)
+            return
         with tempfile.TemporaryDirectory() as directory:
-            _save_state(directory, state)
+            save_files(directory, files)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
     loop.run_epochs(workload, cfg, trainee, epoch_data(cfg, datasets["train"], datasets["val"]),
@@ -129,14 +133,14 @@ def train_worker(config: dict, *, plan: TrialPlan) -> None:
     workload = WORKLOADS[plan.workload]
     wrap = ray.train.torch.prepare_model if plan.workers > 1 else (lambda m: m)
     trainee = loop.build(workload, cfg, plan.meta, device=device, wrap_model=wrap,
-                         resume_state=load_state(ray.train.get_checkpoint()))
+                         resume=load_files(ray.train.get_checkpoint()))
     rank = ray.train.get_context().get_world_rank()
 
-    def report(metrics: dict, state: dict | None) -> None:
+    def report(metrics: dict, files: dict | None) -> None:
         with tempfile.TemporaryDirectory() as directory:
             checkpoint = None
-            if rank == 0:
-                _save_state(directory, state)
+            if rank == 0 and files is not None:
+                save_files(directory, files)
                 checkpoint = ray.train.Checkpoint.from_directory(directory)
             ray.train.report(metrics, checkpoint=checkpoint)
 

@@ -5,23 +5,32 @@ It knows a workload only through four functions (`build_model`, `compute_loss`, 
 state to a `report` callable. It never touches Ray: the executors in `raysweep.trial` decide
 where batches come from and where reports and checkpoints go. Model and optimiser construction
 (`build`) stay apart from the loop (`run_epochs`) so that a fused cohort can reuse the loop.
+
+Every hyperparameter it reads is a field of `TrainingConfig`, which every workload's Config
+extends: mixed precision, accumulation, clipping, the LR schedule and early stopping work the
+same for every workload.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
 from torch import nn
 
-from raysweep.training import schedules
+from raysweep.training import precision, schedules
+from raysweep.training.early_stopping import EarlyStopping
 
 Batch = dict[str, torch.Tensor]
-# report(metrics, state): state is the checkpoint payload (None where nothing is saved).
-Report = Callable[[dict[str, Any], dict[str, Any] | None], None]
+# report(metrics, files): files maps checkpoint file names to what torch.save writes into
+# them (None: this report carries no checkpoint).
+Report = Callable[[dict[str, Any], dict[str, dict] | None], None]
+LAST_FILE = "last.pt"   # the state after the epoch just trained: what a resumed trial loads
+BEST_FILE = "best.pt"   # the best epoch's weights and metrics: what export and restore use
 
 
 class DivergedError(RuntimeError):
@@ -44,34 +53,43 @@ class Trainee:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     first_epoch: int = 0
+    precision: precision.Precision = field(default_factory=precision.Precision)
+    stopper: EarlyStopping = field(default_factory=EarlyStopping)
 
 
 def build(workload, cfg, meta: dict, *, device: torch.device,
           wrap_model: Callable[[nn.Module], nn.Module] = lambda m: m,
-          resume_state: dict | None = None) -> Trainee:
-    """Seed, build the model, Adam and the config's LR schedule; restore from a checkpoint.
+          resume: dict[str, dict] | None = None) -> Trainee:
+    """Seed, build the model, Adam, the LR schedule, precision and early stopping.
 
-    The schedule comes from the config's `lr_schedule` fields where a workload has them
-    (`schedules.build`); a workload without them keeps a constant learning rate unless it has
-    `lr_decay` (exponential decay per epoch).
+    `resume` holds a checkpoint's files (`LAST_FILE`, and `BEST_FILE` where written): the trial
+    continues after the last epoch it saved, with the optimiser, schedule, loss scale and
+    early-stopping record as they were.
     """
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     model = workload.build_model(cfg, meta).to(device)
-    if resume_state is not None:
-        model.load_state_dict(resume_state["model"])
+    last = (resume or {}).get(LAST_FILE)
+    if last is not None:
+        model.load_state_dict(last["model"])
     model = wrap_model(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
-    scheduler = schedules.build(
-        optimizer, getattr(cfg, "lr_schedule", "exponential" if hasattr(cfg, "lr_decay") else "constant"),
-        gamma=getattr(cfg, "lr_decay", 1.0), t0=getattr(cfg, "lr_t0", 10), t_mult=getattr(cfg, "lr_t_mult", 1),
-        eta_min=getattr(cfg, "lr_min", 0.0), warmup_epochs=getattr(cfg, "warmup_epochs", 0))
-    first_epoch = 0
-    if resume_state is not None:
-        optimizer.load_state_dict(resume_state["optimizer"])
-        scheduler.load_state_dict(resume_state["scheduler"])
-        first_epoch = int(resume_state["epoch"])
-    return Trainee(model, optimizer, scheduler, first_epoch)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    scheduler = schedules.build(optimizer, cfg.lr_schedule, gamma=cfg.lr_decay, t0=cfg.lr_t0,
+                                t_mult=cfg.lr_t_mult, eta_min=cfg.lr_min, warmup_epochs=cfg.warmup_epochs)
+    trainee = Trainee(model, optimizer, scheduler, precision=precision.choose(cfg.precision, device),
+                      stopper=EarlyStopping(metric=cfg.early_stopping_metric,
+                                            mode=workload.METRICS.get(cfg.early_stopping_metric, "min"),
+                                            patience=cfg.early_stopping_patience,
+                                            min_delta=cfg.early_stopping_min_delta))
+    if last is not None:
+        optimizer.load_state_dict(last["optimizer"])
+        scheduler.load_state_dict(last["scheduler"])
+        trainee.precision.load_state_dict(last.get("precision", {}))
+        best = (resume or {}).get(BEST_FILE)
+        if "early_stopping" in last:
+            trainee.stopper.load_state_dict(last["early_stopping"], best["model"] if best else None)
+        trainee.first_epoch = int(last["epoch"])
+    return trainee
 
 
 def _to_device(batch: Batch, device: torch.device) -> Batch:
@@ -85,17 +103,18 @@ def forward_backward(workload, cfg, trainee: Trainee, batch: Batch, *, device: t
     `scale` < 1 averages the gradients of several batches (gradient accumulation).
     """
     batch = _to_device(batch, device)
-    loss, _ = workload.compute_loss(trainee.model, batch, cfg)
-    (loss * scale if scale != 1.0 else loss).backward()
-    return loss.detach()
+    with trainee.precision.autocast():
+        loss, _ = workload.compute_loss(trainee.model, batch, cfg)
+    trainee.precision.backward(loss * scale if scale != 1.0 else loss)
+    return loss.detach().float()
 
 
 def optimizer_step(cfg, trainee: Trainee) -> None:
     """Clip the gradient norm where the config asks (`grad_clip_norm` > 0), step, clear."""
-    max_norm = getattr(cfg, "grad_clip_norm", 0.0)
-    if max_norm:
-        torch.nn.utils.clip_grad_norm_(trainee.model.parameters(), max_norm)
-    trainee.optimizer.step()
+    if cfg.grad_clip_norm:
+        trainee.precision.unscale(trainee.optimizer)
+        torch.nn.utils.clip_grad_norm_(trainee.model.parameters(), cfg.grad_clip_norm)
+    trainee.precision.step(trainee.optimizer)
     trainee.optimizer.zero_grad(set_to_none=True)
 
 
@@ -123,7 +142,7 @@ def train_epoch(workload, cfg, trainee: Trainee, batches: Iterable[Batch], *,
     """
     trainee.model.train()
     trainee.optimizer.zero_grad(set_to_none=True)
-    k = max(1, getattr(cfg, "grad_accumulation", 1))
+    k = max(1, cfg.grad_accumulation)
     total = torch.zeros((), device=device)  # summed on the device: no sync per step
     n_rows = 0
     step = -1
@@ -146,25 +165,75 @@ def train_epoch(workload, cfg, trainee: Trainee, batches: Iterable[Batch], *,
 @torch.no_grad()
 def evaluate(workload, trainee: Trainee, batches: Iterable[Batch], *,
              device: torch.device) -> dict[str, float]:
-    """Predict the whole validation split, then let the workload compute its metrics."""
+    """Predict the whole validation split, then let the workload compute its metrics.
+
+    A workload that lists `latency_ms` in its METRICS also gets the model's inference timed
+    (`time_inference`) on the first validation batch.
+    """
     trainee.model.eval()
-    outputs, labels = [], []
+    outputs, labels, first = [], [], None
     for batch in batches:
         batch = _to_device(batch, device)
-        outputs.append(workload.predict(trainee.model, batch).float().cpu())
+        first = batch if first is None else first
+        with trainee.precision.autocast():
+            outputs.append(workload.predict(trainee.model, batch).float().cpu())
         labels.append(batch["labels"].float().cpu())
-    return workload.compute_metrics(torch.cat(outputs).numpy(), torch.cat(labels).numpy())
+    metrics = workload.compute_metrics(torch.cat(outputs).numpy(), torch.cat(labels).numpy())
+    if "latency_ms" in workload.METRICS and first is not None:
+        metrics.update(time_inference(workload, trainee, first, device=device))
+    return metrics
 
 
-def checkpoint_state(trainee: Trainee, epoch: int) -> dict[str, Any]:
+@torch.no_grad()
+def time_inference(workload, trainee: Trainee, batch: Batch, *, device: torch.device,
+                   repeats: int = 20) -> dict[str, float]:
+    """Median latency of one row (ms) and throughput of a whole batch (rows/s), after warm-up.
+
+    One row is what a real-time controller asks of the model; a batch is what offline scoring
+    does. The median resists the odd scheduling hiccup of a shared CPU.
+    """
+    def timed(b: Batch) -> float:
+        start = time.perf_counter()
+        with trainee.precision.autocast():
+            workload.predict(trainee.model, b)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    one = {k: v[:1] for k, v in batch.items()}
+    for _ in range(3):
+        timed(one)
+    latency = float(np.median([timed(one) for _ in range(repeats)]))
+    batch_s = float(np.median([timed(batch) for _ in range(3)]))
+    return {"latency_ms": latency * 1e3, "throughput_rows_per_s": rows_in(batch) / max(batch_s, 1e-9)}
+
+
+def checkpoint_files(trainee: Trainee, epoch: int) -> dict[str, dict]:
+    """The last epoch's full state, and the best epoch's weights where early stopping has one."""
     model = getattr(trainee.model, "module", trainee.model)  # unwrap DDP
-    return {"model": model.state_dict(), "optimizer": trainee.optimizer.state_dict(),
-            "scheduler": trainee.scheduler.state_dict(), "epoch": epoch}
+    files = {LAST_FILE: {"model": model.state_dict(), "optimizer": trainee.optimizer.state_dict(),
+                         "scheduler": trainee.scheduler.state_dict(),
+                         "precision": trainee.precision.state_dict(),
+                         "early_stopping": trainee.stopper.state_dict(), "epoch": epoch}}
+    stopper = trainee.stopper
+    if stopper.best_weights is not None:
+        files[BEST_FILE] = {"model": stopper.best_weights, "epoch": stopper.best_epoch,
+                            "metrics": stopper.best_metrics}
+    return files
 
 
 def run_epochs(workload, cfg, trainee: Trainee, data: EpochData, report: Report, *,
                device: torch.device) -> None:
-    """Train from `trainee.first_epoch` to `cfg.epochs`, reporting after every epoch."""
+    """Train from `trainee.first_epoch` to `cfg.epochs`, reporting after every epoch.
+
+    With `early_stopping_patience` > 0, training stops once the monitored metric has not
+    improved for that many epochs. Then, or at the last epoch, when an earlier epoch was
+    better, the best weights are restored, evaluated again, and reported once more as the
+    trial's final result (same `epoch`, with `restored_best_epoch`), so the trial's last
+    result and its model are the best epoch's.
+    """
+    model = getattr(trainee.model, "module", trainee.model)
+    epoch = trainee.first_epoch
     for epoch in range(trainee.first_epoch, cfg.epochs):
         train_loss = train_epoch(workload, cfg, trainee, data.train(epoch), epoch=epoch, device=device)
         val_metrics = evaluate(workload, trainee, data.val(), device=device)
@@ -172,4 +241,15 @@ def run_epochs(workload, cfg, trainee: Trainee, data: EpochData, report: Report,
             raise DivergedError(f"val_loss became NaN at epoch {epoch + 1}. Lower learning_rate.")
         metrics = {"epoch": epoch + 1, "train_loss": train_loss, **val_metrics,
                    "lr": trainee.optimizer.param_groups[0]["lr"]}
-        report(metrics, checkpoint_state(trainee, epoch + 1))
+        stop = trainee.stopper.update(epoch + 1, metrics, model)
+        report(metrics, checkpoint_files(trainee, epoch + 1))
+        if stop:
+            break
+    else:
+        epoch = cfg.epochs - 1
+    stopper = trainee.stopper
+    if cfg.early_stopping_patience > 0 and 0 < stopper.best_epoch < epoch + 1:
+        stopper.restore(model)
+        restored = evaluate(workload, trainee, data.val(), device=device)
+        report({**stopper.best_metrics, **restored, "epoch": epoch + 1,
+                "restored_best_epoch": stopper.best_epoch}, None)

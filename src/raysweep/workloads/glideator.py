@@ -17,30 +17,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raysweep.training import metrics, schedules
+from raysweep.training import metrics
+from raysweep.training.config import TrainingConfig
 
 DATA_COMMAND = "raysweep data glideator --out {path}"
 # String hyperparameters and the values they take; `validate` checks specs against these.
-CHOICES = {"architecture": ("dcn", "deep"), "lr_schedule": schedules.SCHEDULES}
+CHOICES = {"architecture": ("dcn", "deep")}
 # Reported every epoch; the mode tells `validate` whether a spec's `mode` makes sense.
 METRICS = {"val_loss": "min", "train_loss": "min", "val_auc": "max", "val_ece": "min"}
 
 
 @dataclass(frozen=True)
-class Config:
-    """A runnable baseline; a spec's `fixed` and `params` override these by name."""
+class Config(TrainingConfig):
+    """A runnable baseline; a spec's `fixed` and `params` override these by name.
 
-    epochs: int = 10
-    batch_size: int = 512             # rows per optimiser step (per worker under DDP)
-    learning_rate: float = 1e-3
-    lr_schedule: str = "exponential"  # constant | exponential | cosine_restarts (training/schedules.py)
-    lr_decay: float = 0.95            # exponential: gamma, applied once per epoch
-    lr_t0: int = 10                   # cosine_restarts: epochs in the first cycle
-    lr_t_mult: int = 1                # cosine_restarts: each cycle this many times longer
-    lr_min: float = 0.0               # cosine_restarts: the floor of each cycle
-    warmup_epochs: int = 0            # linear warm-up in front of any schedule
-    grad_accumulation: int = 1        # optimiser steps every this many batches (averaged gradients)
-    grad_clip_norm: float = 0.0       # clip the gradient norm to this; 0 = no clipping
+    The training fields (epochs, batch size, schedule, precision, early stopping, ...) come
+    from `TrainingConfig`; the seed decays Adam's rate exponentially, hence that default.
+    """
+
+    lr_schedule: str = "exponential"
     architecture: str = "dcn"         # dcn: deep & cross towers (the seed's); deep: the deep tower alone
     site_embedding_dim: int = 16
     cross_layers: int = 2             # dcn only
@@ -49,9 +44,6 @@ class Config:
     l1_lambda: float = 1e-9
     l2_lambda: float = 1e-9
     monotonicity_lambda: float = 1e-9
-    shuffle_buffer: int = 4096        # rows permuted together before batching; 0 = no shuffle
-    prefetch_batches: int = 1         # Ray Data blocks fetched ahead of the loop
-    seed: int = 0
 
 
 class CrossLayer(nn.Module):
