@@ -126,11 +126,11 @@ def test_early_stopping_restores_the_best_weights_before_the_final_report():
     cfg = Cfg(epochs=8, learning_rate=0.05, early_stopping_patience=2)
     trainee, reports = run(cfg)
     epochs = [m["epoch"] for m, _ in reports]
-    assert epochs == [1, 2, 3, 4, 4], "stops two epochs after the best (epoch 2), then one final report"
-    losses = [m["val_loss"] for m, _ in reports[:4]]
-    assert losses[1] == min(losses) and losses[3] > losses[1] * 10, "the test's data make epoch 2 best"
-    final, final_files = reports[-1]
-    assert final["restored_best_epoch"] == 2 and final_files is None
+    assert epochs == [1, 2, 3, 4], "stops two epochs after the best (epoch 2)"
+    losses = [m["val_loss"] for m, _ in reports[:3]]
+    assert losses[1] == min(losses) and losses[2] > losses[1] * 10, "the test's data make epoch 2 best"
+    final = reports[-1][0]
+    assert final["restored_best_epoch"] == 2 and "restored_best_epoch" not in reports[-2][0]
     assert final["val_loss"] == pytest.approx(losses[1], rel=1e-6), "the final result is epoch 2's model"
     epoch2_weights = reports[1][1][loop.LAST_FILE]["model"]
     for name, value in trainee.model.state_dict().items():
@@ -148,11 +148,18 @@ def test_without_patience_every_epoch_runs_and_nothing_is_restored():
     assert reports[-1][1][loop.BEST_FILE]["epoch"] == 2, "the best epoch is still checkpointed"
 
 
+def test_restores_at_the_last_epoch_when_patience_never_ran_out():
+    trainee, reports = run(Cfg(epochs=4, learning_rate=0.05, early_stopping_patience=3))
+    assert [m["epoch"] for m, _ in reports] == [1, 2, 3, 4]
+    assert reports[-1][0]["restored_best_epoch"] == 2
+    assert reports[-1][0]["val_loss"] == pytest.approx(reports[1][0]["val_loss"], rel=1e-6)
+
+
 def test_a_resumed_trial_keeps_its_early_stopping_record():
     cfg = Cfg(epochs=8, learning_rate=0.05, early_stopping_patience=2)
     _, uninterrupted = run(cfg)
     _, reports = run(cfg, resume=uninterrupted[2][1])   # crash after epoch 3, resume from its checkpoint
-    assert [m["epoch"] for m, _ in reports] == [4, 4]
+    assert [m["epoch"] for m, _ in reports] == [4]
     assert reports[-1][0]["restored_best_epoch"] == 2
     assert reports[-1][0]["val_loss"] == pytest.approx(uninterrupted[-1][0]["val_loss"], rel=1e-6)
 

@@ -17,10 +17,13 @@ EXIT_USAGE = 2
 
 
 def _data(args: argparse.Namespace) -> int:
+    import inspect
+
     from raysweep.datasets import GENERATORS
 
-    meta = GENERATORS[args.generator](args.out, n_sites=args.sites, n_days=args.days,
-                                      seed=args.seed, fmt=args.format)
+    write = GENERATORS[args.generator]
+    options = {k: v for k, v in vars(args).items() if k in inspect.signature(write).parameters}
+    meta = write(args.out, **options)
     rows = ", ".join(f"{k} {v}" for k, v in meta["rows"].items())
     print(f"wrote {args.generator} data to {args.out} ({meta['format']}; rows: {rows}; "
           f"{len(meta['feature_names'])} features)")
@@ -158,13 +161,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="generate a demo dataset")
     generators = data.add_subparsers(dest="generator", required=True)
-    glide = generators.add_parser("glideator", help="synthetic paragliding XC forecast data")
-    glide.add_argument("--out", required=True, help="output directory")
-    glide.add_argument("--sites", type=int, default=60, help="launch sites (default 60)")
-    glide.add_argument("--days", type=int, default=730, help="days (default 730)")
-    glide.add_argument("--seed", type=int, default=0)
-    glide.add_argument("--format", choices=("parquet", "webdataset"), default="parquet")
-    glide.set_defaults(func=_data)
+
+    def generator(name: str, help: str):
+        """`raysweep data NAME`: options reach the generator's write() by their dest names."""
+        command = generators.add_parser(name, help=help)
+        command.add_argument("--out", required=True, help="output directory")
+        command.add_argument("--seed", type=int, default=0)
+        command.add_argument("--format", dest="fmt", choices=("parquet", "webdataset"), default="parquet")
+        command.set_defaults(func=_data)
+        return command
+
+    glide = generator("glideator", "synthetic paragliding XC forecast data")
+    glide.add_argument("--sites", dest="n_sites", type=int, default=60, help="launch sites (default 60)")
+    glide.add_argument("--days", dest="n_days", type=int, default=730, help="days (default 730)")
+    trajectory = generator("trajectory", "synthetic toolpaths and servo tracking errors (LSTM windows)")
+    trajectory.add_argument("--layers-per-part", type=int, default=10, help="layers of each of 4 parts (default 10)")
+    trajectory.add_argument("--seconds-per-layer", type=float, default=40.0, help="default 40")
+    trajectory.add_argument("--sequence-length", type=int, default=20, help="samples per window (default 20, at 100 Hz)")
+    trajectory.add_argument("--stride", type=int, default=4, help="samples between window starts (default 4)")
 
     overrides = dict(action="append", default=[], metavar="KEY=VALUE",
                      help="override a spec value, e.g. --set search.num_samples=4 (repeatable)")

@@ -11,7 +11,7 @@ from raysweep.datasets import shards
 
 def open_split(data_dir: str | Path, split: str, meta: dict, *,
                read_parallelism: int | None = None) -> ray.data.Dataset:
-    """Stream one split's shards (Parquet or WebDataset) as columns id/features/labels.
+    """Stream one split's shards (Parquet or WebDataset) with the columns `meta["columns"]` names.
 
     `read_parallelism` sets how many blocks Ray Data reads the split into (its
     `override_num_blocks`); None leaves the choice to Ray Data.
@@ -21,11 +21,10 @@ def open_split(data_dir: str | Path, split: str, meta: dict, *,
     """
     fmt = meta.get("format", "parquet")
     paths = shards.shard_paths(data_dir, split, fmt)
-    columns = [meta["columns"]["id"], meta["columns"]["features"], meta["columns"]["labels"]]
+    columns = list(dict.fromkeys(meta["columns"].values()))
     if fmt == "parquet":
         return ray.data.read_parquet(paths, columns=columns, override_num_blocks=read_parallelism)
     ds = ray.data.read_webdataset(paths, decoder=True, include_paths=False,
                                   override_num_blocks=read_parallelism)
-    names = {f"{columns[0]}.cls": columns[0], f"{columns[1]}.npy": columns[1],
-             f"{columns[2]}.npy": columns[2]}
+    names = {member: column for member, column in shards.tar_members(paths[0]).items() if column in columns}
     return ds.select_columns(list(names)).rename_columns(names)

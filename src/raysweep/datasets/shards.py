@@ -85,6 +85,20 @@ def _write_tar(columns: dict[str, np.ndarray], path: Path, first_key: int) -> No
                 tar.addfile(info, io.BytesIO(payload))
 
 
+def tar_members(path: str | Path) -> dict[str, str]:
+    """Member suffixes of a WebDataset shard's first sample -> column names ("x.npy" -> "x")."""
+    with tarfile.open(path) as tar:
+        first = None
+        out = {}
+        for info in tar:
+            key, _, rest = info.name.partition(".")
+            if first is not None and key != first:
+                break
+            first = key
+            out[rest] = rest.rsplit(".", 1)[0]
+        return out
+
+
 def standardisation(features: np.ndarray) -> tuple[list[float], list[float]]:
     """Per-feature mean and std (std floored so constant features do not divide by zero)."""
     mean = features.astype(np.float64).mean(axis=0)

@@ -227,13 +227,14 @@ def run_epochs(workload, cfg, trainee: Trainee, data: EpochData, report: Report,
     """Train from `trainee.first_epoch` to `cfg.epochs`, reporting after every epoch.
 
     With `early_stopping_patience` > 0, training stops once the monitored metric has not
-    improved for that many epochs. Then, or at the last epoch, when an earlier epoch was
-    better, the best weights are restored, evaluated again, and reported once more as the
-    trial's final result (same `epoch`, with `restored_best_epoch`), so the trial's last
-    result and its model are the best epoch's.
+    improved for that many epochs. At that epoch, or at the last one, where an earlier epoch
+    was better, the best weights are restored and evaluated before the report, so the trial's
+    final result and model are the best epoch's (the report says `restored_best_epoch`; its
+    train_loss is still the epoch's own). Restoring before the report, not after, matters:
+    ASHA stops a trial at its final epoch and would never see a later report.
     """
     model = getattr(trainee.model, "module", trainee.model)
-    epoch = trainee.first_epoch
+    stopper = trainee.stopper
     for epoch in range(trainee.first_epoch, cfg.epochs):
         train_loss = train_epoch(workload, cfg, trainee, data.train(epoch), epoch=epoch, device=device)
         val_metrics = evaluate(workload, trainee, data.val(), device=device)
@@ -241,15 +242,15 @@ def run_epochs(workload, cfg, trainee: Trainee, data: EpochData, report: Report,
             raise DivergedError(f"val_loss became NaN at epoch {epoch + 1}. Lower learning_rate.")
         metrics = {"epoch": epoch + 1, "train_loss": train_loss, **val_metrics,
                    "lr": trainee.optimizer.param_groups[0]["lr"]}
-        stop = trainee.stopper.update(epoch + 1, metrics, model)
-        report(metrics, checkpoint_files(trainee, epoch + 1))
+        stop = stopper.update(epoch + 1, metrics, model)
+        files = checkpoint_files(trainee, epoch + 1)
+        final = stop or epoch + 1 == cfg.epochs
+        if final and cfg.early_stopping_patience > 0 and 0 < stopper.best_epoch < epoch + 1:
+            # The state_dict holds the live tensors that restore() overwrites: keep the last epoch's.
+            files[LAST_FILE]["model"] = {k: v.clone() for k, v in files[LAST_FILE]["model"].items()}
+            stopper.restore(model)
+            metrics.update(evaluate(workload, trainee, data.val(), device=device),
+                           restored_best_epoch=stopper.best_epoch)
+        report(metrics, files)
         if stop:
             break
-    else:
-        epoch = cfg.epochs - 1
-    stopper = trainee.stopper
-    if cfg.early_stopping_patience > 0 and 0 < stopper.best_epoch < epoch + 1:
-        stopper.restore(model)
-        restored = evaluate(workload, trainee, data.val(), device=device)
-        report({**stopper.best_metrics, **restored, "epoch": epoch + 1,
-                "restored_best_epoch": stopper.best_epoch}, None)

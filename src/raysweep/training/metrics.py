@@ -1,4 +1,4 @@
-"""Classification metrics in numpy: ROC-AUC with ties, expected calibration error.
+"""Metrics in numpy: ROC-AUC with ties, expected calibration error, regression errors.
 
 Plain numpy rather than scikit-learn: two small functions do not justify the dependency, and
 they run on the worker after each validation pass.
@@ -41,3 +41,23 @@ def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, n_bins: in
     sum_prob = np.bincount(bins, weights=probs, minlength=n_bins)
     sum_label = np.bincount(bins, weights=labels, minlength=n_bins)
     return float(np.abs(sum_label - sum_prob).sum() / max(labels.size, 1))
+
+
+def regression(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE and R^2 (averaged over target columns, as scikit-learn's r2_score does)."""
+    true = np.asarray(true, dtype=np.float64).reshape(len(true), -1)
+    predicted = np.asarray(predicted, dtype=np.float64).reshape(len(predicted), -1)
+    error = predicted - true
+    return {"mae": float(np.abs(error).mean()), "rmse": float(np.sqrt((error ** 2).mean())),
+            "r2": 1.0 - standardised_mse(true, predicted)}
+
+
+def standardised_mse(true: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean over target columns of MSE / variance of the truth: the share of variance unexplained.
+
+    Scale-free, so trials of one sweep compare on it whatever loss or units they trained with.
+    """
+    true = np.asarray(true, dtype=np.float64).reshape(len(true), -1)
+    predicted = np.asarray(predicted, dtype=np.float64).reshape(len(predicted), -1)
+    variance = np.maximum(true.var(axis=0), 1e-12)
+    return float((((predicted - true) ** 2).mean(axis=0) / variance).mean())
