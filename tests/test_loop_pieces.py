@@ -97,7 +97,7 @@ class Drifting:
         return model(batch["x"]).squeeze(1)
 
     @staticmethod
-    def compute_metrics(pred, labels):
+    def compute_metrics(pred, labels, meta):
         return {"val_loss": float(((pred - labels) ** 2).mean())}
 
 

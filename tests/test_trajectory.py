@@ -76,7 +76,7 @@ def test_the_error_depends_on_the_motion():
 def test_metrics_against_a_hand_computation():
     true = np.array([[0.0, 10.0], [2.0, 20.0], [4.0, 30.0]])
     pred = np.array([[1.0, 10.0], [2.0, 22.0], [4.0, 30.0]])
-    m = trajectory.compute_metrics(pred, true)
+    m = trajectory.compute_metrics(pred, true, {})
     assert m["val_mae"] == pytest.approx(3 / 6)
     assert m["val_rmse"] == pytest.approx(np.sqrt(5 / 6))
     assert m["val_mae_x"] == pytest.approx(1 / 3) and m["val_mae_y"] == pytest.approx(2 / 3)

@@ -23,10 +23,11 @@ def _data(args: argparse.Namespace) -> int:
 
     write = GENERATORS[args.generator]
     options = {k: v for k, v in vars(args).items() if k in inspect.signature(write).parameters}
-    meta = write(args.out, **options)
+    meta = write(**options)
     rows = ", ".join(f"{k} {v}" for k, v in meta["rows"].items())
-    print(f"wrote {args.generator} data to {args.out} ({meta['format']}; rows: {rows}; "
-          f"{len(meta['feature_names'])} features)")
+    features = len(meta["feature_names"]) + len(meta.get("categorical_names", []))
+    print(f"wrote {meta['workload']} data to {args.out_dir} ({meta['format']}; rows: {rows}; "
+          f"{features} features)")
     return 0
 
 
@@ -165,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     def generator(name: str, help: str):
         """`raysweep data NAME`: options reach the generator's write() by their dest names."""
         command = generators.add_parser(name, help=help)
-        command.add_argument("--out", required=True, help="output directory")
+        command.add_argument("--out", dest="out_dir", required=True, help="output directory")
         command.add_argument("--seed", type=int, default=0)
         command.add_argument("--format", dest="fmt", choices=("parquet", "webdataset"), default="parquet")
         command.set_defaults(func=_data)
@@ -179,6 +180,18 @@ def build_parser() -> argparse.ArgumentParser:
     trajectory.add_argument("--seconds-per-layer", type=float, default=40.0, help="default 40")
     trajectory.add_argument("--sequence-length", type=int, default=20, help="samples per window (default 20, at 100 Hz)")
     trajectory.add_argument("--stride", type=int, default=4, help="samples between window starts (default 4)")
+    names = lambda text: [x.strip() for x in text.split(",") if x.strip()]  # noqa: E731 - COL,COL,...
+    table = generator("import", "your own CSV or Parquet table, for the tabular workload")
+    table.add_argument("path", metavar="FILE", help="a .csv, .tsv or .parquet file")
+    table.add_argument("--target", required=True, type=names, metavar="COL[,COL...]", help="the column(s) to predict")
+    table.add_argument("--task", required=True, choices=("regression", "binary", "multiclass", "multilabel"))
+    table.add_argument("--categorical", type=names, default=[], metavar="COL[,COL...]",
+                       help="columns to embed as categories (text columns must be listed)")
+    table.add_argument("--drop", type=names, default=[], metavar="COL[,COL...]",
+                       help="columns to leave out (ids, leaks of the target)")
+    table.add_argument("--split-by", metavar="COL",
+                       help="a train/val column, or groups (dates, sites) whose last --val-fraction go to val")
+    table.add_argument("--val-fraction", type=float, default=0.2, help="share of rows or groups for val (default 0.2)")
 
     overrides = dict(action="append", default=[], metavar="KEY=VALUE",
                      help="override a spec value, e.g. --set search.num_samples=4 (repeatable)")

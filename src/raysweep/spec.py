@@ -254,6 +254,7 @@ class _Validator:
     def __init__(self, source: str):
         self.source = source
         self.problems: list[str] = []
+        self.meta: dict | None = None   # the dataset's meta.json, once data.path checks out
 
     def bad(self, key: str, message: str) -> None:
         self.problems.append(f"{self.source}: {key}: {message}")
@@ -295,6 +296,7 @@ class _Validator:
         storage = raw.get("storage_path", "results")
         if not isinstance(storage, str) or not storage:
             self.bad("storage_path", f"must be a directory path, got {storage!r}")
+        self.workload_problems(workload, raw, fixed, metric)
         lr_find = phases.parse_lr_find(self, self.section(raw, "lr_find"), params)
         io_search = phases.parse_io_search(self, raw.get("io_search"), hints, workload, check_data)
         if self.problems:
@@ -303,6 +305,21 @@ class _Validator:
                     fixed=fixed, params=tuple(params), search=search, scheduler=scheduler,
                     resources=resources, storage_path=storage, lr_find=lr_find,
                     io_search=io_search, source=self.source)
+
+    def workload_problems(self, workload: str | None, raw: dict, fixed: dict, metric) -> None:
+        """The dataset must be the workload's, and fit what the spec asks (a workload's `spec_problems`)."""
+        if not workload or self.meta is None:
+            return
+        made_for = self.meta.get("workload")
+        if made_for and made_for != workload:
+            self.bad("data.path", f"{raw['data']['path']} holds {made_for} data, but the spec's workload is "
+                     f"{workload}; point data.path at {workload} data ({WORKLOADS[workload].DATA_COMMAND.format(path='DIR')})")
+            return
+        check = getattr(WORKLOADS[workload], "spec_problems", None)
+        if check:
+            params = raw.get("params") if isinstance(raw.get("params"), dict) else {}
+            for key, message in check(self.meta, fixed, params, metric):
+                self.bad(key, message)
 
     def fixed(self, fixed, hints: dict, choices: dict) -> dict:
         if not isinstance(fixed, dict):
@@ -402,6 +419,7 @@ class _Validator:
             try:
                 meta = shards.read_meta(path, make_hint=hint)
                 shards.check_readable(path, meta)
+                self.meta = meta
                 if fmt != "auto" and meta.get("format") != fmt:
                     self.bad("data.format", f"{path} holds {meta.get('format')} shards, not {fmt}; "
                              f"set data.format: auto or {meta.get('format')}")

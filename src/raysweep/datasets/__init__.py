@@ -1,12 +1,13 @@
 """Dataset generators for the seed workloads, shard writers and readers.
 
-`GENERATORS` maps `raysweep data NAME` to a generator's `write` function; the CLI passes each
-of its options by the keyword of the same name.
+`GENERATORS` maps `raysweep data NAME` to the function that writes the dataset (a generator's
+`write`, or the table importer); the CLI passes each option by the keyword of the same name.
 """
 
-from raysweep.datasets import glideator, trajectory
+from raysweep.datasets import glideator, tabular, trajectory
 
 GENERATORS = {
     "glideator": glideator.write,
     "trajectory": trajectory.write,
+    "import": tabular.import_table,
 }

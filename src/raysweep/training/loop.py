@@ -1,7 +1,7 @@
 """The loop over epochs and batches, shared by every workload and both trial executors.
 
 It knows a workload only through four functions (`build_model`, `compute_loss`, `predict`,
-`compute_metrics`), receives batches from an `EpochData`, and hands each epoch's metrics and
+`compute_metrics(outputs, labels, meta)`) and its `METRICS`, receives batches from an `EpochData`, and hands each epoch's metrics and
 state to a `report` callable. It never touches Ray: the executors in `raysweep.trial` decide
 where batches come from and where reports and checkpoints go. Model and optimiser construction
 (`build`) stay apart from the loop (`run_epochs`) so that a fused cohort can reuse the loop.
@@ -55,6 +55,7 @@ class Trainee:
     first_epoch: int = 0
     precision: precision.Precision = field(default_factory=precision.Precision)
     stopper: EarlyStopping = field(default_factory=EarlyStopping)
+    meta: dict = field(default_factory=dict)   # the dataset's meta.json, for compute_metrics
 
 
 def build(workload, cfg, meta: dict, *, device: torch.device,
@@ -80,7 +81,8 @@ def build(workload, cfg, meta: dict, *, device: torch.device,
                       stopper=EarlyStopping(metric=cfg.early_stopping_metric,
                                             mode=workload.METRICS.get(cfg.early_stopping_metric, "min"),
                                             patience=cfg.early_stopping_patience,
-                                            min_delta=cfg.early_stopping_min_delta))
+                                            min_delta=cfg.early_stopping_min_delta),
+                      meta=meta)
     if last is not None:
         optimizer.load_state_dict(last["optimizer"])
         scheduler.load_state_dict(last["scheduler"])
@@ -178,7 +180,7 @@ def evaluate(workload, trainee: Trainee, batches: Iterable[Batch], *,
         with trainee.precision.autocast():
             outputs.append(workload.predict(trainee.model, batch).float().cpu())
         labels.append(batch["labels"].float().cpu())
-    metrics = workload.compute_metrics(torch.cat(outputs).numpy(), torch.cat(labels).numpy())
+    metrics = workload.compute_metrics(torch.cat(outputs).numpy(), torch.cat(labels).numpy(), trainee.meta)
     if "latency_ms" in workload.METRICS and first is not None:
         metrics.update(time_inference(workload, trainee, first, device=device))
     return metrics

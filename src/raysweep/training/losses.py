@@ -4,7 +4,7 @@
     value = loss(predictions, targets)      # a scalar, averaged over the batch
 
 Regression losses take predictions and targets of the same shape. `bce` and `focal` take
-logits. `physics_informed` adds the battery seed's penalties (predictions along a sequence that
+logits; `cross_entropy` takes logits and class indices. `physics_informed` adds the battery seed's penalties (predictions along a sequence that
 must not rise, and must change smoothly) to a base regression loss. An unknown name or
 parameter raises ValueError listing what is known, so a spec error names the fix.
 """
@@ -48,6 +48,11 @@ def mape(pred: torch.Tensor, target: torch.Tensor, *, epsilon: float = 1e-8) -> 
 
 def bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, target)
+
+
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Softmax cross-entropy; `target` holds class indices (multiclass tables)."""
+    return F.cross_entropy(logits, target.long())
 
 
 def _per_task(value: float | Sequence[float], like: torch.Tensor) -> torch.Tensor:
@@ -96,7 +101,7 @@ def physics_informed(pred: torch.Tensor, target: torch.Tensor, *, base: str = "m
 
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "mse": mse, "mae": mae, "huber": huber, "hybrid": hybrid, "mape": mape,
-    "bce": bce, "focal": focal, "physics_informed": physics_informed,
+    "bce": bce, "focal": focal, "cross_entropy": cross_entropy, "physics_informed": physics_informed,
 }
 
 

@@ -135,7 +135,7 @@ def predict(model: nn.Module, batch: dict) -> torch.Tensor:
     return model(batch["site_id"], batch["features"])
 
 
-def compute_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+def compute_metrics(logits: np.ndarray, labels: np.ndarray, meta: dict) -> dict[str, float]:
     """Validation metrics from all logits and labels of the split (BCE without penalties)."""
     logits_t, labels_t = torch.from_numpy(logits), torch.from_numpy(labels)
     probs = torch.sigmoid(logits_t).numpy()

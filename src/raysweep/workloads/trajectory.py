@@ -89,7 +89,7 @@ def predict(model: TrajectoryLSTM, batch: dict) -> torch.Tensor:
     return model(batch["features"])
 
 
-def compute_metrics(predicted: np.ndarray, true: np.ndarray) -> dict[str, float]:
+def compute_metrics(predicted: np.ndarray, true: np.ndarray, meta: dict) -> dict[str, float]:
     """Errors in um, overall and per axis, and percentiles of the absolute error (both axes pooled)."""
     out = {"val_loss": metrics.standardised_mse(true, predicted)}
     out.update({f"val_{k}": v for k, v in metrics.regression(true, predicted).items()})

@@ -1,0 +1,152 @@
+"""Any table: an MLP over standardised numeric columns and embeddings of categorical ones.
+
+Trains on what `raysweep data import` writes. The task recorded in `meta.json` picks the head,
+the default loss and the metrics:
+
+- regression: one output per target, trained on standardised targets (so losses of several
+  targets weigh alike); metrics in the targets' units; `val_loss` is the scale-free MSE
+  (mean over targets of MSE / variance), as for the trajectory workload;
+- binary and multilabel: one logit per label; BCE or focal loss; AUC, accuracy at 0.5, ECE;
+- multiclass: one logit per class; cross-entropy; accuracy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from raysweep.training import metrics
+from raysweep.training.config import LossChoice, TrainingConfig, loss_function
+
+DATA_COMMAND = ("raysweep data import FILE --target COL --task regression|binary|multiclass|multilabel "
+                "--out {path}")
+# The losses that fit each task; "auto" picks the first.
+LOSSES_BY_TASK = {"regression": ("mse", "mae", "huber", "hybrid", "mape"),
+                  "binary": ("bce", "focal"), "multilabel": ("bce", "focal"),
+                  "multiclass": ("cross_entropy",)}
+CHOICES = {"loss": ("auto", "mse", "mae", "huber", "hybrid", "mape", "bce", "focal", "cross_entropy")}
+METRICS_BY_TASK = {"regression": ("val_loss", "train_loss", "val_mae", "val_rmse", "val_r2"),
+                   "binary": ("val_loss", "train_loss", "val_auc", "val_accuracy", "val_ece"),
+                   "multilabel": ("val_loss", "train_loss", "val_auc", "val_accuracy", "val_ece"),
+                   "multiclass": ("val_loss", "train_loss", "val_accuracy")}
+METRICS = {"val_loss": "min", "train_loss": "min", "val_mae": "min", "val_rmse": "min", "val_r2": "max",
+           "val_auc": "max", "val_accuracy": "max", "val_ece": "min"}
+
+
+@dataclass(frozen=True)
+class Config(TrainingConfig, LossChoice):
+    epochs: int = 20
+    batch_size: int = 256
+    loss: str = "auto"                 # auto: mse, bce or cross_entropy by task
+    hidden_units: tuple[int, ...] = (128, 64)
+    dropout: float = 0.1
+    embedding_dim: int = 8             # per categorical column (capped at half its categories + 1)
+
+
+class TabularNet(nn.Module):
+    def __init__(self, *, task: str, n_features: int, cardinalities: list[int], n_outputs: int,
+                 feature_mean: list[float], feature_std: list[float], target_mean: list[float],
+                 target_std: list[float], hidden_units: tuple[int, ...], dropout: float, embedding_dim: int):
+        super().__init__()
+        self.task = task
+        self.register_buffer("feature_mean", torch.tensor(feature_mean, dtype=torch.float32))
+        self.register_buffer("feature_std", torch.tensor(feature_std, dtype=torch.float32))
+        self.register_buffer("target_mean", torch.tensor(target_mean, dtype=torch.float32))
+        self.register_buffer("target_std", torch.tensor(target_std, dtype=torch.float32))
+        self.embeddings = nn.ModuleList(nn.Embedding(n, min(embedding_dim, n // 2 + 1)) for n in cardinalities)
+        layers, width = [], n_features + sum(e.embedding_dim for e in self.embeddings)
+        for units in hidden_units:
+            layers += [nn.Linear(width, units), nn.ReLU(), nn.Dropout(dropout)]
+            width = units
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, n_outputs)
+
+    def raw(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits, or regression outputs in standard units."""
+        parts = []
+        if "features" in batch:
+            parts.append((batch["features"] - self.feature_mean) / self.feature_std)
+        if "categorical" in batch:
+            codes = batch["categorical"].long()
+            parts += [emb(codes[:, i]) for i, emb in enumerate(self.embeddings)]
+        return self.head(self.body(torch.cat(parts, dim=1)))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Regression: predictions in the targets' units; classification: logits."""
+        out = self.raw(batch)
+        return out * self.target_std + self.target_mean if self.task == "regression" else out
+
+
+def build_model(cfg: Config, meta: dict) -> TabularNet:
+    task = meta["task"]
+    n_outputs = len(meta["classes"]) if task == "multiclass" else len(meta["target_names"])
+    target = meta.get("target_scaler", {"mean": [0.0] * n_outputs, "std": [1.0] * n_outputs})
+    return TabularNet(
+        task=task, n_features=len(meta["feature_names"]),
+        cardinalities=[meta["cardinalities"][c] for c in meta["categorical_names"]], n_outputs=n_outputs,
+        feature_mean=meta["scaler"]["mean"], feature_std=meta["scaler"]["std"],
+        target_mean=target["mean"], target_std=target["std"], hidden_units=tuple(cfg.hidden_units),
+        dropout=cfg.dropout, embedding_dim=cfg.embedding_dim)
+
+
+def _loss(cfg: Config, task: str):
+    if cfg.loss == "auto":
+        return loss_function(Config(loss=LOSSES_BY_TASK[task][0]))
+    if cfg.loss not in LOSSES_BY_TASK[task]:
+        raise ValueError(f"loss {cfg.loss!r} does not fit a {task} table; use one of "
+                         f"{', '.join(LOSSES_BY_TASK[task])} (or auto)")
+    return loss_function(cfg)
+
+
+def compute_loss(model: TabularNet, batch: dict, cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
+    out = model.raw(batch)
+    labels = batch["labels"]
+    if model.task == "multiclass":
+        return _loss(cfg, model.task)(out, labels.long()), out
+    if model.task == "regression":
+        labels = (labels - model.target_mean) / model.target_std
+    return _loss(cfg, model.task)(out, labels), out
+
+
+def predict(model: TabularNet, batch: dict) -> torch.Tensor:
+    return model(batch)
+
+
+def compute_metrics(outputs: np.ndarray, labels: np.ndarray, meta: dict) -> dict[str, float]:
+    task = meta["task"]
+    if task == "regression":
+        m = metrics.regression(labels, outputs)
+        return {"val_loss": metrics.standardised_mse(labels, outputs), "val_mae": m["mae"],
+                "val_rmse": m["rmse"], "val_r2": m["r2"]}
+    logits = torch.from_numpy(outputs)
+    if task == "multiclass":
+        target = torch.from_numpy(labels).long()
+        return {"val_loss": float(F.cross_entropy(logits, target)),
+                "val_accuracy": float((logits.argmax(dim=1) == target).float().mean())}
+    probs = torch.sigmoid(logits).numpy()
+    return {"val_loss": float(F.binary_cross_entropy_with_logits(logits, torch.from_numpy(labels))),
+            "val_auc": metrics.macro_roc_auc(labels, probs),
+            "val_accuracy": float(((probs > 0.5) == (labels > 0.5)).mean()),
+            "val_ece": metrics.expected_calibration_error(labels, probs)}
+
+
+def spec_problems(meta: dict, fixed: dict, params: dict, metric: str) -> list[tuple[str, str]]:
+    """What a spec asks that this table's task cannot do: a loss or metric of another task."""
+    task = meta.get("task")
+    if task not in LOSSES_BY_TASK:
+        return []
+    problems = []
+    allowed = ("auto",) + LOSSES_BY_TASK[task]
+    losses = [("fixed.loss", fixed["loss"])] if "loss" in fixed else []
+    losses += [("params.loss", v) for v in (params.get("loss") or {}).get("values", [])]
+    for key, value in losses:
+        if value not in allowed:
+            problems.append((key, f"{value!r} does not fit this {task} table; use one of {', '.join(allowed)}"))
+    if metric not in METRICS_BY_TASK[task]:
+        problems.append(("metric", f"a {task} table reports {', '.join(METRICS_BY_TASK[task])}; "
+                                   f"{metric!r} is not one of them"))
+    return problems
