@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raysweep.training import metrics
+from raysweep.training import losses, metrics
 from raysweep.training.config import TrainingConfig
 
 DATA_COMMAND = "raysweep data glideator --out {path}"
@@ -122,7 +122,7 @@ def weight_norms(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
 def compute_loss(model: nn.Module, batch: dict, cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
     """Training objective: BCE + l1 * L1 + l2 * L2 + monotonicity penalty. Returns (loss, logits)."""
     logits = model(batch["site_id"], batch["features"])
-    loss = F.binary_cross_entropy_with_logits(logits, batch["labels"])
+    loss = losses.bce(logits, batch["labels"])
     if cfg.l1_lambda or cfg.l2_lambda:
         l1, l2 = weight_norms(model)
         loss = loss + cfg.l1_lambda * l1 + cfg.l2_lambda * l2
