@@ -55,7 +55,7 @@ def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int
                        group_by: str | None = None) -> int:
     """Print and save the leaderboard; returns how many trials are unfinished."""
     from raysweep import sweep
-    from raysweep.analysis import leaderboard
+    from raysweep.analysis import diagnose, leaderboard
 
     s = sweep.load_snapshot(experiment_dir)
     metric, mode = metric or s.metric, mode or s.mode
@@ -71,9 +71,17 @@ def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int
         best = leaderboard.best_per_value(table, s.scientific)
         print(f"\nbest trial per {', '.join(s.scientific)} (scientific; the nuisance parameters tuned for each):")
         print(leaderboard.format_table(best, None))
+    configs = leaderboard.repeats_over(table, s.tuned)
+    if configs:
+        print(f"\nby configuration, over seeds ({metric}: mean, std and 95% interval of the mean):")
+        print(leaderboard.format_table(leaderboard.group_by(table, configs, metric, mode), top))
     if group_by:
         print(f"\nby {group_by} ({metric}: spread of each trial's best over the other parameters):")
         print(leaderboard.format_table(leaderboard.group_by(table, group_by, metric, mode), None))
+    warnings = diagnose.edge_warnings(table, s.params, metric)
+    failed = diagnose.failure_warning(table)
+    for line in warnings + ([failed] if failed else []):
+        print(f"warning: {line}", file=sys.stderr)
     print("leaderboard: " + ", ".join(str(p) for p in paths))
     return int((table["status"] == "unfinished").sum())
 

@@ -122,7 +122,10 @@ def prepare(spec: spec_mod.Spec, experiment_dir: Path) -> Prepared:
 def _tuner(spec: spec_mod.Spec, prepared: Prepared, experiment_dir: Path):
     from ray import tune
 
+    from raysweep.analysis.store import StoreWriter
+    from raysweep.analysis.tensorboard import TensorBoardWriter
     from raysweep.progress import ProgressLines
+    from raysweep.workloads import WORKLOADS
 
     grid_size = 1
     for p in spec.params:
@@ -145,7 +148,9 @@ def _tuner(spec: spec_mod.Spec, prepared: Prepared, experiment_dir: Path):
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=2, checkpoint_score_attribute=spec.metric, checkpoint_score_order=spec.mode),
             failure_config=tune.FailureConfig(max_failures=0),
-            callbacks=[progress], verbose=0),
+            callbacks=[progress, StoreWriter(str(experiment_dir)),
+                       TensorBoardWriter(str(experiment_dir), spec.params, WORKLOADS[spec.workload].METRICS)],
+            verbose=0),
     )
 
 

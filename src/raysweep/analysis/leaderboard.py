@@ -1,8 +1,7 @@
-"""Rank the trials of an experiment directory: best metric, when it came, and why a trial ended.
+"""Rank the trials of an experiment: best metric, when it came, and why a trial ended.
 
-Reads Tune's experiment state through `ExperimentAnalysis` (no Ray start) and the spec snapshot
-raysweep writes beside it, so it knows which parameters were tuned and how many epochs a trial
-was meant to run. A trial that ended early without an error was stopped by the scheduler.
+Reads the experiment's results store (`store.load`: one table of trials, one of curves) and
+the spec snapshot raysweep writes beside it, so it knows which parameters were tuned.
 """
 
 from __future__ import annotations
@@ -12,51 +11,30 @@ from pathlib import Path
 
 import pandas as pd
 
-from raysweep import space, sweep
+from raysweep import sweep
+from raysweep.analysis import diagnose, store
 
 LEADERBOARD_FILES = ("leaderboard.csv", "leaderboard.parquet")
-
-
-def _stop_reason(status: str, epochs_run: int, planned: int, error: str, asha: bool) -> str:
-    if status == "ERROR":
-        return "diverged" if "DivergedError" in error else "errored"
-    if status != "TERMINATED":
-        return "unfinished"
-    if epochs_run < planned:
-        return "stopped by ASHA" if asha else "stopped early"
-    return "finished"
-
-
-def _error_text(trial_path: str) -> str:
-    path = Path(trial_path) / "error.txt"
-    return path.read_text(errors="replace") if path.is_file() else ""
 
 
 def leaderboard(experiment_dir: str | Path, *, metric: str | None = None,
                 mode: str | None = None) -> pd.DataFrame:
     """One row per trial, best first: rank, trial, tuned params, best metric, epoch, status."""
-    from ray.tune import ExperimentAnalysis
-
     spec = sweep.load_snapshot(experiment_dir)
     metric, mode = metric or spec.metric, mode or spec.mode
-    analysis = ExperimentAnalysis(str(Path(experiment_dir).resolve()))
-    tuned = spec.tuned
-    frames = analysis.trial_dataframes
+    results = store.load(experiment_dir)
+    curves = results.curves.groupby("trial") if not results.curves.empty else None
     rows = []
-    for t in analysis.trials:
-        history = frames.get(t.trial_id, pd.DataFrame())
-        epochs_run = int(history["epoch"].max()) if "epoch" in history and len(history) else 0
+    for _, t in results.trials.iterrows():
         best, best_epoch = math.nan, None
-        if metric in history and history[metric].notna().any():
-            i = history[metric].idxmin() if mode == "min" else history[metric].idxmax()
-            best, best_epoch = float(history.loc[i, metric]), int(history.loc[i, "epoch"])
-        config = space.decode(t.config, spec.params)
-        planned = int(config.get("epochs", spec.epochs))
-        status = _stop_reason(t.status, epochs_run, planned, _error_text(t.path),
-                              spec.scheduler.type == "asha")
-        rows.append({"trial": t.trial_id, **{p: config.get(p) for p in tuned},
-                     f"best_{metric}": best, "best_epoch": best_epoch, "epochs": epochs_run,
-                     "status": status})
+        if curves is not None and t["trial"] in curves.groups:
+            curve = curves.get_group(t["trial"])
+            if metric in curve and curve[metric].notna().any():
+                i = curve[metric].idxmin() if mode == "min" else curve[metric].idxmax()
+                best, best_epoch = float(curve.loc[i, metric]), int(curve.loc[i, "epoch"])
+        params = {p: store.value(t[p]) if p in t and not _missing(t[p]) else None for p in spec.tuned}
+        rows.append({"trial": t["trial"], **params, f"best_{metric}": best, "best_epoch": best_epoch,
+                     "epochs": int(t["epochs_run"]), "status": t["status"]})
     table = pd.DataFrame(rows)
     if table.empty:
         return table
@@ -65,6 +43,10 @@ def leaderboard(experiment_dir: str | Path, *, metric: str | None = None,
     table.insert(0, "rank", range(1, len(table) + 1))
     table["best_epoch"] = table["best_epoch"].astype("Int64")
     return table
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _key(value):
@@ -82,27 +64,41 @@ def best_per_value(table: pd.DataFrame, params: list[str]) -> pd.DataFrame:
     return table.loc[~keys.duplicated()].reset_index(drop=True)
 
 
-def group_by(table: pd.DataFrame, param: str, metric: str, mode: str) -> pd.DataFrame:
-    """Trials grouped by one parameter: the spread of their best metric over the rest (e.g. seeds).
+def group_by(table: pd.DataFrame, params: str | list[str], metric: str, mode: str) -> pd.DataFrame:
+    """Trials grouped by one or more parameters: the spread of their best metric over the rest.
 
-    Ranked on the mean, so one lucky seed does not carry a learning rate.
+    Ranked on the mean, so one lucky seed does not carry a learning rate; `ci95_*` bound the
+    mean's 95 % interval (Student's t over the group's finished trials).
     """
+    params = [params] if isinstance(params, str) else list(params)
     column = f"best_{metric}"
-    frame = table.assign(_group=table[param].map(_key))
+    frame = table.assign(_group=table[params].map(_key).apply(tuple, axis=1))
     grouped = frame.groupby("_group", sort=False)
-    out = pd.DataFrame({
-        param: grouped[param].first(),
-        "trials": grouped.size(),
-        "ok": grouped[column].count(),
-        f"mean_{metric}": grouped[column].mean(),
-        f"std_{metric}": grouped[column].std(ddof=1),
-        f"min_{metric}": grouped[column].min(),
-        f"max_{metric}": grouped[column].max(),
-    })
+    out = pd.DataFrame({p: grouped[p].first() for p in params})
+    out["trials"] = grouped.size()
+    out["ok"] = grouped[column].count()
+    out[f"mean_{metric}"] = grouped[column].mean()
+    out[f"std_{metric}"] = grouped[column].std(ddof=1)
+    half = [diagnose.ci95_halfwidth(sd, n) for sd, n in zip(out[f"std_{metric}"], out["ok"])]
+    out["ci95_low"] = out[f"mean_{metric}"] - half
+    out["ci95_high"] = out[f"mean_{metric}"] + half
+    out[f"min_{metric}"] = grouped[column].min()
+    out[f"max_{metric}"] = grouped[column].max()
     out = out.sort_values(f"mean_{metric}", ascending=(mode == "min"), na_position="last", kind="stable")
     out = out.reset_index(drop=True)
     out.insert(0, "rank", range(1, len(out) + 1))
     return out
+
+
+def repeats_over(table: pd.DataFrame, tuned: list[str], repeat: str = "seed") -> list[str] | None:
+    """The parameters that identify a configuration, where trials repeat configurations over
+    `repeat` (e.g. seeds); None where every configuration ran once."""
+    if repeat not in tuned or repeat not in table:
+        return None
+    keys = [p for p in tuned if p != repeat and p in table]
+    if not keys:
+        return None
+    return keys if table[keys].map(_key).duplicated().any() else None
 
 
 def write(table: pd.DataFrame, experiment_dir: str | Path) -> list[Path]:

@@ -1,0 +1,208 @@
+"""One compact results store per experiment: a table of trials and a table of learning curves.
+
+Tune leaves a directory per trial (params, progress.csv, result.json, checkpoints, errors) plus
+an experiment state file; loading that back means walking thousands of small files. raysweep
+gathers them, during the sweep and after it, into two Parquet files in the experiment directory:
+
+- `trials.parquet`: one row per trial: trial id, every parameter (fixed and tuned) as its own
+  column (lists as JSON text; `value()` decodes), status (finished, stopped by ASHA, early
+  stopped, diverged, errored, unfinished), the error's last line, `epochs_run`, best and last value of every metric (`best_<m>`, `last_<m>`),
+  the epoch of the best objective, wall time and resources;
+- `curves.parquet`: one row per report: trial id, step, epoch and every reported metric.
+
+`load(EXPERIMENT_DIR)` returns both as pandas frames, rebuilding them first where Tune's state
+is newer than the store (an interrupted or resumed experiment).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from ray.tune import Callback
+
+from raysweep import space, sweep
+
+log = logging.getLogger("raysweep")
+
+TRIALS_FILE = "trials.parquet"
+CURVES_FILE = "curves.parquet"
+# What Tune adds to every result besides the trial's own metrics.
+TUNE_COLUMNS = {"timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "trial_id", "date",
+                "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
+                "iterations_since_restore", "training_iteration", "config", "experiment_tag"}
+
+
+@dataclass
+class Results:
+    trials: pd.DataFrame
+    curves: pd.DataFrame
+
+
+def stop_reason(status: str, epochs_run: int, planned: int, error: str, asha: bool,
+                patience_ran_out: bool) -> str:
+    """Why a trial ended, in words: from Tune's status, the epochs it ran and its error."""
+    if status == "ERROR":
+        return "diverged" if "DivergedError" in error else "errored"
+    if status != "TERMINATED":
+        return "unfinished"
+    if epochs_run < planned:
+        if patience_ran_out:   # the loop restores the best weights only at its last epoch
+            return "early stopped"
+        return "stopped by ASHA" if asha else "stopped early"
+    return "finished"
+
+
+def _error_text(trial_path: str) -> str:
+    path = Path(trial_path) / "error.txt"
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def _cell(value):
+    """Parquet wants one type per column: lists and mappings are stored as their JSON text."""
+    return json.dumps(value) if isinstance(value, (list, tuple, dict)) else value
+
+
+def value(cell):
+    """A stored parameter back as the trial saw it (JSON text of a list or mapping decoded)."""
+    if isinstance(cell, str) and cell[:1] in "[{":
+        try:
+            return json.loads(cell)
+        except json.JSONDecodeError:
+            return cell
+    return cell
+
+
+def _best(series: pd.Series, mode: str):
+    values = pd.to_numeric(series, errors="coerce")
+    if not values.notna().any():
+        return math.nan, None
+    i = values.idxmin() if mode == "min" else values.idxmax()
+    return float(values.loc[i]), i
+
+
+def build(experiment_dir: str | Path, live_status: dict[str, str] | None = None) -> Results:
+    """Gather Tune's files into the two tables (no Ray start). `live_status` overrides statuses.
+
+    During a sweep the state file on disk lags the running trials; the callback passes the
+    statuses it sees.
+    """
+    from ray.tune import ExperimentAnalysis
+
+    from raysweep.workloads import WORKLOADS
+
+    spec = sweep.load_snapshot(experiment_dir)
+    analysis = ExperimentAnalysis(str(Path(experiment_dir).resolve()))
+    modes = WORKLOADS[spec.workload].METRICS
+    frames = analysis.trial_dataframes
+    trial_rows, curve_parts = [], []
+    for t in analysis.trials:
+        history = frames.get(t.trial_id, pd.DataFrame()).reset_index(drop=True)
+        metrics = [c for c in history.columns if c not in TUNE_COLUMNS and c != "epoch"
+                   and not c.startswith("config/") and pd.api.types.is_numeric_dtype(history[c])]
+        epochs_run = int(history["epoch"].max()) if "epoch" in history and len(history) else 0
+        config = space.decode(t.config, spec.params)
+        planned = int(config.get("epochs", spec.epochs))
+        error = _error_text(t.path)
+        patience = "restored_best_epoch" in history and history["restored_best_epoch"].notna().any()
+        status = (live_status or {}).get(t.trial_id, t.status)
+        row = {"trial": t.trial_id, **{k: _cell(v) for k, v in config.items()},
+               "status": stop_reason(status, epochs_run, planned, error, spec.scheduler.type == "asha", patience),
+               "error": _last_line(error), "epochs_run": epochs_run}
+        best_value, best_index = _best(history[spec.metric], spec.mode) if spec.metric in history else (math.nan, None)
+        row["best_epoch"] = int(history.loc[best_index, "epoch"]) if best_index is not None else None
+        for m in metrics:   # best and last of each metric; last only of what is no score (lr)
+            if m == "restored_best_epoch":
+                restored = history[m].dropna()
+                row[m] = int(restored.iloc[-1]) if len(restored) else None
+                continue
+            if m in modes:
+                row[f"best_{m}"] = _best(history[m], modes[m])[0]
+            row[f"last_{m}"] = float(history[m].iloc[-1]) if len(history) else math.nan
+        row["wall_time_s"] = float(history["time_total_s"].iloc[-1]) if "time_total_s" in history and len(history) else 0.0
+        resources = t.placement_group_factory.required_resources
+        row["cpus"], row["gpus"] = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
+        row["path"] = str(t.path)
+        trial_rows.append(row)
+        if len(history):
+            step = history["training_iteration"] if "training_iteration" in history else pd.Series(range(1, len(history) + 1))
+            curve = pd.DataFrame({"trial": t.trial_id, "step": step.astype(int)})
+            curve = pd.concat([curve, history[["epoch"] + metrics if "epoch" in history else metrics]], axis=1)
+            curve_parts.append(curve)
+    trials = pd.DataFrame(trial_rows)
+    curves = pd.concat(curve_parts, ignore_index=True) if curve_parts else pd.DataFrame(columns=["trial", "step"])
+    for column in ("best_epoch", "restored_best_epoch"):
+        if column in trials:
+            trials[column] = trials[column].astype("Int64")
+    return Results(trials, curves)
+
+
+def write(experiment_dir: str | Path, results: Results) -> list[Path]:
+    experiment_dir = Path(experiment_dir)
+    paths = [experiment_dir / TRIALS_FILE, experiment_dir / CURVES_FILE]
+    for frame, path in zip((results.trials, results.curves), paths):
+        tmp = path.with_suffix(".parquet.tmp")
+        frame.to_parquet(tmp, index=False)
+        tmp.replace(path)   # a reader never sees half a file
+    return paths
+
+
+def _state_mtime(experiment_dir: Path) -> float:
+    states = list(experiment_dir.glob("experiment_state-*.json"))
+    return max((p.stat().st_mtime for p in states), default=0.0)
+
+
+def load(experiment_dir: str | Path) -> Results:
+    """Both tables of an experiment, rebuilt from Tune's files where those are newer.
+
+    Works for finished, interrupted and resumed experiments alike; the store is written back
+    so the next load is one read of two files.
+    """
+    experiment_dir = Path(experiment_dir)
+    trials_path, curves_path = experiment_dir / TRIALS_FILE, experiment_dir / CURVES_FILE
+    if trials_path.is_file() and curves_path.is_file() and \
+            min(trials_path.stat().st_mtime, curves_path.stat().st_mtime) >= _state_mtime(experiment_dir):
+        return Results(pd.read_parquet(trials_path), pd.read_parquet(curves_path))
+    results = build(experiment_dir)
+    if not results.trials.empty:
+        write(experiment_dir, results)
+    return results
+
+
+class StoreWriter(Callback):
+    """Keeps the store current while a sweep runs: after trials end (at most every
+    `min_interval_s`) and once more at the end. A failure to write is logged, never raised:
+    the store must not take a sweep down.
+    """
+
+    def __init__(self, experiment_dir: str, min_interval_s: float = 10.0):
+        self.experiment_dir, self.min_interval_s = str(experiment_dir), min_interval_s
+        self.last_write = 0.0
+
+    def _write(self, trials, force: bool) -> None:
+        if not force and time.monotonic() - self.last_write < self.min_interval_s:
+            return
+        self.last_write = time.monotonic()
+        try:
+            write(self.experiment_dir, build(self.experiment_dir, {t.trial_id: t.status for t in trials}))
+        except Exception as exc:  # noqa: BLE001 - reported, and rebuilt by the next load()
+            log.warning("results store not updated (%s: %s); `raysweep rank` rebuilds it", type(exc).__name__, exc)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._write(trials, force=False)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._write(trials, force=False)
+
+    def on_experiment_end(self, trials, **info):
+        self._write(trials, force=True)
