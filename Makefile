@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 DEMO_DATA ?= data/glideator
 
-.PHONY: demo test install data clean
+.PHONY: demo test install data clean browser
 
 install: $(VENV)/.installed
 
@@ -27,7 +27,15 @@ $(DEMO_DATA)/meta.json: $(VENV)/.installed
 demo: $(VENV)/.installed $(DEMO_DATA)/meta.json
 	$(BIN)/raysweep run search_spaces/glideator_asha_random.yaml --set data.path=$(DEMO_DATA)
 
-test: $(VENV)/.installed
+# The report test opens the HTML report in headless Chromium (Debian's package). It is
+# installed here when missing, where apt-get and root are at hand; elsewhere that test skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; }; }; } || \
+	  echo "chromium is not installed: the report's browser test will be skipped"
+
+test: $(VENV)/.installed browser
 	$(BIN)/python -m pytest tests
 
 clean:

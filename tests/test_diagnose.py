@@ -68,3 +68,17 @@ def test_configurations_repeated_over_seeds_rank_on_their_mean():
     assert first["ci95_low"] == pytest.approx(0.16 - 4.303 * 0.01 / math.sqrt(3))
     assert first["ci95_high"] == pytest.approx(0.16 + 4.303 * 0.01 / math.sqrt(3))
     assert leaderboard.repeats_over(table.drop_duplicates("learning_rate"), ["learning_rate", "seed"]) is None
+
+
+def test_roc_points_integrate_to_the_auc():
+    import numpy as np
+
+    from raysweep.analysis import plots
+    from raysweep.training import metrics
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 500)
+    scores = labels + rng.normal(0, 1.0, 500)
+    fpr, tpr = plots._roc(labels, scores)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0, 0, 1, 1)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(metrics.roc_auc(labels, scores), abs=1e-9)

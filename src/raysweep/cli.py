@@ -1,4 +1,4 @@
-"""The `raysweep` command: data, validate, run, lr-find, io-search, resume, rank.
+"""The `raysweep` command: data, validate, run, lr-find, io-search, resume, rank, report, plots, export, predict.
 
 User mistakes (a bad spec, missing or corrupt data, a trial that cannot fit) end with one clear
 message on stderr and exit code 2, never a traceback.
@@ -163,6 +163,54 @@ def _rank(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from raysweep import sweep
+    from raysweep.analysis import report
+
+    sweep.load_snapshot(args.experiment_dir)  # a clear error for a directory that is not one
+    print(f"report: {report.write(args.experiment_dir, args.out)}")
+    return 0
+
+
+def _plots(args: argparse.Namespace) -> int:
+    from raysweep import sweep
+    from raysweep.analysis import plots
+
+    sweep.load_snapshot(args.experiment_dir)
+    for name, path in plots.all_plots(args.experiment_dir, args.out).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from raysweep import export
+
+    try:
+        to = export.export(args.experiment_dir, args.to, metric=args.metric, mode=args.mode,
+                           min_metric=args.min_metric)
+    except export.ThresholdMissed as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    card = __import__("json").loads((to / export.CARD_FILE).read_text())
+    top = card["champion"]
+    print(f"exported trial {top['trial']} ({top['metric']} {top['value']:.4g}, weights of epoch "
+          f"{card['weights']['epoch']}) to {to}: {export.MODEL_FILE} (TorchScript), {export.STATE_FILE}, "
+          f"{export.META_FILE}, {export.CARD_FILE}; one row in {card['inference']['latency_ms_one_row']:.3g} ms on CPU")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from raysweep import export
+
+    frame, metrics = export.predict(args.model_dir, args.data, split=args.split, out=args.out)
+    print(f"{len(frame)} predictions for {args.data} ({args.split})" + (f" written to {args.out}" if args.out else ""))
+    if metrics:
+        print("  " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    if not args.out:
+        print(frame.head(5).to_string(index=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="raysweep", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"raysweep {__version__}")
@@ -237,6 +285,33 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--group-by", metavar="PARAM",
                       help="also rank the values of PARAM on the mean over the other parameters (e.g. seeds)")
     rank.set_defaults(func=_rank)
+
+    rep = sub.add_parser("report", help="one self-contained HTML file: leaderboard, plots, spec, provenance")
+    rep.add_argument("experiment_dir")
+    rep.add_argument("--out", metavar="FILE", help="default: EXPERIMENT_DIR/report.html")
+    rep.set_defaults(func=_report)
+
+    plot = sub.add_parser("plots", help="the experiment's plots as PNG files")
+    plot.add_argument("experiment_dir")
+    plot.add_argument("--out", metavar="DIR", help="default: EXPERIMENT_DIR/plots")
+    plot.set_defaults(func=_plots)
+
+    exp = sub.add_parser("export", help="the best trial as TorchScript, state_dict, meta and a model card")
+    exp.add_argument("experiment_dir")
+    exp.add_argument("--to", required=True, metavar="DIR", help="the model directory to write")
+    exp.add_argument("--metric", help="pick the champion on this metric (default: the spec's)")
+    exp.add_argument("--mode", choices=("min", "max"))
+    exp.add_argument("--min-metric", type=float, metavar="X",
+                     help="deployment threshold: refuse (exit 1) unless the champion reaches X "
+                          "(at least X for a metric to maximise, at most X for one to minimise)")
+    exp.set_defaults(func=_export)
+
+    pred = sub.add_parser("predict", help="predict a dataset split with an exported model")
+    pred.add_argument("model_dir")
+    pred.add_argument("--data", required=True, help="a raysweep dataset directory (Parquet shards)")
+    pred.add_argument("--split", default="val", help="train, val or test (default val)")
+    pred.add_argument("--out", help="write the predictions as Parquet")
+    pred.set_defaults(func=_predict)
     return parser
 
 

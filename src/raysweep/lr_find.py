@@ -206,12 +206,10 @@ def _write(outcome: Outcome, curves: list[pd.DataFrame | None]) -> None:
 
 def plot(outcome: Outcome, curves: list[pd.DataFrame | None], path: Path) -> None:
     """Smoothed loss against learning rate (log axis), one line per test, the range shaded."""
-    import matplotlib
+    from matplotlib.figure import Figure   # the object API: no backend is chosen or changed
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    fig = Figure(figsize=(7, 4.5), dpi=110)
+    ax = fig.subplots()
     starts = []
     for test, curve in zip(outcome.tests, curves):
         if curve is None or curve.empty:
@@ -236,7 +234,6 @@ def plot(outcome: Outcome, curves: list[pd.DataFrame | None], path: Path) -> Non
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def write_spec(spec: Spec, low: float, high: float, out: str | Path) -> Path:

@@ -532,5 +532,7 @@ def workload_config(spec_workload: str, values: dict):
             value = tuple(value)
         elif hints[key] is float and is_int(value):
             value = float(value)
+        elif hints[key] is int and isinstance(value, float) and value.is_integer():
+            value = int(value)   # a table column holding ints and NaN (a branch's parameter) is float
         kwargs[key] = value
     return config_cls(**kwargs)

@@ -19,6 +19,7 @@ from raysweep import resources, searchers, space, spec as spec_mod
 from raysweep.datasets import shards
 
 SPEC_SNAPSHOT = "raysweep_spec.yaml"
+PROVENANCE_FILE = "provenance.json"
 # Train V2's controller polls its workers every 2 s by default and report()/shutdown wait on
 # that poll; 0.2 s cuts the per-trial overhead of the TorchTrainer path (notes/ray.md §1.2).
 RAY_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"}
@@ -209,9 +210,39 @@ def new_experiment_dir(spec: spec_mod.Spec, kind: str = "") -> Path:
     return experiment_dir
 
 
+def versions() -> dict[str, str]:
+    import platform
+
+    import numpy
+    import pyarrow
+    import ray
+    import torch
+
+    from raysweep import __version__
+
+    return {"raysweep": __version__, "ray": ray.__version__, "torch": torch.__version__,
+            "numpy": numpy.__version__, "pyarrow": pyarrow.__version__, "python": platform.python_version()}
+
+
+def record_provenance(experiment_dir: Path, event: str) -> None:
+    """Append who ran what, when and with which versions to `provenance.json` (report reads it)."""
+    import json
+    import shlex
+    import sys
+    from datetime import datetime, timezone
+
+    path = experiment_dir / PROVENANCE_FILE
+    runs = json.loads(path.read_text()) if path.is_file() else []
+    runs.append({"event": event, "command": shlex.join(["raysweep", *sys.argv[1:]]) if sys.argv[0].endswith("raysweep")
+                 else shlex.join(sys.argv), "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                 "versions": versions()})
+    path.write_text(json.dumps(runs, indent=2) + "\n")
+
+
 def run(spec: spec_mod.Spec, *, address: str | None = None) -> Path:
     """Run a validated spec to the end; returns the experiment directory."""
     experiment_dir = new_experiment_dir(spec)
+    record_provenance(experiment_dir, "run")
     start_ray(address)
     prepared = prepare(spec, experiment_dir)
     log.info("sweep %s: %d trials at most at once, each with %s; results in %s", spec.name,
@@ -238,6 +269,7 @@ def resume(experiment_dir: str | Path, *, address: str | None = None) -> Path:
     if not tune.Tuner.can_restore(str(experiment_dir)):
         raise spec_mod.SpecError([f"{experiment_dir}: Tune saved no state here yet, so there is "
                                   "nothing to resume; start it again with `raysweep run`."])
+    record_provenance(experiment_dir, "resume")
     start_ray(address)
     prepared = prepare(spec, experiment_dir)
     tuner = tune.Tuner.restore(str(experiment_dir), trainable=prepared.trainable,

@@ -29,6 +29,7 @@ from raysweep.training import loop
 from raysweep.workloads import WORKLOADS
 
 VAL_BATCH_SIZE = 4096
+LEGACY_FILE = "state.pt"   # what checkpoints held before best.pt/last.pt: experiments resume alike
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,12 @@ def load_files(checkpoint) -> dict[str, dict] | None:
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as directory:
-        return {name: torch.load(os.path.join(directory, name), weights_only=True)
-                for name in (loop.LAST_FILE, loop.BEST_FILE) if os.path.exists(os.path.join(directory, name))}
+        files = {name: torch.load(os.path.join(directory, name), weights_only=True)
+                 for name in (loop.LAST_FILE, loop.BEST_FILE) if os.path.exists(os.path.join(directory, name))}
+        legacy = os.path.join(directory, LEGACY_FILE)
+        if not files and os.path.exists(legacy):
+            files[loop.LAST_FILE] = torch.load(legacy, weights_only=True)
+        return files
 
 
 # --- executor 1: the loop inside the Tune trial -------------------------------------------------

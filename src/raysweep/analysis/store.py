@@ -91,11 +91,12 @@ def _best(series: pd.Series, mode: str):
     return float(values.loc[i]), i
 
 
-def build(experiment_dir: str | Path, live_status: dict[str, str] | None = None) -> Results:
-    """Gather Tune's files into the two tables (no Ray start). `live_status` overrides statuses.
+def build(experiment_dir: str | Path) -> Results:
+    """Gather Tune's files into the two tables (no Ray start).
 
-    During a sweep the state file on disk lags the running trials; the callback passes the
-    statuses it sees.
+    Statuses come from the experiment state Tune saved, not from the live trials: when a sweep
+    is interrupted, Tune ends the live trials, but the saved state keeps them unfinished, which
+    is what `raysweep resume` goes by and what the store must say.
     """
     from ray.tune import ExperimentAnalysis
 
@@ -107,7 +108,11 @@ def build(experiment_dir: str | Path, live_status: dict[str, str] | None = None)
     frames = analysis.trial_dataframes
     trial_rows, curve_parts = [], []
     for t in analysis.trials:
-        history = frames.get(t.trial_id, pd.DataFrame()).reset_index(drop=True)
+        history = frames.get(t.trial_id, pd.DataFrame())
+        if "epoch" in history:
+            # A resumed trial re-runs the epochs after its last checkpoint: the re-run counts.
+            history = history.drop_duplicates(subset="epoch", keep="last")
+        history = history.reset_index(drop=True)
         metrics = [c for c in history.columns if c not in TUNE_COLUMNS and c != "epoch"
                    and not c.startswith("config/") and pd.api.types.is_numeric_dtype(history[c])]
         epochs_run = int(history["epoch"].max()) if "epoch" in history and len(history) else 0
@@ -115,9 +120,8 @@ def build(experiment_dir: str | Path, live_status: dict[str, str] | None = None)
         planned = int(config.get("epochs", spec.epochs))
         error = _error_text(t.path)
         patience = "restored_best_epoch" in history and history["restored_best_epoch"].notna().any()
-        status = (live_status or {}).get(t.trial_id, t.status)
         row = {"trial": t.trial_id, **{k: _cell(v) for k, v in config.items()},
-               "status": stop_reason(status, epochs_run, planned, error, spec.scheduler.type == "asha", patience),
+               "status": stop_reason(t.status, epochs_run, planned, error, spec.scheduler.type == "asha", patience),
                "error": _last_line(error), "epochs_run": epochs_run}
         best_value, best_index = _best(history[spec.metric], spec.mode) if spec.metric in history else (math.nan, None)
         row["best_epoch"] = int(history.loc[best_index, "epoch"]) if best_index is not None else None
@@ -181,28 +185,29 @@ def load(experiment_dir: str | Path) -> Results:
 
 class StoreWriter(Callback):
     """Keeps the store current while a sweep runs: after trials end (at most every
-    `min_interval_s`) and once more at the end. A failure to write is logged, never raised:
-    the store must not take a sweep down.
+    `min_interval_s`) and once more at the end, from what Tune has saved by then (`load`
+    rebuilds when Tune saved later). A failure to write is logged, never raised: the store must
+    not take a sweep down.
     """
 
     def __init__(self, experiment_dir: str, min_interval_s: float = 10.0):
         self.experiment_dir, self.min_interval_s = str(experiment_dir), min_interval_s
         self.last_write = 0.0
 
-    def _write(self, trials, force: bool) -> None:
+    def _write(self, force: bool) -> None:
         if not force and time.monotonic() - self.last_write < self.min_interval_s:
             return
         self.last_write = time.monotonic()
         try:
-            write(self.experiment_dir, build(self.experiment_dir, {t.trial_id: t.status for t in trials}))
+            write(self.experiment_dir, build(self.experiment_dir))
         except Exception as exc:  # noqa: BLE001 - reported, and rebuilt by the next load()
             log.warning("results store not updated (%s: %s); `raysweep rank` rebuilds it", type(exc).__name__, exc)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._write(trials, force=False)
+        self._write(force=False)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._write(trials, force=False)
+        self._write(force=False)
 
     def on_experiment_end(self, trials, **info):
-        self._write(trials, force=True)
+        self._write(force=True)

@@ -135,6 +135,10 @@ def predict(model: nn.Module, batch: dict) -> torch.Tensor:
     return model(batch["site_id"], batch["features"])
 
 
+def model_inputs(meta: dict) -> list[str]:
+    """The batch columns `predict` reads, in the order an exported model takes them."""
+    return ["site_id", "features"]
+
 def compute_metrics(logits: np.ndarray, labels: np.ndarray, meta: dict) -> dict[str, float]:
     """Validation metrics from all logits and labels of the split (BCE without penalties)."""
     logits_t, labels_t = torch.from_numpy(logits), torch.from_numpy(labels)

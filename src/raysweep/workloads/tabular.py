@@ -116,6 +116,10 @@ def predict(model: TabularNet, batch: dict) -> torch.Tensor:
     return model(batch)
 
 
+def model_inputs(meta: dict) -> list[str]:
+    """The batch columns `predict` reads, in the order an exported model takes them."""
+    return [c for c in ("features", "categorical") if c in meta["columns"]]
+
 def compute_metrics(outputs: np.ndarray, labels: np.ndarray, meta: dict) -> dict[str, float]:
     task = meta["task"]
     if task == "regression":

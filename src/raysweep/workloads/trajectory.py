@@ -89,6 +89,10 @@ def predict(model: TrajectoryLSTM, batch: dict) -> torch.Tensor:
     return model(batch["features"])
 
 
+def model_inputs(meta: dict) -> list[str]:
+    """The batch columns `predict` reads, in the order an exported model takes them."""
+    return ["features"]
+
 def compute_metrics(predicted: np.ndarray, true: np.ndarray, meta: dict) -> dict[str, float]:
     """Errors in um, overall and per axis, and percentiles of the absolute error (both axes pooled)."""
     out = {"val_loss": metrics.standardised_mse(true, predicted)}

@@ -1,0 +1,116 @@
+"""`raysweep report`: one self-contained HTML file per experiment, to read or to mail.
+
+Everything is inline (plots as base64 PNG, styles in the head), so the file opens anywhere
+without the experiment directory or a network. Every text that came from a user or a trial
+(parameter values, trial ids, errors, the spec) is HTML-escaped. A few lines of script check,
+once the page has loaded, that every image decoded, and write the count into the page
+(`data-images-loaded` on the body) for the headless-browser test to read.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from raysweep import sweep
+from raysweep.analysis import diagnose, leaderboard, plots, store
+
+REPORT_FILE = "report.html"
+TITLES = {"learning_curves": "Learning curves", "metric_vs_lr": "Metric against learning rate",
+          "parallel_coordinates": "Parallel coordinates", "importance": "Parameter importance (fANOVA)",
+          "classification": "Best trial: ROC and calibration", "regression": "Best trial: predictions and errors"}
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.85rem; } td, th { padding: 3px 8px; border-bottom: 1px solid #eee; }
+th { background: #f4f4f4; text-align: left; } tr:first-child td { font-weight: 600; }
+.warning { background: #fff4e0; border-left: 4px solid #f0a000; padding: 6px 10px; margin: 6px 0; }
+pre { background: #f7f7f7; padding: 10px; overflow-x: auto; font-size: 0.8rem; }
+figure { margin: 1rem 0; } img { max-width: 100%; border: 1px solid #eee; }
+.meta td:first-child { color: #666; } .scroll { overflow-x: auto; }
+"""
+CHECK_IMAGES = """
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var ok = images.filter(function (img) { return img.complete && img.naturalWidth > 0; });
+  document.body.setAttribute("data-images-loaded", ok.length + "/" + images.length);
+});
+"""
+
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _table(frame: pd.DataFrame, top: int | None = None) -> str:
+    shown = frame.head(top) if top else frame
+    table = shown.to_html(index=False, escape=True, na_rep="", border=0,
+                          float_format=lambda x: f"{x:.4g}", classes="leaderboard")
+    return f'<div class="scroll">{table}</div>'   # wide tables scroll, not the page
+
+
+def _image(path: Path, title: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f'<figure><img alt="{_e(title)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{_e(title)}</figcaption></figure>")
+
+
+def _provenance(experiment_dir: Path, spec) -> str:
+    path = experiment_dir / sweep.PROVENANCE_FILE
+    runs = json.loads(path.read_text()) if path.is_file() else []
+    rows = [("experiment", experiment_dir.name), ("workload", spec.workload),
+            ("search", f"{spec.search.algorithm}, seed {spec.search.seed}, {spec.search.num_samples} samples"),
+            ("scheduler", spec.scheduler.type), ("objective", f"{spec.metric} ({spec.mode})"),
+            ("data", spec.data.path)]
+    for run in runs:
+        rows.append((f"{run['event']} at {run['started']}", run["command"]))
+    versions = runs[-1]["versions"] if runs else sweep.versions()
+    rows.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
+    rows.append(("report written", datetime.now(timezone.utc).isoformat(timespec="seconds")))
+    return "<table class=\"meta\">" + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>"
+
+
+def write(experiment_dir: str | Path, out: str | Path | None = None, top: int = 20) -> Path:
+    experiment_dir = Path(experiment_dir)
+    out = Path(out) if out else experiment_dir / REPORT_FILE
+    spec = sweep.load_snapshot(experiment_dir)
+    table = leaderboard.leaderboard(experiment_dir)
+    results = store.load(experiment_dir)
+    drawn = plots.all_plots(experiment_dir)
+
+    parts = [f"<h1>raysweep report: {_e(spec.name)}</h1>"]
+    if table.empty:
+        parts.append("<p>No trial has reported yet.</p>")
+    else:
+        counts = ", ".join(f"{n} {s}" for s, n in table["status"].value_counts().items())
+        parts.append(f"<p>{len(table)} trials ({_e(counts)}), ranked on {_e(spec.metric)} ({_e(spec.mode)}).</p>")
+        warnings = diagnose.edge_warnings(table, spec.params, spec.metric)
+        failed = diagnose.failure_warning(table)
+        parts += [f'<div class="warning">{_e(w)}</div>' for w in warnings + ([failed] if failed else [])]
+        parts.append(f'<h2 id="leaderboard">Leaderboard</h2>{_table(table, top)}')
+        configs = leaderboard.repeats_over(table, spec.tuned)
+        if configs:
+            parts.append("<h2>By configuration, over seeds</h2>"
+                         + _table(leaderboard.group_by(table, configs, spec.metric, spec.mode)))
+        if spec.scientific:
+            parts.append(f"<h2>Best trial per {_e(', '.join(spec.scientific))}</h2>"
+                         + _table(leaderboard.best_per_value(table, spec.scientific)))
+    if "error" in results.trials:
+        failed_rows = results.trials[results.trials["error"].fillna("") != ""]
+        if len(failed_rows):
+            parts.append("<h2>Failed trials</h2>" + _table(failed_rows[["trial", "status", "error"]]))
+    parts.append("<h2>Plots</h2>" + "".join(_image(path, TITLES.get(name, name)) for name, path in drawn.items()))
+    parts.append("<h2>Spec</h2><pre>" + _e(yaml.safe_dump(spec.raw, sort_keys=False)) + "</pre>")
+    parts.append("<h2>Provenance</h2>" + _provenance(experiment_dir, spec))
+    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>raysweep: {_e(spec.name)}</title><style>{STYLE}</style></head>\n<body>\n"
+            + "\n".join(parts) + f"\n<script>{CHECK_IMAGES}</script>\n</body></html>\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out

@@ -1,0 +1,254 @@
+"""`raysweep export` and `raysweep predict`: the champion trial as a model directory to deploy.
+
+    raysweep export results/<experiment> --to champion [--metric val_auc --min-metric 0.8]
+    raysweep predict champion --data data/glideator [--split val] [--out predictions.parquet]
+
+The directory holds the best epoch's weights of the best trial (the `best.pt` its checkpoints
+carry) as TorchScript (`model.pt`, no raysweep needed to run it) and as a state_dict, the
+dataset's `meta.json` (feature names, scalers fitted on train; the model also carries its
+scalers as buffers), and `model_card.json`: config, metrics, data, versions and the measured
+inference latency. Below a deployment threshold (seed 002 picks its champion against one)
+nothing is written and the command exits 1.
+
+Loading it takes three lines (inputs in the order `model_card.json` lists them):
+
+    import torch
+    model = torch.jit.load("champion/model.pt")
+    logits = model(site_id, features)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import torch
+
+from raysweep import spec as spec_mod, sweep
+from raysweep.analysis import leaderboard, store
+from raysweep.datasets import batching, shards
+from raysweep.workloads import WORKLOADS
+
+MODEL_FILE, STATE_FILE, META_FILE, CARD_FILE = "model.pt", "state_dict.pt", "meta.json", "model_card.json"
+EXAMPLE_ROWS = 8
+
+
+class ThresholdMissed(Exception):
+    """The champion does not reach the deployment threshold; nothing was exported."""
+
+
+@dataclass
+class Champion:
+    trial: str
+    metric: str
+    mode: str
+    value: float
+    row: dict          # the trial's row of the results store
+    config: dict
+
+
+class _Positional(torch.nn.Module):
+    """Tensors in, in the order of `names`, so TorchScript needs no dict and no raysweep."""
+
+    def __init__(self, model: torch.nn.Module, names: list[str], predict):
+        super().__init__()
+        self.model, self.names, self._predict = model, names, predict
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        return self._predict(self.model, dict(zip(self.names, tensors)))
+
+
+def champion(experiment_dir: Path, metric: str | None = None, mode: str | None = None) -> Champion:
+    s = sweep.load_snapshot(experiment_dir)
+    metric, mode = metric or s.metric, mode or s.mode
+    table = leaderboard.leaderboard(experiment_dir, metric=metric, mode=mode)
+    ok = table.dropna(subset=[f"best_{metric}"]) if not table.empty else table
+    if ok.empty:
+        raise spec_mod.SpecError([f"{experiment_dir}: no trial reported {metric}; nothing to export"])
+    top = ok.iloc[0]
+    trials = store.load(experiment_dir).trials.set_index("trial")
+    row = trials.loc[top["trial"]].to_dict()
+    config = {k: store.value(row[k]) for k in trials.columns if k in _config_names(s) and not _nan(row[k])}
+    return Champion(top["trial"], metric, mode, float(top[f"best_{metric}"]), row, config)
+
+
+def _config_names(s: spec_mod.Spec) -> set[str]:
+    import dataclasses
+    return {f.name for f in dataclasses.fields(WORKLOADS[s.workload].Config)}
+
+
+def _nan(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def checkpoint_dir(experiment_dir: Path, trial) -> Path | None:
+    """A trial's latest checkpoint directory, under either executor.
+
+    In-trial runs report their checkpoints to Tune. A TorchTrainer's checkpoints stay with its
+    Train run (`train_runs/train-<trial id>/checkpoint_<timestamp>`; Tune sees only metrics).
+    """
+    if trial.checkpoint is not None:
+        return Path(trial.checkpoint.path)
+    runs = sorted(p for p in (experiment_dir / "train_runs" / f"train-{trial.trial_id}").glob("checkpoint_*") if p.is_dir())
+    return runs[-1] if runs else None
+
+
+def _best_weights(experiment_dir: Path, trial_id: str) -> dict:
+    from ray.tune import ExperimentAnalysis
+
+    analysis = ExperimentAnalysis(str(experiment_dir.resolve()))
+    trial = next(t for t in analysis.trials if t.trial_id == trial_id)
+    directory = checkpoint_dir(experiment_dir, trial)
+    if directory is None:
+        raise spec_mod.SpecError([f"trial {trial_id} saved no checkpoint; nothing to export"])
+    for name in ("best.pt", "last.pt", "state.pt"):   # state.pt: checkpoints of raysweep < 0.2
+        if (directory / name).is_file():
+            return torch.load(directory / name, weights_only=True)
+    raise spec_mod.SpecError([f"{directory} holds no model weights (best.pt or last.pt)"])
+
+
+def _read_rows(data_dir: str | Path, meta: dict, split: str, limit: int | None = None) -> dict[str, torch.Tensor]:
+    fmt = meta.get("format", "parquet")
+    if fmt != "parquet":
+        raise shards.DataError(f"{data_dir} holds {fmt} shards; predict reads Parquet datasets")
+    paths = shards.shard_paths(data_dir, split, fmt)
+    if not paths:
+        raise shards.DataError(f"{Path(data_dir) / split} holds no Parquet shards")
+    table = pq.read_table(paths, columns=list(dict.fromkeys(meta["columns"].values())))
+    return batching.arrow_to_torch(table.slice(0, limit) if limit else table)
+
+
+def _timed(model, inputs: list[torch.Tensor], repeats: int) -> float:
+    with torch.no_grad():
+        for _ in range(5):
+            model(*inputs)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(*inputs)
+            times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def load_model(experiment_dir: Path, best: Champion):
+    """The champion's model with its best epoch's weights, in eval mode, on the CPU."""
+    s = sweep.load_snapshot(experiment_dir)
+    workload = WORKLOADS[s.workload]
+    meta = shards.read_meta(s.data.path)
+    cfg = spec_mod.workload_config(s.workload, best.config)
+    checkpoint = _best_weights(experiment_dir, best.trial)
+    model = workload.build_model(cfg, meta)
+    model.load_state_dict(checkpoint["model"])
+    model.eval().requires_grad_(False)
+    return workload, meta, model, checkpoint
+
+
+def champion_predictions(experiment_dir: str | Path, split: str = "val"):
+    """(champion, workload, meta, outputs, labels) of the best trial on a split of its data."""
+    experiment_dir = Path(experiment_dir)
+    best = champion(experiment_dir)
+    workload, meta, model, _ = load_model(experiment_dir, best)
+    rows = _read_rows(sweep.load_snapshot(experiment_dir).data.path, meta, split)
+    with torch.no_grad():
+        outputs = torch.cat([workload.predict(model, {k: v[i:i + 4096] for k, v in rows.items()})
+                             for i in range(0, len(rows["labels"]), 4096)]).float().numpy()
+    return best, workload, meta, outputs, rows["labels"].float().numpy()
+
+
+def export(experiment_dir: str | Path, to: str | Path, *, metric: str | None = None, mode: str | None = None,
+           min_metric: float | None = None) -> Path:
+    """Write the champion's model directory; raises ThresholdMissed below `min_metric`."""
+    experiment_dir = Path(experiment_dir)
+    s = sweep.load_snapshot(experiment_dir)
+    best = champion(experiment_dir, metric, mode)
+    if min_metric is not None:
+        passed = best.value >= min_metric if best.mode == "max" else best.value <= min_metric
+        if not passed:
+            bound = "at least" if best.mode == "max" else "at most"
+            raise ThresholdMissed(f"the champion, trial {best.trial}, has {best.metric} {best.value:.4g}; the "
+                                  f"threshold asks for {bound} {min_metric:g}. Nothing exported.")
+    workload, meta, model, checkpoint = load_model(experiment_dir, best)
+
+    names = workload.model_inputs(meta)
+    example = _read_rows(s.data.path, meta, "val", EXAMPLE_ROWS)
+    inputs = [example[n] for n in names]
+    with torch.no_grad():
+        scripted = torch.jit.trace(_Positional(model, names, workload.predict), tuple(inputs), check_trace=False)
+        expected = workload.predict(model, example)
+        if not torch.allclose(scripted(*inputs), expected, rtol=1e-4, atol=1e-5):
+            raise RuntimeError("the traced model disagrees with the eager one; please report this workload")
+    to = Path(to)
+    to.mkdir(parents=True, exist_ok=True)
+    scripted.save(str(to / MODEL_FILE))
+    torch.save(model.state_dict(), to / STATE_FILE)
+    shards.write_meta(to, meta)
+
+    one = [t[:1] for t in inputs]
+    latency_s = _timed(scripted, one, repeats=50)
+    batch = [t.repeat((128,) + (1,) * (t.dim() - 1))[:1024] for t in inputs]
+    batch_s = _timed(scripted, batch, repeats=5)
+    card = {
+        "champion": {"trial": best.trial, "metric": best.metric, "mode": best.mode, "value": best.value,
+                     "best_epoch": _plain(best.row.get("best_epoch")), "status": best.row.get("status")},
+        "threshold": None if min_metric is None else {"metric": best.metric, "value": min_metric, "passed": True},
+        "weights": {"epoch": checkpoint.get("epoch"), "metrics": checkpoint.get("metrics", {}),
+                    "note": "the best epoch's weights by the trial's early_stopping_metric"},
+        "metrics": {k: _plain(v) for k, v in best.row.items() if k.startswith(("best_", "last_"))},
+        "config": best.config,
+        "workload": s.workload,
+        "inputs": [{"name": n, "dtype": str(t.dtype).replace("torch.", ""), "shape": [-1, *t.shape[1:]]}
+                   for n, t in zip(names, inputs)],
+        "outputs": meta.get("target_names") if meta.get("task") != "multiclass" else meta.get("classes"),
+        "data": {"path": str(Path(s.data.path).resolve()), "rows": meta.get("rows"),
+                 "made_by": meta.get("generator") or meta.get("source"), "split": meta.get("split")},
+        "inference": {"device": "cpu", "torch_threads": torch.get_num_threads(),
+                      "latency_ms_one_row": round(latency_s * 1e3, 4),
+                      "throughput_rows_per_s": round(1024 / batch_s, 1)},
+        "versions": sweep.versions(),
+        "experiment": {"dir": str(experiment_dir.resolve()), "spec": s.raw},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (to / CARD_FILE).write_text(json.dumps(card, indent=2, default=str) + "\n")
+    return to
+
+
+def _plain(value):
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    return None if _nan(value) or value is pd.NA else value
+
+
+def predict(model_dir: str | Path, data_dir: str | Path, *, split: str = "val",
+            out: str | Path | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Predictions of an exported model on a dataset split; metrics too where it has labels."""
+    model_dir = Path(model_dir)
+    card_path = model_dir / CARD_FILE
+    if not card_path.is_file():
+        raise shards.DataError(f"{model_dir} is not an exported model ({CARD_FILE} is missing); "
+                               "make one with raysweep export EXPERIMENT_DIR --to DIR")
+    card = json.loads(card_path.read_text())
+    meta = shards.read_meta(data_dir)
+    rows = _read_rows(data_dir, meta, split)
+    names = [i["name"] for i in card["inputs"]]
+    missing = [n for n in names if n not in rows]
+    if missing:
+        raise shards.DataError(f"{data_dir} lacks the model's input column(s) {', '.join(missing)}")
+    model = torch.jit.load(str(model_dir / MODEL_FILE))
+    model.eval()
+    with torch.no_grad():
+        outputs = torch.cat([model(*[rows[n][i:i + 4096] for n in names])
+                             for i in range(0, len(rows[names[0]]), 4096)]).float().numpy()
+    columns = card.get("outputs") or [f"output_{k}" for k in range(outputs.shape[1])]
+    frame = pd.DataFrame(outputs.reshape(len(outputs), -1), columns=[str(c) for c in columns][:outputs.shape[-1]])
+    metrics = {}
+    if "labels" in rows:
+        metrics = WORKLOADS[card["workload"]].compute_metrics(outputs, rows["labels"].float().numpy(), meta)
+    if out:
+        frame.to_parquet(out, index=False)
+    return frame, metrics
