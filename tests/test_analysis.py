@@ -205,3 +205,9 @@ def test_the_notebook_runs_on_a_real_sweep(experiment, monkeypatch):
     text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/html", "") for o in outputs)
     best = store.load(experiment).trials.sort_values("best_val_loss")["trial"].iloc[0]
     assert best in text and "diverged" in text
+
+
+def test_rank_prints_the_interval_and_writes_the_store(experiment, capsys):
+    assert cli.main(["rank", str(experiment), "--group-by", "learning_rate", "--top", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "ci95_low" in out and "diverged" in out and "stopped by ASHA" in out

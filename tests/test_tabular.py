@@ -69,6 +69,11 @@ def test_each_task_imports_and_trains_end_to_end(ray_session, csv_file, tmp_path
     row = leaderboard.leaderboard(experiment_dir, metric=metric, mode=mode).iloc[0]
     assert row["status"] == "finished"
     assert row[f"best_{metric}"] > floor, f"{task}: the MLP learns the table's signal"
+    if task in ("regression", "binary"):   # the best trial's plots fit the task
+        from raysweep.analysis import plots
+
+        drawn = plots.all_plots(experiment_dir, tmp_path / "plots")
+        assert ("regression" if task == "regression" else "classification") in drawn
 
 
 def test_import_details(csv_file, tmp_path):
