@@ -26,6 +26,7 @@ $(DEMO_DATA)/meta.json: $(VENV)/.installed
 
 demo: $(VENV)/.installed $(DEMO_DATA)/meta.json
 	$(BIN)/raysweep run search_spaces/glideator_asha_random.yaml --set data.path=$(DEMO_DATA)
+	$(BIN)/raysweep report $$(ls -td results/glideator_asha_random-* | head -n 1)
 
 # The report test opens the HTML report in headless Chromium (Debian's package). It is
 # installed here when missing, where apt-get and root are at hand; elsewhere that test skips.

@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"raysweep {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    data = sub.add_parser("data", help="generate a demo dataset")
+    data = sub.add_parser("data", help="generate a demo dataset, or import your own table")
     generators = data.add_subparsers(dest="generator", required=True)
 
     def generator(name: str, help: str):

@@ -67,12 +67,13 @@ def learning_curves(results: store.Results, metric: str, mode: str, out: Path, t
     fig, ax = _figure(8, 4.8)
     best_ids = list(ranked["trial"].head(top))
     status = results.trials.set_index("trial")["status"]
-    for trial, curve in results.curves.groupby("trial", sort=False):
-        curve = curve.sort_values("step")
+    curves = dict(tuple(results.curves.groupby("trial", sort=False)))
+    others = [t for t in curves if t not in best_ids]
+    for trial in others + [t for t in best_ids if t in curves]:   # the top ones on top, legend in rank order
+        curve = curves[trial].sort_values("step")
         x, y = curve["epoch"].to_numpy(), curve[metric].to_numpy()
         if trial in best_ids:
-            rank = best_ids.index(trial) + 1
-            ax.plot(x, y, marker=".", lw=1.6, label=f"#{rank} {trial}", zorder=3)
+            ax.plot(x, y, marker=".", lw=1.6, label=f"#{best_ids.index(trial) + 1} {trial}", zorder=3)
         else:
             ax.plot(x, y, color="0.75", lw=0.8, zorder=1)
         if status.get(trial) == "stopped by ASHA":

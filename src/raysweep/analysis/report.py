@@ -26,14 +26,16 @@ TITLES = {"learning_curves": "Learning curves", "metric_vs_lr": "Metric against 
           "parallel_coordinates": "Parallel coordinates", "importance": "Parameter importance (fANOVA)",
           "classification": "Best trial: ROC and calibration", "regression": "Best trial: predictions and errors"}
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
+* { box-sizing: border-box; }
+body { font-family: system-ui, sans-serif; margin: 2rem auto; padding: 0 1.5rem; max-width: 1200px; color: #222; }
 h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.85rem; } td, th { padding: 3px 8px; border-bottom: 1px solid #eee; }
-th { background: #f4f4f4; text-align: left; } tr:first-child td { font-weight: 600; }
+th { background: #f4f4f4; text-align: left; white-space: nowrap; } td { white-space: nowrap; }
+.leaderboard tr:first-child td { font-weight: 600; }
 .warning { background: #fff4e0; border-left: 4px solid #f0a000; padding: 6px 10px; margin: 6px 0; }
-pre { background: #f7f7f7; padding: 10px; overflow-x: auto; font-size: 0.8rem; }
+pre { background: #f7f7f7; padding: 10px; overflow-x: auto; font-size: 0.8rem; white-space: pre-wrap; }
 figure { margin: 1rem 0; } img { max-width: 100%; border: 1px solid #eee; }
-.meta td:first-child { color: #666; } .scroll { overflow-x: auto; }
+.meta td:first-child { color: #666; } .meta td { white-space: normal; } .scroll { overflow-x: auto; }
 """
 CHECK_IMAGES = """
 window.addEventListener("load", function () {

@@ -7,6 +7,7 @@ does for `lr_schedule`. The shared loop (`training/loop.py`) reads only these fi
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from raysweep.training import losses, precision, schedules
@@ -53,8 +54,12 @@ class LossChoice:
     loss_epsilon: float | None = None  # mape: floor of |target|
 
 
+@functools.lru_cache(maxsize=64)
 def loss_function(cfg: LossChoice) -> losses.Loss:
-    """The registry's loss named by `cfg.loss`, with the `loss_*` fields it takes."""
+    """The registry's loss named by `cfg.loss`, with the `loss_*` fields it takes.
+
+    Cached per (frozen, hashable) config: workloads ask for it on every batch.
+    """
     accepted = losses.parameters(cfg.loss) if cfg.loss in losses.LOSSES else {}
     params = {name: getattr(cfg, f"loss_{name}") for name in accepted
               if getattr(cfg, f"loss_{name}", None) is not None}

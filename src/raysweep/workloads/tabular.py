@@ -12,7 +12,7 @@ the default loss and the metrics:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -95,7 +95,7 @@ def build_model(cfg: Config, meta: dict) -> TabularNet:
 
 def _loss(cfg: Config, task: str):
     if cfg.loss == "auto":
-        return loss_function(Config(loss=LOSSES_BY_TASK[task][0]))
+        return loss_function(replace(cfg, loss=LOSSES_BY_TASK[task][0]))
     if cfg.loss not in LOSSES_BY_TASK[task]:
         raise ValueError(f"loss {cfg.loss!r} does not fit a {task} table; use one of "
                          f"{', '.join(LOSSES_BY_TASK[task])} (or auto)")
