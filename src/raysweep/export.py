@@ -19,6 +19,7 @@ Loading it takes three lines (inputs in the order `model_card.json` lists them):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ import pyarrow.parquet as pq
 import torch
 
 from raysweep import spec as spec_mod, sweep
-from raysweep.analysis import leaderboard, store
+from raysweep.analysis import diagnose, leaderboard, store
 from raysweep.datasets import batching, shards
 from raysweep.workloads import WORKLOADS
 
@@ -68,9 +69,9 @@ def champion(experiment_dir: Path, metric: str | None = None, mode: str | None =
     s = sweep.load_snapshot(experiment_dir)
     metric, mode = metric or s.metric, mode or s.mode
     table = leaderboard.leaderboard(experiment_dir, metric=metric, mode=mode)
-    ok = table.dropna(subset=[f"best_{metric}"]) if not table.empty else table
+    ok = table if table.empty else table[~table["status"].isin(diagnose.FAILED_STATUSES)].dropna(subset=[f"best_{metric}"])
     if ok.empty:
-        raise spec_mod.SpecError([f"{experiment_dir}: no trial reported {metric}; nothing to export"])
+        raise spec_mod.SpecError([f"{experiment_dir}: no trial that did not fail reported {metric}; nothing to export"])
     top = ok.iloc[0]
     trials = store.load(experiment_dir).trials.set_index("trial")
     row = trials.loc[top["trial"]].to_dict()
@@ -79,7 +80,6 @@ def champion(experiment_dir: Path, metric: str | None = None, mode: str | None =
 
 
 def _config_names(s: spec_mod.Spec) -> set[str]:
-    import dataclasses
     return {f.name for f in dataclasses.fields(WORKLOADS[s.workload].Config)}
 
 
@@ -163,7 +163,11 @@ def champion_predictions(experiment_dir: str | Path, split: str = "val"):
 
 def export(experiment_dir: str | Path, to: str | Path, *, metric: str | None = None, mode: str | None = None,
            min_metric: float | None = None) -> Path:
-    """Write the champion's model directory; raises ThresholdMissed below `min_metric`."""
+    """Write the champion's model directory; raises ThresholdMissed below `min_metric`.
+
+    The champion is the best trial that neither errored nor diverged: a trial that diverged
+    after a good first epoch is not a model to deploy.
+    """
     experiment_dir = Path(experiment_dir)
     s = sweep.load_snapshot(experiment_dir)
     best = champion(experiment_dir, metric, mode)
