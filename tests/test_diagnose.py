@@ -82,3 +82,22 @@ def test_roc_points_integrate_to_the_auc():
     fpr, tpr = plots._roc(labels, scores)
     assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0, 0, 1, 1)
     assert np.trapezoid(tpr, fpr) == pytest.approx(metrics.roc_auc(labels, scores), abs=1e-9)
+
+
+def test_the_champion_is_never_a_failed_trial(monkeypatch, raw_spec):
+    """A trial that diverged after a good first epoch can top the table; export skips it."""
+    from raysweep import export, spec, sweep
+    from raysweep.analysis import store
+
+    table = pd.DataFrame({"rank": [1, 2, 3], "trial": ["t1", "t2", "t3"], "learning_rate": [1.0, 0.01, 0.001],
+                          "best_val_loss": [0.05, 0.1, 0.2], "status": ["diverged", "finished", "errored"]})
+    trials = pd.DataFrame({"trial": ["t1", "t2", "t3"], "learning_rate": [1.0, 0.01, 0.001],
+                           "epochs": [3, 3, 3], "status": table["status"]})
+    monkeypatch.setattr(sweep, "load_snapshot", lambda d: spec.validate(raw_spec))
+    monkeypatch.setattr(leaderboard, "leaderboard", lambda *a, **k: table)
+    monkeypatch.setattr(store, "load", lambda d: store.Results(trials, pd.DataFrame()))
+    best = export.champion("unused")
+    assert (best.trial, best.value, best.config) == ("t2", 0.1, {"learning_rate": 0.01, "epochs": 3})
+    monkeypatch.setattr(leaderboard, "leaderboard", lambda *a, **k: table[table["status"] != "finished"])
+    with pytest.raises(spec.SpecError, match="no trial that did not fail"):
+        export.champion("unused")
