@@ -1,4 +1,4 @@
-"""Small checks shared by the spec's sections: integer or number (bools are neither), did-you-mean."""
+"""Small checks shared across modules: integer or number (bools are neither), did-you-mean, missing."""
 
 from __future__ import annotations
 
@@ -18,3 +18,8 @@ def did_you_mean(name, known: Iterable[str]) -> str:
     """' Did you mean 'x'?' for the closest known name, or '' when none is close."""
     match = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)
     return f" Did you mean {match[0]!r}?" if match else ""
+
+
+def is_missing(value) -> bool:
+    """None or NaN: what a table cell holds where a trial has no value (a branch's parameter)."""
+    return value is None or (isinstance(value, float) and value != value)

@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 import torch
 
 from raysweep import spec as spec_mod, sweep
+from raysweep.checks import is_missing
 from raysweep.analysis import diagnose, leaderboard, store
 from raysweep.datasets import batching, shards
 from raysweep.workloads import WORKLOADS
@@ -75,16 +76,13 @@ def champion(experiment_dir: Path, metric: str | None = None, mode: str | None =
     top = ok.iloc[0]
     trials = store.load(experiment_dir).trials.set_index("trial")
     row = trials.loc[top["trial"]].to_dict()
-    config = {k: store.value(row[k]) for k in trials.columns if k in _config_names(s) and not _nan(row[k])}
+    config = {k: store.value(row[k]) for k in trials.columns if k in _config_names(s) and not is_missing(row[k])}
     return Champion(top["trial"], metric, mode, float(top[f"best_{metric}"]), row, config)
 
 
 def _config_names(s: spec_mod.Spec) -> set[str]:
     return {f.name for f in dataclasses.fields(WORKLOADS[s.workload].Config)}
 
-
-def _nan(value) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
 
 
 def checkpoint_dir(experiment_dir: Path, trial) -> Path | None:
@@ -225,7 +223,7 @@ def export(experiment_dir: str | Path, to: str | Path, *, metric: str | None = N
 def _plain(value):
     if isinstance(value, (np.generic,)):
         return value.item()
-    return None if _nan(value) or value is pd.NA else value
+    return None if is_missing(value) or value is pd.NA else value
 
 
 def predict(model_dir: str | Path, data_dir: str | Path, *, split: str = "val",

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from raysweep import resources, searchers, space, spec as spec_mod
+from raysweep.checks import is_missing
 from raysweep.datasets import shards
 
 SPEC_SNAPSHOT = "raysweep_spec.yaml"
@@ -170,7 +171,7 @@ def warm_start_points(spec: spec_mod.Spec) -> list[dict]:
     table = leaderboard.leaderboard(warm.experiment, metric=spec.metric, mode=spec.mode)
     table = table[~table["status"].isin(["errored", "diverged"])].dropna(subset=[f"best_{spec.metric}"])
     for _, row in table.head(warm.top).iterrows():
-        point = {name: row[name] for name in spec.tuned if name in row and not _missing(row[name])}
+        point = {name: row[name] for name in spec.tuned if name in row and not is_missing(row[name])}
         problems = []
         space.check_point(point, list(spec.params), "point", lambda key, msg: problems.append(f"{key}: {msg}"))
         if problems:
@@ -181,9 +182,6 @@ def warm_start_points(spec: spec_mod.Spec) -> list[dict]:
              len(points) - len(spec.search.points_to_evaluate), warm.experiment)
     return points
 
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
 
 
 def snapshot(spec: spec_mod.Spec) -> dict:

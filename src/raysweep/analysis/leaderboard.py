@@ -13,6 +13,7 @@ import pandas as pd
 
 from raysweep import sweep
 from raysweep.analysis import diagnose, store
+from raysweep.checks import is_missing
 
 LEADERBOARD_FILES = ("leaderboard.csv", "leaderboard.parquet")
 
@@ -32,7 +33,7 @@ def leaderboard(experiment_dir: str | Path, *, metric: str | None = None,
             if metric in curve and curve[metric].notna().any():
                 i = curve[metric].idxmin() if mode == "min" else curve[metric].idxmax()
                 best, best_epoch = float(curve.loc[i, metric]), int(curve.loc[i, "epoch"])
-        params = {p: store.value(t[p]) if p in t and not _missing(t[p]) else None for p in spec.tuned}
+        params = {p: store.value(t[p]) if p in t and not is_missing(t[p]) else None for p in spec.tuned}
         rows.append({"trial": t["trial"], **params, f"best_{metric}": best, "best_epoch": best_epoch,
                      "epochs": int(t["epochs_run"]), "status": t["status"]})
     table = pd.DataFrame(rows)
@@ -44,9 +45,6 @@ def leaderboard(experiment_dir: str | Path, *, metric: str | None = None,
     table["best_epoch"] = table["best_epoch"].astype("Int64")
     return table
 
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _key(value):
