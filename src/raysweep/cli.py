@@ -183,6 +183,8 @@ def _plots(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    import json
+
     from raysweep import export
 
     try:
@@ -191,7 +193,7 @@ def _export(args: argparse.Namespace) -> int:
     except export.ThresholdMissed as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 1
-    card = __import__("json").loads((to / export.CARD_FILE).read_text())
+    card = json.loads((to / export.CARD_FILE).read_text())
     top = card["champion"]
     print(f"exported trial {top['trial']} ({top['metric']} {top['value']:.4g}, weights of epoch "
           f"{card['weights']['epoch']}) to {to}: {export.MODEL_FILE} (TorchScript), {export.STATE_FILE}, "

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,9 +31,11 @@ import pyarrow.parquet as pq
 import torch
 
 from raysweep import spec as spec_mod, sweep
-from raysweep.checks import is_missing
 from raysweep.analysis import diagnose, leaderboard, store
+from raysweep.checks import is_missing
 from raysweep.datasets import batching, shards
+from raysweep.trial import LEGACY_FILE
+from raysweep.training import loop
 from raysweep.workloads import WORKLOADS
 
 MODEL_FILE, STATE_FILE, META_FILE, CARD_FILE = "model.pt", "state_dict.pt", "meta.json", "model_card.json"
@@ -105,10 +106,10 @@ def _best_weights(experiment_dir: Path, trial_id: str) -> dict:
     directory = checkpoint_dir(experiment_dir, trial)
     if directory is None:
         raise spec_mod.SpecError([f"trial {trial_id} saved no checkpoint; nothing to export"])
-    for name in ("best.pt", "last.pt", "state.pt"):   # state.pt: checkpoints of raysweep < 0.2
+    for name in (loop.BEST_FILE, loop.LAST_FILE, LEGACY_FILE):
         if (directory / name).is_file():
             return torch.load(directory / name, weights_only=True)
-    raise spec_mod.SpecError([f"{directory} holds no model weights (best.pt or last.pt)"])
+    raise spec_mod.SpecError([f"{directory} holds no model weights ({loop.BEST_FILE} or {loop.LAST_FILE})"])
 
 
 def _read_rows(data_dir: str | Path, meta: dict, split: str, limit: int | None = None) -> dict[str, torch.Tensor]:
@@ -122,16 +123,12 @@ def _read_rows(data_dir: str | Path, meta: dict, split: str, limit: int | None =
     return batching.arrow_to_torch(table.slice(0, limit) if limit else table)
 
 
-def _timed(model, inputs: list[torch.Tensor], repeats: int) -> float:
+def _in_chunks(predict_chunk, rows: dict[str, torch.Tensor], size: int = 4096) -> np.ndarray:
+    """Predictions over all rows, `size` at a time, without gradients, as float32 numpy."""
+    n = len(next(iter(rows.values())))
     with torch.no_grad():
-        for _ in range(5):
-            model(*inputs)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(*inputs)
-            times.append(time.perf_counter() - start)
-    return float(np.median(times))
+        return torch.cat([predict_chunk({k: v[i:i + size] for k, v in rows.items()})
+                          for i in range(0, n, size)]).float().numpy()
 
 
 def load_model(experiment_dir: Path, best: Champion):
@@ -153,9 +150,7 @@ def champion_predictions(experiment_dir: str | Path, split: str = "val"):
     best = champion(experiment_dir)
     workload, meta, model, _ = load_model(experiment_dir, best)
     rows = _read_rows(sweep.load_snapshot(experiment_dir).data.path, meta, split)
-    with torch.no_grad():
-        outputs = torch.cat([workload.predict(model, {k: v[i:i + 4096] for k, v in rows.items()})
-                             for i in range(0, len(rows["labels"]), 4096)]).float().numpy()
+    outputs = _in_chunks(lambda chunk: workload.predict(model, chunk), rows)
     return best, workload, meta, outputs, rows["labels"].float().numpy()
 
 
@@ -192,9 +187,9 @@ def export(experiment_dir: str | Path, to: str | Path, *, metric: str | None = N
     shards.write_meta(to, meta)
 
     one = [t[:1] for t in inputs]
-    latency_s = _timed(scripted, one, repeats=50)
+    latency_s = loop.median_seconds(lambda: scripted(*one), repeats=50, warmup=5)
     batch = [t.repeat((128,) + (1,) * (t.dim() - 1))[:1024] for t in inputs]
-    batch_s = _timed(scripted, batch, repeats=5)
+    batch_s = loop.median_seconds(lambda: scripted(*batch), repeats=5, warmup=1)
     card = {
         "champion": {"trial": best.trial, "metric": best.metric, "mode": best.mode, "value": best.value,
                      "best_epoch": _plain(best.row.get("best_epoch")), "status": best.row.get("status")},
@@ -243,9 +238,7 @@ def predict(model_dir: str | Path, data_dir: str | Path, *, split: str = "val",
         raise shards.DataError(f"{data_dir} lacks the model's input column(s) {', '.join(missing)}")
     model = torch.jit.load(str(model_dir / MODEL_FILE))
     model.eval()
-    with torch.no_grad():
-        outputs = torch.cat([model(*[rows[n][i:i + 4096] for n in names])
-                             for i in range(0, len(rows[names[0]]), 4096)]).float().numpy()
+    outputs = _in_chunks(lambda chunk: model(*[chunk[n] for n in names]), rows)
     columns = card.get("outputs") or [f"output_{k}" for k in range(outputs.shape[1])]
     frame = pd.DataFrame(outputs.reshape(len(outputs), -1), columns=[str(c) for c in columns][:outputs.shape[-1]])
     metrics = {}

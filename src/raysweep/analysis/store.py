@@ -6,8 +6,9 @@ gathers them, during the sweep and after it, into two Parquet files in the exper
 
 - `trials.parquet`: one row per trial: trial id, every parameter (fixed and tuned) as its own
   column (lists as JSON text; `value()` decodes), status (finished, stopped by ASHA, early
-  stopped, diverged, errored, unfinished), the error's last line, `epochs_run`, best and last value of every metric (`best_<m>`, `last_<m>`),
-  the epoch of the best objective, wall time and resources;
+  stopped, diverged, errored, unfinished), the error's last line, `epochs_run`, best and last
+  value of every metric (`best_<m>`, `last_<m>`), the epoch of the best objective, wall time
+  and resources;
 - `curves.parquet`: one row per report: trial id, step, epoch and every reported metric.
 
 `load(EXPERIMENT_DIR)` returns both as pandas frames, rebuilding them first where Tune's state
@@ -123,7 +124,7 @@ def build(experiment_dir: str | Path) -> Results:
         row = {"trial": t.trial_id, **{k: _cell(v) for k, v in config.items()},
                "status": stop_reason(t.status, epochs_run, planned, error, spec.scheduler.type == "asha", patience),
                "error": _last_line(error), "epochs_run": epochs_run}
-        best_value, best_index = _best(history[spec.metric], spec.mode) if spec.metric in history else (math.nan, None)
+        best_index = _best(history[spec.metric], spec.mode)[1] if spec.metric in history else None
         row["best_epoch"] = int(history.loc[best_index, "epoch"]) if best_index is not None else None
         for m in metrics:   # best and last of each metric; last only of what is no score (lr)
             if m == "restored_best_epoch":

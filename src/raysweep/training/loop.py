@@ -1,8 +1,8 @@
 """The loop over epochs and batches, shared by every workload and both trial executors.
 
 It knows a workload only through four functions (`build_model`, `compute_loss`, `predict`,
-`compute_metrics(outputs, labels, meta)`) and its `METRICS`, receives batches from an `EpochData`, and hands each epoch's metrics and
-state to a `report` callable. It never touches Ray: the executors in `raysweep.trial` decide
+`compute_metrics(outputs, labels, meta)`) and its `METRICS`, receives batches from an
+`EpochData`, and hands each epoch's metrics and state to a `report` callable. It never touches Ray: the executors in `raysweep.trial` decide
 where batches come from and where reports and checkpoints go. Model and optimiser construction
 (`build`) stay apart from the loop (`run_epochs`) so that a fused cohort can reuse the loop.
 
@@ -194,20 +194,29 @@ def time_inference(workload, trainee: Trainee, batch: Batch, *, device: torch.de
     One row is what a real-time controller asks of the model; a batch is what offline scoring
     does. The median resists the odd scheduling hiccup of a shared CPU.
     """
-    def timed(b: Batch) -> float:
-        start = time.perf_counter()
+    def predict(b: Batch) -> None:
         with trainee.precision.autocast():
             workload.predict(trainee.model, b)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        return time.perf_counter() - start
 
     one = {k: v[:1] for k, v in batch.items()}
-    for _ in range(3):
-        timed(one)
-    latency = float(np.median([timed(one) for _ in range(repeats)]))
-    batch_s = float(np.median([timed(batch) for _ in range(3)]))
+    latency = median_seconds(lambda: predict(one), repeats=repeats)
+    batch_s = median_seconds(lambda: predict(batch), repeats=3, warmup=0)
     return {"latency_ms": latency * 1e3, "throughput_rows_per_s": rows_in(batch) / max(batch_s, 1e-9)}
+
+
+@torch.no_grad()
+def median_seconds(call: Callable[[], Any], *, repeats: int, warmup: int = 3) -> float:
+    """Median wall time of `call()` over `repeats` runs after `warmup` untimed ones."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
 
 
 def checkpoint_files(trainee: Trainee, epoch: int) -> dict[str, dict]:
