@@ -29,9 +29,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from raysweep import spec as spec_mod, sweep
+from raysweep import spec as spec_mod
 from raysweep.datasets import batching, glideator, ray_data, shards
+from raysweep.phases import sweep
+from raysweep.runner import trainable
+from raysweep.runner.session import start_ray
 from raysweep.training import loop
+from raysweep.workloads import config_from_trial
 from raysweep.workloads import glideator as workload
 
 BATCH = 512
@@ -104,8 +108,6 @@ def raysweep_s(data_dir: Path, learning_rates: list, fixed: dict, storage: Path,
 
 def ingest_rates(data_dir: Path, meta: dict, passes: int = 5) -> dict[str, float]:
     """Rows per second of one pass over the training split in batches of 512, best of `passes`."""
-    from raysweep import trial
-
     rows = meta["rows"]["train"]
 
     def best(fn) -> float:
@@ -117,7 +119,7 @@ def ingest_rates(data_dir: Path, meta: dict, passes: int = 5) -> dict[str, float
             assert n == rows
         return rows / min(times)
 
-    trial.configure_ray_data()
+    trainable.configure_ray_data()
     streamed = ray_data.open_split(data_dir, "train", meta)
     materialised = streamed.materialize()
     plain = workload.Config(batch_size=BATCH, shuffle_buffer=0)
@@ -126,11 +128,11 @@ def ingest_rates(data_dir: Path, meta: dict, passes: int = 5) -> dict[str, float
         "pyarrow read of the shards -> torch batches": best(
             lambda: tensor_batches(read_arrays(data_dir, "train"), 0, 0, False)),
         "raysweep, shards streamed by Ray Data": best(
-            lambda: trial.epoch_data(plain, streamed, None).train(0)),
+            lambda: trainable.epoch_data(plain, streamed, None).train(0)),
         "raysweep, materialised (what trials iterate)": best(
-            lambda: trial.epoch_data(plain, materialised, None).train(0)),
+            lambda: trainable.epoch_data(plain, materialised, None).train(0)),
         "raysweep, materialised, shuffle buffer 4096": best(
-            lambda: trial.epoch_data(shuffled, materialised, None).train(0)),
+            lambda: trainable.epoch_data(shuffled, materialised, None).train(0)),
         "reference: iter_torch_batches(512), materialised": best(
             lambda: materialised.iter_torch_batches(batch_size=BATCH)),
     }
@@ -152,10 +154,10 @@ def main() -> None:
     learning_rates = [float(x) for x in np.geomspace(1e-4, 1e-3, args.trials)]
     fixed = {"epochs": args.epochs, "batch_size": BATCH, "shuffle_buffer": 0,
              "deep_hidden_units": [128, 64], "seed": 0}
-    configs = [spec_mod.workload_config("glideator", {**fixed, "learning_rate": lr}) for lr in learning_rates]
+    configs = [config_from_trial(workload, {**fixed, "learning_rate": lr}) for lr in learning_rates]
     train, val = read_arrays(data_dir, "train"), read_arrays(data_dir, "val")
 
-    sweep.start_ray()
+    start_ray()
     pure = pure_training_s(configs, meta, train, val)
     walls = {
         "raysweep in_trial (default)": raysweep_s(data_dir, learning_rates, fixed, work / "r", "in_trial"),

@@ -5,8 +5,12 @@ from __future__ import annotations
 import copy
 
 import pytest
+import ray
 
+from raysweep import spec
 from raysweep.datasets import glideator
+from raysweep.phases import sweep
+from raysweep.runner.session import start_ray
 
 TINY = dict(n_sites=6, n_days=150, seed=3, rows_per_shard=256)
 
@@ -22,11 +26,7 @@ def tiny_data(tmp_path_factory):
 @pytest.fixture(scope="session")
 def ray_session():
     """Start Ray once for every test that needs it (as `raysweep run` would start it)."""
-    import ray
-
-    from raysweep import sweep
-
-    sweep.start_ray()
+    start_ray()
     yield ray
     ray.shutdown()
 
@@ -52,3 +52,16 @@ def raw_spec(tiny_data, tmp_path):
     raw["data"]["path"] = str(tiny_data)
     raw["storage_path"] = str(tmp_path / "results")
     return raw
+
+
+@pytest.fixture(scope="session")
+def experiment(ray_session, tiny_data, tmp_path_factory):
+    """A finished sweep for the analysis and export tests: finished, ASHA-stopped and diverged trials."""
+
+    raw = copy.deepcopy(BASE_SPEC)
+    raw["data"]["path"] = str(tiny_data)
+    raw["storage_path"] = str(tmp_path_factory.mktemp("analysis") / "results")
+    raw["params"]["learning_rate"] = {"type": "grid", "values": [1e30, 1e-5, 3e-5, 1e-3, 3e-3, 1e-2]}
+    raw["fixed"]["epochs"] = 4
+    raw["scheduler"] = {"type": "asha", "grace_period": 1, "reduction_factor": 2}
+    return sweep.run(spec.validate(raw, overrides=["search.num_samples=1"]))

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from raysweep import space
+from raysweep.search import space
 
 EDGE_FRACTION = 0.1      # the outer tenth of a range (of its log for loguniform) counts as the edge
 FAILED_STATUSES = ("errored", "diverged")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from raysweep import sweep
+from raysweep import experiment
 from raysweep.analysis import diagnose, store
 from raysweep.checks import is_missing
 
@@ -21,7 +21,7 @@ LEADERBOARD_FILES = ("leaderboard.csv", "leaderboard.parquet")
 def leaderboard(experiment_dir: str | Path, *, metric: str | None = None,
                 mode: str | None = None) -> pd.DataFrame:
     """One row per trial, best first: rank, trial, tuned params, best metric, epoch, status."""
-    spec = sweep.load_snapshot(experiment_dir)
+    spec = experiment.load_spec(experiment_dir)
     metric, mode = metric or spec.metric, mode or spec.mode
     results = store.load(experiment_dir)
     curves = results.curves.groupby("trial") if not results.curves.empty else None

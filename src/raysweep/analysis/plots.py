@@ -8,10 +8,13 @@ Each function takes the results store's tables (and the spec) and writes one fig
 - `parallel_coordinates`: one line per trial across the tuned parameters (log axes where the
   range is log), coloured by the objective;
 - `importance`: fANOVA importances through `optuna.importance`, from the trials table alone;
-- `classification` (Glideator, binary and multilabel tables): ROC curves per target and a
-  reliability diagram of the best trial's validation predictions;
-- `regression` (trajectory, regression tables): predicted against true per target and the
-  percentiles of the absolute error.
+- `classification` (binary and multilabel tasks: Glideator, such tables): ROC curves per
+  target and a reliability diagram of the best trial's validation predictions;
+- `regression` (the trajectory LSTM, regression tables): predicted against true per target and
+  the percentiles of the absolute error.
+
+The task comes from the workload (`TASK`, or the dataset's meta.json where the workload
+leaves it to the data), so a new workload gets the plots of its task without a change here.
 
 `all_plots` draws every one that applies and returns the paths; a plot that does not apply (no
 learning rate tuned, fewer than three finished trials for importance) is skipped, not faked.
@@ -28,13 +31,18 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+import optuna
+import optuna.distributions as d
 import pandas as pd
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from raysweep import space
-from raysweep.analysis import store
+from raysweep import experiment
+from raysweep.analysis import champion, store
+from raysweep.search import space
+from raysweep.training import metrics
+from raysweep.workloads import task_of
 
 PLOTS_DIR = "plots"
 log = logging.getLogger("raysweep")
@@ -154,8 +162,6 @@ def parallel_coordinates(results: store.Results, params: tuple[space.Param, ...]
 
 
 def _distribution(param: space.Param):
-    import optuna.distributions as d
-
     if param.is_choice:
         return d.CategoricalDistribution([json.dumps(v) if isinstance(v, (list, dict)) else v for v in param.values])
     if param.type == "randint":
@@ -166,8 +172,6 @@ def _distribution(param: space.Param):
 def importances(results: store.Results, params: tuple[space.Param, ...], metric: str, mode: str,
                 seed: int = 0) -> dict[str, float]:
     """fANOVA importance of each tuned parameter for the best metric of the finished trials."""
-    import optuna
-
     ranked = _ranked(results.trials, metric, mode)
     # fANOVA needs every parameter in every trial: branch-only sub-parameters sit out.
     tuned = [p for p in space.all_params(params) if p.name in ranked and ranked[p.name].notna().all()]
@@ -210,8 +214,6 @@ def _roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def classification(outputs: np.ndarray, labels: np.ndarray, names: list[str], out: Path,
                    title: str) -> Path:
     """ROC per target and a reliability diagram (pooled) from logits and 0/1 labels."""
-    from raysweep.training import metrics
-
     probs = 1 / (1 + np.exp(-outputs))
     fig, (roc_ax, rel_ax) = _figure(11, 4.6, ncols=2)
     cmap = matplotlib.colormaps["viridis"]
@@ -274,11 +276,9 @@ def regression(outputs: np.ndarray, labels: np.ndarray, names: list[str], out: P
 
 def all_plots(experiment_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
     """Every plot that applies to the experiment, as {name: path} (PNG under `plots/`)."""
-    from raysweep import export, sweep
-
     experiment_dir = Path(experiment_dir)
     out_dir = Path(out_dir) if out_dir else experiment_dir / PLOTS_DIR
-    s = sweep.load_snapshot(experiment_dir)
+    s = experiment.load_spec(experiment_dir)
     results = store.load(experiment_dir)
     drawn = {
         "learning_curves": learning_curves(results, s.metric, s.mode, out_dir / "learning_curves.png"),
@@ -288,10 +288,10 @@ def all_plots(experiment_dir: str | Path, out_dir: str | Path | None = None) -> 
         "importance": importance(results, s.params, s.metric, s.mode, out_dir / "importance.png"),
     }
     try:
-        best, workload, meta, outputs, labels = export.champion_predictions(experiment_dir)
+        best, workload, meta, outputs, labels = champion.predictions(experiment_dir)
         title = f"best trial {best.trial} on the validation split"
         names = [str(n) for n in meta.get("target_names", [])]
-        task = meta.get("task", "multilabel" if s.workload == "glideator" else "regression")
+        task = task_of(workload, meta)
         if task in ("binary", "multilabel"):
             drawn["classification"] = classification(outputs, labels.reshape(len(labels), -1), names,
                                                      out_dir / "classification.png", title)

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
-from raysweep import sweep
+from raysweep import experiment
 from raysweep.analysis import diagnose, leaderboard, plots, store
 
 REPORT_FILE = "report.html"
@@ -64,15 +63,14 @@ def _image(path: Path, title: str) -> str:
 
 
 def _provenance(experiment_dir: Path, spec) -> str:
-    path = experiment_dir / sweep.PROVENANCE_FILE
-    runs = json.loads(path.read_text()) if path.is_file() else []
+    runs = experiment.read_provenance(experiment_dir)
     rows = [("experiment", experiment_dir.name), ("workload", spec.workload),
             ("search", f"{spec.search.algorithm}, seed {spec.search.seed}, {spec.search.num_samples} samples"),
             ("scheduler", spec.scheduler.type), ("objective", f"{spec.metric} ({spec.mode})"),
             ("data", spec.data.path)]
     for run in runs:
         rows.append((f"{run['event']} at {run['started']}", run["command"]))
-    versions = runs[-1]["versions"] if runs else sweep.versions()
+    versions = runs[-1]["versions"] if runs else experiment.versions()
     rows.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
     rows.append(("report written", datetime.now(timezone.utc).isoformat(timespec="seconds")))
     return "<table class=\"meta\">" + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>"
@@ -81,7 +79,7 @@ def _provenance(experiment_dir: Path, spec) -> str:
 def write(experiment_dir: str | Path, out: str | Path | None = None, top: int = 20) -> Path:
     experiment_dir = Path(experiment_dir)
     out = Path(out) if out else experiment_dir / REPORT_FILE
-    spec = sweep.load_snapshot(experiment_dir)
+    spec = experiment.load_spec(experiment_dir)
     table = leaderboard.leaderboard(experiment_dir)
     results = store.load(experiment_dir)
     drawn = plots.all_plots(experiment_dir)

@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from ray.tune import Callback
+from ray.tune import Callback, ExperimentAnalysis
 
-from raysweep import space, sweep
+from raysweep import experiment
+from raysweep.search import space
+from raysweep.workloads import WORKLOADS
 
 log = logging.getLogger("raysweep")
 
@@ -99,11 +101,7 @@ def build(experiment_dir: str | Path) -> Results:
     is interrupted, Tune ends the live trials, but the saved state keeps them unfinished, which
     is what `raysweep resume` goes by and what the store must say.
     """
-    from ray.tune import ExperimentAnalysis
-
-    from raysweep.workloads import WORKLOADS
-
-    spec = sweep.load_snapshot(experiment_dir)
+    spec = experiment.load_spec(experiment_dir)
     analysis = ExperimentAnalysis(str(Path(experiment_dir).resolve()))
     modes = WORKLOADS[spec.workload].METRICS
     frames = analysis.trial_dataframes

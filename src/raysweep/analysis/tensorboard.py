@@ -19,8 +19,10 @@ import math
 from pathlib import Path
 
 from ray.tune.logger import TBXLoggerCallback
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
 
-from raysweep import space
+from raysweep.search import space
 
 TENSORBOARD_DIR = "tensorboard"
 log = logging.getLogger("raysweep")
@@ -46,8 +48,6 @@ class TensorBoardWriter(TBXLoggerCallback):
 
     def _writer(self, trial_id: str):
         if trial_id not in self._writers:
-            from torch.utils.tensorboard import SummaryWriter
-
             self._writers[trial_id] = SummaryWriter(log_dir=str(Path(self.logdir) / trial_id))
         return self._writers[trial_id]
 
@@ -72,8 +72,6 @@ class TensorBoardWriter(TBXLoggerCallback):
         writer.flush()
 
     def log_trial_end(self, trial, failed: bool = False) -> None:
-        from torch.utils.tensorboard.summary import hparams
-
         try:
             writer = self._writer(trial.trial_id)
             config = space.decode(trial.config, self.params)

@@ -1,13 +1,5 @@
-"""Dataset generators for the seed workloads, shard writers and readers.
+"""Datasets: shard writers and readers, the seed workloads' generators, batching, Ray Data.
 
-`GENERATORS` maps `raysweep data NAME` to the function that writes the dataset (a generator's
-`write`, or the table importer); the CLI passes each option by the keyword of the same name.
+A generator writes `train/` and `val/` shards plus `meta.json`; each workload names its own in
+`DATA` (`raysweep.workloads`), which is how `raysweep data NAME` finds it.
 """
-
-from raysweep.datasets import glideator, tabular, trajectory
-
-GENERATORS = {
-    "glideator": glideator.write,
-    "trajectory": trajectory.write,
-    "import": tabular.import_table,
-}

@@ -128,7 +128,7 @@ def read_meta(data_dir: str | Path, *, make_hint: str = "") -> dict:
     try:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as exc:
-        raise DataError(f"{meta_path} is not valid JSON ({exc}); regenerate the dataset.{hint}")
+        raise DataError(f"{meta_path} is not valid JSON ({exc}); regenerate the dataset.{hint}") from None
     for split in SPLITS:
         if not shard_paths(data_dir, split, meta.get("format", "parquet")):
             raise DataError(f"{data_dir / split} holds no {meta.get('format')} shards.{hint}")
@@ -154,6 +154,6 @@ def check_readable(data_dir: str | Path, meta: dict) -> None:
                 else:
                     with tarfile.open(path) as tar:
                         tar.getmembers()
-            except Exception as exc:  # pyarrow and tarfile raise several types
+            except Exception as exc:  # noqa: BLE001 - pyarrow and tarfile raise several types
                 raise DataError(f"shard {path} is unreadable ({type(exc).__name__}: {exc}). "
                                 "Regenerate or re-import the dataset.") from None

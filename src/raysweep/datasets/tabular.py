@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pyarrow import csv
 
 from raysweep.checks import did_you_mean
 from raysweep.datasets import shards
@@ -48,10 +50,8 @@ def read_table(path: str | Path) -> pa.Table:
                                f"{', '.join(READERS)} files")
     try:
         if kind == "csv":
-            from pyarrow import csv
             options = csv.ParseOptions(delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
             return csv.read_csv(path, parse_options=options)
-        import pyarrow.parquet as pq
         return pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise shards.DataError(f"{path} could not be read as {kind.upper()}: {exc}") from None

@@ -1,9 +1,10 @@
 """The loop over epochs and batches, shared by every workload and both trial executors.
 
-It knows a workload only through four functions (`build_model`, `compute_loss`, `predict`,
-`compute_metrics(outputs, labels, meta)`) and its `METRICS`, receives batches from an
-`EpochData`, and hands each epoch's metrics and state to a `report` callable. It never touches Ray: the executors in `raysweep.trial` decide
-where batches come from and where reports and checkpoints go. Model and optimiser construction
+It knows a workload only through the `Trainable` contract (`training/contract.py`: four
+functions and `METRICS`), receives batches from an `EpochData`, and hands each epoch's metrics
+and state to a `report` callable. It never touches Ray: the trial executors
+(`raysweep.runner.trainable`) decide where batches come from and where reports and
+checkpoints go. Model and optimiser construction
 (`build`) stay apart from the loop (`run_epochs`) so that a fused cohort can reuse the loop.
 
 Every hyperparameter it reads is a field of `TrainingConfig`, which every workload's Config
@@ -23,14 +24,14 @@ import torch
 from torch import nn
 
 from raysweep.training import precision, schedules
+from raysweep.training.checkpoint import BEST_FILE, LAST_FILE
+from raysweep.training.config import TrainingConfig
+from raysweep.training.contract import Batch, Trainable
 from raysweep.training.early_stopping import EarlyStopping
 
-Batch = dict[str, torch.Tensor]
 # report(metrics, files): files maps checkpoint file names to what torch.save writes into
 # them (None: this report carries no checkpoint).
 Report = Callable[[dict[str, Any], dict[str, dict] | None], None]
-LAST_FILE = "last.pt"   # the state after the epoch just trained: what a resumed trial loads
-BEST_FILE = "best.pt"   # the best epoch's weights and metrics: what export and restore use
 
 
 class DivergedError(RuntimeError):
@@ -58,7 +59,7 @@ class Trainee:
     meta: dict = field(default_factory=dict)   # the dataset's meta.json, for compute_metrics
 
 
-def build(workload, cfg, meta: dict, *, device: torch.device,
+def build(workload: Trainable, cfg: TrainingConfig, meta: dict, *, device: torch.device,
           wrap_model: Callable[[nn.Module], nn.Module] = lambda m: m,
           resume: dict[str, dict] | None = None) -> Trainee:
     """Seed, build the model, Adam, the LR schedule, precision and early stopping.
@@ -98,7 +99,7 @@ def _to_device(batch: Batch, device: torch.device) -> Batch:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def forward_backward(workload, cfg, trainee: Trainee, batch: Batch, *, device: torch.device,
+def forward_backward(workload: Trainable, cfg: TrainingConfig, trainee: Trainee, batch: Batch, *, device: torch.device,
                      scale: float = 1.0) -> torch.Tensor:
     """Loss and gradients of one batch, added to those already held; returns the detached loss.
 
@@ -111,7 +112,7 @@ def forward_backward(workload, cfg, trainee: Trainee, batch: Batch, *, device: t
     return loss.detach().float()
 
 
-def optimizer_step(cfg, trainee: Trainee) -> None:
+def optimizer_step(cfg: TrainingConfig, trainee: Trainee) -> None:
     """Clip the gradient norm where the config asks (`grad_clip_norm` > 0), step, clear."""
     if cfg.grad_clip_norm:
         trainee.precision.unscale(trainee.optimizer)
@@ -120,7 +121,7 @@ def optimizer_step(cfg, trainee: Trainee) -> None:
     trainee.optimizer.zero_grad(set_to_none=True)
 
 
-def train_step(workload, cfg, trainee: Trainee, batch: Batch, *, device: torch.device) -> torch.Tensor:
+def train_step(workload: Trainable, cfg: TrainingConfig, trainee: Trainee, batch: Batch, *, device: torch.device) -> torch.Tensor:
     """One optimiser step on one batch; returns the detached loss (on the device, no sync).
 
     The LR range test and the I/O search call it, so they measure and train what epochs do.
@@ -134,7 +135,7 @@ def rows_in(batch: Batch) -> int:
     return len(next(iter(batch.values())))
 
 
-def train_epoch(workload, cfg, trainee: Trainee, batches: Iterable[Batch], *,
+def train_epoch(workload: Trainable, cfg: TrainingConfig, trainee: Trainee, batches: Iterable[Batch], *,
                 epoch: int, device: torch.device) -> float:
     """One pass over the training batches; returns the mean training objective per row.
 
@@ -165,7 +166,7 @@ def train_epoch(workload, cfg, trainee: Trainee, batches: Iterable[Batch], *,
 
 
 @torch.no_grad()
-def evaluate(workload, trainee: Trainee, batches: Iterable[Batch], *,
+def evaluate(workload: Trainable, trainee: Trainee, batches: Iterable[Batch], *,
              device: torch.device) -> dict[str, float]:
     """Predict the whole validation split, then let the workload compute its metrics.
 
@@ -187,7 +188,7 @@ def evaluate(workload, trainee: Trainee, batches: Iterable[Batch], *,
 
 
 @torch.no_grad()
-def time_inference(workload, trainee: Trainee, batch: Batch, *, device: torch.device,
+def time_inference(workload: Trainable, trainee: Trainee, batch: Batch, *, device: torch.device,
                    repeats: int = 20) -> dict[str, float]:
     """Median latency of one row (ms) and throughput of a whole batch (rows/s), after warm-up.
 
@@ -233,7 +234,7 @@ def checkpoint_files(trainee: Trainee, epoch: int) -> dict[str, dict]:
     return files
 
 
-def run_epochs(workload, cfg, trainee: Trainee, data: EpochData, report: Report, *,
+def run_epochs(workload: Trainable, cfg: TrainingConfig, trainee: Trainee, data: EpochData, report: Report, *,
                device: torch.device) -> None:
     """Train from `trainee.first_epoch` to `cfg.epochs`, reporting after every epoch.
 

@@ -4,9 +4,10 @@
     value = loss(predictions, targets)      # a scalar, averaged over the batch
 
 Regression losses take predictions and targets of the same shape. `bce` and `focal` take
-logits; `cross_entropy` takes logits and class indices. `physics_informed` adds the battery seed's penalties (predictions along a sequence that
-must not rise, and must change smoothly) to a base regression loss. An unknown name or
-parameter raises ValueError listing what is known, so a spec error names the fix.
+logits; `cross_entropy` takes logits and class indices. `physics_informed` adds the battery
+seed's penalties (predictions along a sequence that must not rise, and must change smoothly)
+to a base regression loss. An unknown name or parameter raises ValueError listing what is
+known, so a spec error names the fix.
 """
 
 from __future__ import annotations

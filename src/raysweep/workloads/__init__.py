@@ -1,20 +1,19 @@
 """The workload registry: one module per workload, registered here by an explicit import.
 
-A workload module provides `Config` (a frozen dataclass extending `TrainingConfig`, whose
-defaults run), `build_model`, `compute_loss`, `predict`, `compute_metrics(outputs, labels,
-meta)`, `model_inputs(meta)` (the batch columns an exported model takes), `METRICS`
-(name -> "min"/"max") and `DATA_COMMAND` (how to make its data). Optionally
-`CHOICES` (the values a string hyperparameter takes) and `spec_problems(meta, fixed, params,
-metric)` (what a spec asks that its dataset cannot do), both checked by `validate`.
-Adding a workload = one module + one line below.
+A workload module satisfies `contract.Workload` (see `contract.py` for every name it provides).
+Adding a workload is one module plus one line in `WORKLOADS` below: `raysweep data NAME`, spec
+validation, the trial executors, the plots and export all find it here.
 """
 
 from raysweep.workloads import glideator, tabular, trajectory
+from raysweep.workloads.configs import choices, config_from_trial, field_types
+from raysweep.workloads.contract import DataCommand, Option, Workload, task_of
 
-WORKLOADS = {
+WORKLOADS: dict[str, Workload] = {
     "glideator": glideator,
     "trajectory": trajectory,
     "tabular": tabular,
 }
 
-__all__ = ["WORKLOADS"]
+__all__ = ["WORKLOADS", "DataCommand", "Option", "Workload", "choices", "config_from_trial",
+           "field_types", "task_of"]

@@ -17,10 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from raysweep.datasets import glideator as glideator_data
 from raysweep.training import losses, metrics
 from raysweep.training.config import TrainingConfig
+from raysweep.workloads.contract import DataCommand, Option
 
-DATA_COMMAND = "raysweep data glideator --out {path}"
+TASK = "multilabel"   # one "flight longer than t km" label per distance threshold
+DATA = DataCommand("glideator", "synthetic paragliding XC forecast data", glideator_data.write, (
+    Option("--sites", "n_sites", "launch sites (default 60)", int, 60),
+    Option("--days", "n_days", "days (default 730)", int, 730),
+))
 # String hyperparameters and the values they take; `validate` checks specs against these.
 CHOICES = {"architecture": ("dcn", "deep")}
 # Reported every epoch; the mode tells `validate` whether a spec's `mode` makes sense.
@@ -138,6 +144,7 @@ def predict(model: nn.Module, batch: dict) -> torch.Tensor:
 def model_inputs(meta: dict) -> list[str]:
     """The batch columns `predict` reads, in the order an exported model takes them."""
     return ["site_id", "features"]
+
 
 def compute_metrics(logits: np.ndarray, labels: np.ndarray, meta: dict) -> dict[str, float]:
     """Validation metrics from all logits and labels of the split (BCE without penalties)."""

@@ -19,11 +19,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from raysweep.datasets import tabular as tabular_data
 from raysweep.training import metrics
 from raysweep.training.config import LossChoice, TrainingConfig, loss_function
+from raysweep.workloads.contract import TASKS, DataCommand, Option
 
-DATA_COMMAND = ("raysweep data import FILE --target COL --task regression|binary|multiclass|multilabel "
-                "--out {path}")
+
+def _columns(text: str) -> list[str]:
+    """`COL,COL,...` on the command line -> a list of column names."""
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+TASK = None   # the imported table's task, recorded in its meta.json
+DATA = DataCommand("import", "your own CSV or Parquet table, for the tabular workload", tabular_data.import_table, (
+    Option("path", "path", "a .csv, .tsv or .parquet file", metavar="FILE"),
+    Option("--target", "target", "the column(s) to predict", _columns, required=True, metavar="COL[,COL...]"),
+    Option("--task", "task", "", required=True, choices=TASKS),
+    Option("--categorical", "categorical", "columns to embed as categories (text columns must be listed)",
+           _columns, [], metavar="COL[,COL...]"),
+    Option("--drop", "drop", "columns to leave out (ids, leaks of the target)", _columns, [], metavar="COL[,COL...]"),
+    Option("--split-by", "split_by", "a train/val column, or groups (dates, sites) whose last --val-fraction go to val",
+           metavar="COL"),
+    Option("--val-fraction", "val_fraction", "share of rows or groups for val (default 0.2)", float, 0.2),
+))
 # The losses that fit each task; "auto" picks the first.
 LOSSES_BY_TASK = {"regression": ("mse", "mae", "huber", "hybrid", "mape"),
                   "binary": ("bce", "focal"), "multilabel": ("bce", "focal"),

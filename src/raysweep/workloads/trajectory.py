@@ -20,10 +20,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from raysweep.datasets import trajectory as trajectory_data
 from raysweep.training import metrics
 from raysweep.training.config import LossChoice, TrainingConfig, loss_function
+from raysweep.workloads.contract import DataCommand, Option
 
-DATA_COMMAND = "raysweep data trajectory --out {path}"
+TASK = "regression"
+DATA = DataCommand("trajectory", "synthetic toolpaths and servo tracking errors (LSTM windows)",
+                   trajectory_data.write, (
+    Option("--layers-per-part", "layers_per_part", "layers of each of 4 parts (default 10)", int, 10),
+    Option("--seconds-per-layer", "seconds_per_layer", "default 40", float, 40.0),
+    Option("--sequence-length", "sequence_length", "samples per window (default 20, at 100 Hz)", int, 20),
+    Option("--stride", "stride", "samples between window starts (default 4)", int, 4),
+))
 REGRESSION_LOSSES = ("mse", "mae", "huber", "hybrid", "mape")
 CHOICES = {"loss": REGRESSION_LOSSES}
 METRICS = {"val_loss": "min", "train_loss": "min", "val_mae": "min", "val_rmse": "min", "val_r2": "max",
@@ -92,6 +101,7 @@ def predict(model: TrajectoryLSTM, batch: dict) -> torch.Tensor:
 def model_inputs(meta: dict) -> list[str]:
     """The batch columns `predict` reads, in the order an exported model takes them."""
     return ["features"]
+
 
 def compute_metrics(predicted: np.ndarray, true: np.ndarray, meta: dict) -> dict[str, float]:
     """Errors in um, overall and per axis, and percentiles of the absolute error (both axes pooled)."""

@@ -1,0 +1,194 @@
+"""What each `raysweep` command does, once its arguments are parsed (parser.py builds them).
+
+Each function takes the parsed arguments and returns the exit code; user mistakes raise
+SpecError, DataError or SizingError, which `main` turns into one message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+from pathlib import Path
+
+from raysweep import experiment
+from raysweep.analysis import diagnose, leaderboard, plots, report
+from raysweep.checks import did_you_mean
+from raysweep.cli.parser import data_commands
+from raysweep.deploy import export
+from raysweep.phases import io_search, lr_find, sweep
+from raysweep.spec import SpecError
+from raysweep.spec import load as spec_load
+
+
+def _data(args: argparse.Namespace) -> int:
+    write = data_commands()[args.generator].write
+    options = {k: v for k, v in vars(args).items() if k in inspect.signature(write).parameters}
+    meta = write(**options)
+    rows = ", ".join(f"{k} {v}" for k, v in meta["rows"].items())
+    features = len(meta["feature_names"]) + len(meta.get("categorical_names", []))
+    print(f"wrote {meta['workload']} data to {args.out_dir} ({meta['format']}; rows: {rows}; "
+          f"{features} features)")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    s = spec_load(args.spec, args.set)
+
+    def describe(p) -> str:
+        notes = [p.type] + (["scientific"] if p.role == "scientific" else [])
+        notes += [f"{v}: {', '.join(sub.name for sub in subs)}" for v, subs in p.when]
+        return f"{p.name} ({'; '.join(notes)})"
+
+    tuned = ", ".join(describe(p) for p in s.params) or "nothing"
+    points = len(s.search.points_to_evaluate)
+    print(f"{args.spec}: OK. {s.workload}: {s.search.algorithm} search over {tuned}; "
+          f"{s.search.num_samples} samples" + (f" ({points} given points first)" if points else "")
+          + (f", warm start from {s.search.warm_start.experiment}" if s.search.warm_start else "")
+          + f", {s.scheduler.type} scheduler, executor {s.executor}, optimising {s.metric} ({s.mode})."
+          + (f" io-search: {len(dict(s.io_search.grid))} settings varied." if s.io_search else ""))
+    return 0
+
+
+def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int = 10,
+                       group_by: str | None = None) -> int:
+    """Print and save the leaderboard; returns how many trials are unfinished."""
+    s = experiment.load_spec(experiment_dir)
+    metric, mode = metric or s.metric, mode or s.mode
+    table = leaderboard.leaderboard(experiment_dir, metric=metric, mode=mode)
+    if table.empty:
+        print(f"{experiment_dir}: no trials have reported yet.")
+        return 0
+    paths = leaderboard.write(table, experiment_dir)
+    print(leaderboard.format_table(table, top))
+    print(f"\n{len(table)} trials; statuses: "
+          + ", ".join(f"{n} {s}" for s, n in table["status"].value_counts().items()))
+    if s.scientific:
+        best = leaderboard.best_per_value(table, s.scientific)
+        print(f"\nbest trial per {', '.join(s.scientific)} (scientific; the nuisance parameters tuned for each):")
+        print(leaderboard.format_table(best, None))
+    configs = leaderboard.repeats_over(table, s.tuned)
+    if configs:
+        print(f"\nby configuration, over seeds ({metric}: mean, std and 95% interval of the mean):")
+        print(leaderboard.format_table(leaderboard.group_by(table, configs, metric, mode), top))
+    if group_by:
+        print(f"\nby {group_by} ({metric}: spread of each trial's best over the other parameters):")
+        print(leaderboard.format_table(leaderboard.group_by(table, group_by, metric, mode), None))
+    warnings = diagnose.edge_warnings(table, s.params, metric)
+    failed = diagnose.failure_warning(table)
+    for line in warnings + ([failed] if failed else []):
+        print(f"warning: {line}", file=sys.stderr)
+    print("leaderboard: " + ", ".join(str(p) for p in paths))
+    return int((table["status"] == "unfinished").sum())
+
+
+def _finish(experiment_dir: Path) -> int:
+    unfinished = _print_leaderboard(experiment_dir)
+    if unfinished:
+        print(f"\ninterrupted with {unfinished} trials unfinished; finish the sweep with:\n"
+              f"  raysweep resume {experiment_dir}", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    s = spec_load(args.spec, args.set)
+    try:
+        experiment_dir = sweep.run(s, address=args.address)
+    except KeyboardInterrupt:
+        print("\ninterrupted; finish it with: raysweep resume <experiment dir printed above>",
+              file=sys.stderr)
+        return 130
+    print(f"\nresults: {experiment_dir}")
+    return _finish(experiment_dir)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    experiment_dir = sweep.resume(args.experiment_dir, address=args.address)
+    return _finish(experiment_dir)
+
+
+def _lr_find(args: argparse.Namespace) -> int:
+    s = spec_load(args.spec, args.set)
+    outcome = lr_find.run(s, address=args.address)
+    print(lr_find.format_outcome(outcome))
+    print(f"\ncurves: {outcome.experiment_dir / lr_find.CURVES_FILE}\n"
+          f"plot:   {outcome.experiment_dir / lr_find.PLOT_FILE}")
+    if outcome.low is None:
+        return 1
+    if args.write_spec:
+        path = lr_find.write_spec(s, outcome.low, outcome.high, args.write_spec)
+        print(f"spec:   {path} (params.learning_rate over {outcome.low:.2g} .. {outcome.high:.2g})")
+    return 0
+
+
+def _io_search(args: argparse.Namespace) -> int:
+    s = spec_load(args.spec, args.set)
+    experiment_dir, table = io_search.run(s, address=args.address)
+    print(io_search.format_table(table))
+    best = io_search.best_settings(table)
+    if not best:
+        print("\nevery setting failed; see the error column", file=sys.stderr)
+        return 1
+    top = table.iloc[0]
+    print(f"\nfastest: {', '.join(f'{k}={v}' for k, v in best.items())} "
+          f"({top[io_search.OBJECTIVE]:,.0f} samples/s)")
+    print(f"results: {', '.join(str(experiment_dir / f) for f in io_search.RESULTS_FILES)}")
+    if args.write_spec:
+        print(f"spec:    {io_search.write_spec(s, best, args.write_spec)}")
+    return 0
+
+
+def _rank(args: argparse.Namespace) -> int:
+    s = experiment.load_spec(args.experiment_dir)  # a clear error for a directory that is not one
+    if args.group_by and args.group_by not in s.tuned:
+        raise SpecError([f"--group-by {args.group_by}: not a tuned parameter of this experiment."
+                         f"{did_you_mean(args.group_by, s.tuned)} Tuned: {', '.join(s.tuned)}."])
+    _print_leaderboard(Path(args.experiment_dir), metric=args.metric, mode=args.mode, top=args.top,
+                       group_by=args.group_by)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    experiment.load_spec(args.experiment_dir)  # a clear error for a directory that is not one
+    print(f"report: {report.write(args.experiment_dir, args.out)}")
+    return 0
+
+
+def _plots(args: argparse.Namespace) -> int:
+    experiment.load_spec(args.experiment_dir)
+    for name, path in plots.all_plots(args.experiment_dir, args.out).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    try:
+        to = export.export(args.experiment_dir, args.to, metric=args.metric, mode=args.mode,
+                           min_metric=args.min_metric)
+    except export.ThresholdMissed as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    card = json.loads((to / export.CARD_FILE).read_text())
+    top = card["champion"]
+    print(f"exported trial {top['trial']} ({top['metric']} {top['value']:.4g}, weights of epoch "
+          f"{card['weights']['epoch']}) to {to}: {export.MODEL_FILE} (TorchScript), {export.STATE_FILE}, "
+          f"{export.META_FILE}, {export.CARD_FILE}; one row in {card['inference']['latency_ms_one_row']:.3g} ms on CPU")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    frame, metrics = export.predict(args.model_dir, args.data, split=args.split, out=args.out)
+    print(f"{len(frame)} predictions for {args.data} ({args.split})" + (f" written to {args.out}" if args.out else ""))
+    if metrics:
+        print("  " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    if not args.out:
+        print(frame.head(5).to_string(index=False))
+    return 0
+
+
+# Each command's handler, by the name the parser records (`raysweep data NAME` is "data").
+COMMANDS = {"data": _data, "validate": _validate, "run": _run, "resume": _resume, "lr-find": _lr_find,
+            "io-search": _io_search, "rank": _rank, "report": _report, "plots": _plots, "export": _export,
+            "predict": _predict}

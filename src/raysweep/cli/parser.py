@@ -1,0 +1,101 @@
+"""The `raysweep` argument parser. `raysweep data NAME` is built from the workload registry."""
+
+from __future__ import annotations
+
+import argparse
+
+from raysweep import __version__
+from raysweep.workloads import WORKLOADS, DataCommand
+
+DESCRIPTION = "Ray-distributed hyperparameter sweeps for PyTorch training pipelines."
+
+
+def data_commands() -> dict[str, DataCommand]:
+    """`raysweep data NAME` -> the data command of the workload that declares it (read from the registry)."""
+    return {w.DATA.name: w.DATA for w in WORKLOADS.values()}
+
+
+def add_data_command(generators, command: DataCommand) -> None:
+    """`raysweep data NAME`: each option reaches the writer by its `dest` keyword."""
+    parser = generators.add_parser(command.name, help=command.help)
+    for option in command.options:
+        if option.positional:
+            parser.add_argument(option.dest, metavar=option.metavar, help=option.help)
+            continue
+        kwargs = dict(dest=option.dest, type=option.type, default=option.default, help=option.help or None,
+                      required=option.required, metavar=option.metavar)
+        if option.choices:
+            kwargs["choices"] = option.choices
+        parser.add_argument(option.flag, **kwargs)
+    parser.add_argument("--out", dest="out_dir", required=True, help="output directory")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--format", dest="fmt", choices=("parquet", "webdataset"), default="parquet")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="raysweep", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"raysweep {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="write a workload's dataset: a generated demo, or your own table")
+    generators = data.add_subparsers(dest="generator", required=True)
+
+    for command in data_commands().values():
+        add_data_command(generators, command)
+
+    overrides = dict(action="append", default=[], metavar="KEY=VALUE",
+                     help="override a spec value, e.g. --set search.num_samples=4 (repeatable)")
+    validate = sub.add_parser("validate", help="check a sweep spec without starting Ray")
+    validate.add_argument("spec")
+    validate.add_argument("--set", **overrides)
+
+    def spec_command(name: str, help: str, write_spec: str | None = None) -> None:
+        """A command that runs a spec on Ray: SPEC, --set, --address and maybe --write-spec."""
+        command = sub.add_parser(name, help=help)
+        command.add_argument("spec")
+        command.add_argument("--set", **overrides)
+        command.add_argument("--address", help="an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+        if write_spec:
+            command.add_argument("--write-spec", metavar="OUT", help=write_spec)
+
+    spec_command("run", "run a sweep")
+    spec_command("lr-find", "steps to fit and an LR range test; suggests a learning-rate range",
+                 write_spec="write a copy of the spec with the suggested range")
+    spec_command("io-search", "time the data-path settings of io_search.grid; rank by samples/s",
+                 write_spec="write a copy of the spec with the fastest settings")
+
+    resume = sub.add_parser("resume", help="finish an interrupted sweep")
+    resume.add_argument("experiment_dir")
+    resume.add_argument("--address")
+
+    rank = sub.add_parser("rank", help="leaderboard of an experiment's trials")
+    rank.add_argument("experiment_dir")
+    rank.add_argument("--metric", help="rank on this metric (default: the spec's)")
+    rank.add_argument("--mode", choices=("min", "max"))
+    rank.add_argument("--top", type=int, default=10, help="rows to print (default 10; 0 = all)")
+    rank.add_argument("--group-by", metavar="PARAM",
+                      help="also rank the values of PARAM on the mean over the other parameters (e.g. seeds)")
+
+    rep = sub.add_parser("report", help="one self-contained HTML file: leaderboard, plots, spec, provenance")
+    rep.add_argument("experiment_dir")
+    rep.add_argument("--out", metavar="FILE", help="default: EXPERIMENT_DIR/report.html")
+
+    plot = sub.add_parser("plots", help="the experiment's plots as PNG files")
+    plot.add_argument("experiment_dir")
+    plot.add_argument("--out", metavar="DIR", help="default: EXPERIMENT_DIR/plots")
+
+    exp = sub.add_parser("export", help="the best trial as TorchScript, state_dict, meta and a model card")
+    exp.add_argument("experiment_dir")
+    exp.add_argument("--to", required=True, metavar="DIR", help="the model directory to write")
+    exp.add_argument("--metric", help="pick the champion on this metric (default: the spec's)")
+    exp.add_argument("--mode", choices=("min", "max"))
+    exp.add_argument("--min-metric", type=float, metavar="X",
+                     help="deployment threshold: refuse (exit 1) unless the champion reaches X "
+                          "(at least X for a metric to maximise, at most X for one to minimise)")
+
+    pred = sub.add_parser("predict", help="predict a dataset split with an exported model")
+    pred.add_argument("model_dir")
+    pred.add_argument("--data", required=True, help="a raysweep dataset directory (Parquet shards)")
+    pred.add_argument("--split", default="val", help="train, val or test (default val)")
+    pred.add_argument("--out", help="write the predictions as Parquet")
+    return parser

@@ -1,0 +1,223 @@
+"""`raysweep io-search SPEC`: which data-path settings feed the model fastest?
+
+The Glideator seed's `find_optimal_dataloader_params`, on Ray Data. Every combination of the
+spec's `io_search.grid` (batch size, Ray Data prefetch, read parallelism, shuffle buffer,
+Parquet or WebDataset shards, materialised or streamed, CPUs per worker) is one Tune trial that
+opens the data itself, trains the spec's fixed baseline model for `warmup_steps` untimed steps
+and then `steps` timed ones, and reports training samples per second. Trials run one at a time,
+so no trial's timing includes another's work.
+
+Beside the throughput each trial records where the time went: the share spent waiting for the
+next batch (near 1: the input pipeline is the bottleneck; near 0: the model is), the trial
+process's CPU utilisation (CPU seconds per second per allotted CPU; Ray Data's read tasks run in
+other processes and are not in it), the GPU utilisation where there is a GPU, and how long the
+data took to open (and materialise) before the first step.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+import math
+import resource
+import time
+from pathlib import Path
+
+import pandas as pd
+import ray
+import torch
+from ray import tune
+from ray.tune.execution.placement_groups import PlacementGroupFactory
+
+from raysweep import experiment
+from raysweep.datasets import ray_data, shards
+from raysweep.runner import trainable, tuning
+from raysweep.runner.resources import SizingError
+from raysweep.runner.session import start_ray
+from raysweep.search import space
+from raysweep.spec import Spec, SpecError, write_copy
+from raysweep.spec.schema import IO_CONFIG_KNOBS
+from raysweep.training import loop
+from raysweep.workloads import WORKLOADS
+
+RESULTS_FILES = ("io_search.csv", "io_search.parquet")
+OBJECTIVE = "samples_per_s"
+MEASURES = (OBJECTIVE, "input_wait_frac", "cpu_util", "gpu_util", "prepare_s", "timed_s")
+
+log = logging.getLogger("raysweep")
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _gpu_utilisation() -> float | None:
+    if not torch.cuda.is_available():
+        return None
+    try:
+        return torch.cuda.utilization() / 100.0   # needs pynvml; absent -> not recorded
+    except Exception:  # noqa: BLE001 - any NVML problem just means no reading
+        return None
+
+
+def io_trial(config: dict, *, plan, default_path: str, steps: int, warmup_steps: int) -> None:
+    """Tune function trainable: open the data as configured, time `steps` training steps."""
+    trainable.configure_ray_data()
+    cfg = plan.config(config)
+    cpus = float(config.get("cpus_per_worker", plan.cpus_per_worker))
+    torch.set_num_threads(max(1, int(cpus)))
+    device = torch.device("cuda" if plan.gpus_per_worker > 0 and torch.cuda.is_available() else "cpu")
+    workload = WORKLOADS[plan.workload]
+    path = config.get("data_path") or default_path
+
+    started = time.perf_counter()
+    ds = ray_data.open_split(path, "train", shards.read_meta(path), read_parallelism=config.get("read_parallelism"))
+    if config.get("materialize", True):
+        ds = ds.materialize()
+    trainee = loop.build(workload, cfg, plan.meta, device=device)
+    trainee.model.train()
+    train_batches = trainable.epoch_data(cfg, ds, None).train
+    stream = itertools.chain.from_iterable(train_batches(epoch) for epoch in itertools.count())
+    prepare_s = waited = 0.0  # prepare_s: open + materialise + the first step
+    rows = 0
+    for step in range(warmup_steps + steps):
+        if step == warmup_steps:   # the clock starts after the warm-up
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0, cpu0, waited, rows = time.perf_counter(), _cpu_seconds(), 0.0, 0
+        before = time.perf_counter()
+        batch = next(stream)
+        waited += time.perf_counter() - before
+        loop.train_step(workload, cfg, trainee, batch, device=device)
+        rows += loop.rows_in(batch)
+        if step == 0:
+            prepare_s = time.perf_counter() - started
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - t0
+    tune.report({OBJECTIVE: rows / elapsed, "timed_steps": steps, "timed_rows": rows, "timed_s": elapsed,
+                 "input_wait_frac": waited / elapsed, "cpu_util": (_cpu_seconds() - cpu0) / elapsed / cpus,
+                 "gpu_util": _gpu_utilisation(), "prepare_s": prepare_s})
+
+
+def _trial_resources(spec: Spec, cluster_cpus: float, streams: bool):
+    """Per-trial resources from the trial's own `cpus_per_worker`, checked against the cluster."""
+    gpus = spec.resources.gpus_per_worker
+    grid = dict(spec.io_search.grid)
+    reserve = 1 if streams else 0   # a CPU for Ray Data's read tasks (runner/resources.py)
+    for cpus in grid.get("cpus_per_worker", [spec.resources.cpus_per_worker]):
+        if cpus + reserve > cluster_cpus:
+            raise SizingError(f"io_search.grid.cpus_per_worker: {cpus:g} CPUs"
+                              f"{' + 1 for Ray Data reads' if reserve else ''} do not fit the cluster's "
+                              f"{cluster_cpus:g} CPUs; drop that value")
+
+    def per_trial(config: dict) -> PlacementGroupFactory:
+        bundle = {"CPU": float(config.get("cpus_per_worker", spec.resources.cpus_per_worker))}
+        if gpus:
+            bundle["GPU"] = gpus
+        return PlacementGroupFactory([bundle])
+    return per_trial
+
+
+def run(spec: Spec, *, address: str | None = None) -> tuple[Path, pd.DataFrame]:
+    """Run one timed trial per grid combination; returns the experiment dir and the ranked table."""
+    if spec.io_search is None:
+        raise SpecError([f"{spec.source}: io_search: missing. Add the settings to try, e.g.\n"
+                         "  io_search: {steps: 200, warmup_steps: 20, grid: {batch_size: [256, 1024], "
+                         "prefetch_batches: [1, 4]}}"])
+    grid = dict(spec.io_search.grid)
+    experiment_dir = experiment.create(spec, "io_search")
+    start_ray(address)
+    meta = shards.read_meta(spec.data.path)
+    streams = False in grid.get("materialize", [spec.data.materialize])
+    per_trial = _trial_resources(spec, ray.cluster_resources().get("CPU", 0), streams)
+    fixed = {**tuning.fixed_values(spec), **space.baseline(spec.params, skip=grid)}
+    defaults = {"data_path": str(Path(spec.data.path).resolve()), "materialize": spec.data.materialize,
+                "read_parallelism": spec.data.read_parallelism}
+    # Trials run elsewhere, so paths must not depend on the working directory; the table and a
+    # written spec show them as the spec gave them.
+    given_paths = {str(Path(p).resolve()): p for p in grid.get("data_path", [])}
+    if given_paths:
+        grid["data_path"] = list(given_paths)
+    param_space = {**fixed, **{k: v for k, v in defaults.items() if k not in grid},
+                   **{k: tune.grid_search(list(v)) for k, v in grid.items()}}
+    fn = tune.with_parameters(io_trial, plan=tuning.trial_plan(spec, meta, experiment_dir),
+                              default_path=defaults["data_path"], steps=spec.io_search.steps,
+                              warmup_steps=spec.io_search.warmup_steps)
+    log.info("io-search %s: %d settings, timed one at a time; results in %s", spec.name,
+             math.prod(len(v) for v in grid.values()), experiment_dir)
+    results = tune.Tuner(
+        tune.with_resources(fn, per_trial), param_space=param_space,
+        tune_config=tune.TuneConfig(metric=OBJECTIVE, mode="max", max_concurrent_trials=1, reuse_actors=True),
+        run_config=tune.RunConfig(name=experiment_dir.name, storage_path=str(experiment_dir.parent),
+                                  failure_config=tune.FailureConfig(max_failures=0), verbose=0),
+    ).fit()
+    rows = []
+    for result in results:
+        row = {k: result.config.get(k) for k in grid}
+        if "data_path" in row:
+            row["data_path"] = given_paths.get(row["data_path"], row["data_path"])
+        metrics = result.metrics or {}
+        row.update({m: metrics.get(m) for m in MEASURES})
+        row["error"] = str(result.error).strip().splitlines()[-1] if result.error else ""
+        rows.append(row)
+    table = rank(pd.DataFrame(rows))
+    table.to_csv(experiment_dir / RESULTS_FILES[0], index=False)
+    table.astype({c: str for c in grid if table[c].dtype == object}).to_parquet(experiment_dir / RESULTS_FILES[1])
+    return experiment_dir, table
+
+
+def rank(table: pd.DataFrame) -> pd.DataFrame:
+    """Fastest first; errored settings last."""
+    table = table.sort_values(OBJECTIVE, ascending=False, na_position="last", kind="stable")
+    table = table.reset_index(drop=True)
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return table
+
+
+def best_settings(table: pd.DataFrame) -> dict:
+    """The fastest trial's settings, as the grid named them."""
+    ok = table[table["error"] == ""].dropna(subset=[OBJECTIVE])
+    if ok.empty:
+        return {}
+    knobs = [c for c in table.columns if c not in ("rank", "error", "timed_steps", "timed_rows") + MEASURES]
+    return {k: _plain(ok.iloc[0][k]) for k in knobs}
+
+
+def _plain(value):
+    if hasattr(value, "item"):
+        value = value.item()
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def write_spec(spec: Spec, settings: dict, out: str | Path) -> Path:
+    """A copy of the spec that trains with the fastest settings.
+
+    Loop knobs go to `fixed` (and leave `params` if they were tuned), the data path and its
+    read settings to `data`, the CPUs to `resources`. Read back through `spec.load`.
+    """
+    raw = copy.deepcopy(spec.raw)
+    for key, value in settings.items():
+        if key in IO_CONFIG_KNOBS:
+            raw.setdefault("fixed", {})[key] = value
+            (raw.get("params") or {}).pop(key, None)
+        elif key == "data_path":
+            raw["data"]["path"] = value
+        elif key in ("read_parallelism", "materialize"):
+            raw["data"][key] = value
+        elif key == "cpus_per_worker":
+            raw.setdefault("resources", {})[key] = value
+    return write_copy(raw, out, [
+        f"{spec.source} with the fastest I/O settings found by `raysweep io-search`:",
+        ", ".join(f"{k}={v}" for k, v in settings.items())])
+
+
+def format_table(table: pd.DataFrame) -> str:
+    shown = table.drop(columns=["timed_steps", "timed_rows"], errors="ignore")
+    if not (shown["error"] != "").any():
+        shown = shown.drop(columns=["error"])
+    if shown["gpu_util"].isna().all():
+        shown = shown.drop(columns=["gpu_util"])
+    return shown.to_string(index=False, float_format=lambda x: f"{x:,.3g}")

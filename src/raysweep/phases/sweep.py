@@ -1,0 +1,104 @@
+"""`raysweep run` and `raysweep resume`: a spec as a `tune.Tuner`, run to the end or finished later.
+
+The experiment directory (raysweep.experiment) holds Tune's own state plus the spec as run,
+which is all `resume` needs to rebuild the same trainable. While the sweep runs, callbacks
+print one line per finished trial and keep the results store and TensorBoard logs current.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ray import tune
+
+from raysweep import experiment
+from raysweep.analysis import diagnose, leaderboard
+from raysweep.analysis.store import StoreWriter
+from raysweep.analysis.tensorboard import TensorBoardWriter
+from raysweep.checks import is_missing
+from raysweep.runner import tuning
+from raysweep.runner.progress import ProgressLines
+from raysweep.runner.session import start_ray
+from raysweep.search import searchers, space
+from raysweep.spec import Spec, SpecError
+from raysweep.workloads import WORKLOADS
+
+log = logging.getLogger("raysweep")
+
+
+def run(spec: Spec, *, address: str | None = None) -> Path:
+    """Run a validated spec to the end; returns the experiment directory."""
+    experiment_dir = experiment.create(spec)
+    experiment.record_provenance(experiment_dir, "run")
+    start_ray(address)
+    prepared = tuning.prepare(spec, experiment_dir)
+    log.info("sweep %s: %d trials at most at once, each with %s; results in %s", spec.name,
+             prepared.allocation.max_concurrent, prepared.allocation.trial, experiment_dir)
+    _tuner(spec, prepared, experiment_dir).fit()
+    return experiment_dir
+
+
+def resume(experiment_dir: str | Path, *, address: str | None = None) -> Path:
+    """Finish an interrupted sweep: unfinished trials continue, finished ones are not re-run."""
+    experiment_dir = Path(experiment_dir).resolve()
+    spec = experiment.load_spec(experiment_dir)
+    if not tune.Tuner.can_restore(str(experiment_dir)):
+        raise SpecError([f"{experiment_dir}: Tune saved no state here yet, so there is "
+                         "nothing to resume; start it again with `raysweep run`."])
+    experiment.record_provenance(experiment_dir, "resume")
+    start_ray(address)
+    prepared = tuning.prepare(spec, experiment_dir)
+    tuner = tune.Tuner.restore(str(experiment_dir), trainable=prepared.trainable,
+                               resume_unfinished=True, resume_errored=False, restart_errored=False)
+    tuner.fit()
+    return experiment_dir
+
+
+def _tuner(spec: Spec, prepared: tuning.Prepared, experiment_dir: Path) -> tune.Tuner:
+    progress = ProgressLines(metric=spec.metric, mode=spec.mode, params=spec.params,
+                             total=searchers.planned_trials(spec.search.algorithm, spec.params,
+                                                            spec.search.num_samples),
+                             planned_epochs=spec.epochs)
+    param_space, search_alg = tuning.searcher(spec, max_concurrent=prepared.allocation.max_concurrent,
+                                              points=warm_start_points(spec))
+    return tune.Tuner(
+        prepared.trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric=spec.metric, mode=spec.mode, search_alg=search_alg,
+            scheduler=tuning.scheduler(spec), num_samples=spec.search.num_samples, reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=experiment_dir.name, storage_path=str(experiment_dir.parent),
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=2, checkpoint_score_attribute=spec.metric, checkpoint_score_order=spec.mode),
+            failure_config=tune.FailureConfig(max_failures=0),
+            callbacks=[progress, StoreWriter(str(experiment_dir)),
+                       TensorBoardWriter(str(experiment_dir), spec.params, WORKLOADS[spec.workload].METRICS)],
+            verbose=0),
+    )
+
+
+def warm_start_points(spec: Spec) -> list[dict]:
+    """The spec's given points, then the best trials of `search.warm_start.experiment`.
+
+    They replace the first samples of `num_samples` (Tune's rule). An earlier trial's values
+    outside the current space are dropped with a log line rather than failing the sweep.
+    """
+    points = [dict(p) for p in spec.search.points_to_evaluate]
+    warm = spec.search.warm_start
+    if warm is None:
+        return points
+    table = leaderboard.leaderboard(warm.experiment, metric=spec.metric, mode=spec.mode)
+    table = table[~table["status"].isin(diagnose.FAILED_STATUSES)].dropna(subset=[f"best_{spec.metric}"])
+    for _, row in table.head(warm.top).iterrows():
+        point = {name: row[name] for name in spec.tuned if name in row and not is_missing(row[name])}
+        problems = []
+        space.check_point(point, list(spec.params), "point", lambda key, msg, found=problems: found.append(f"{key}: {msg}"))
+        if problems:
+            log.warning("warm start: skipping trial %s of %s: %s", row["trial"], warm.experiment, "; ".join(problems))
+        else:
+            points.append(point)
+    log.info("warm start: %d points evaluated first (%d from %s)", len(points),
+             len(points) - len(spec.search.points_to_evaluate), warm.experiment)
+    return points

@@ -1,0 +1,57 @@
+"""One line per finished trial instead of Tune's result boxes: what ended, why, and the best so far."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from ray.tune import Callback
+
+from raysweep.search import space
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+class ProgressLines(Callback):
+    """Prints `[done/total] trial: ended how, metric; best so far` as trials end."""
+
+    def __init__(self, *, metric: str, mode: str, params: tuple, total: int | None,
+                 planned_epochs: int):
+        self.metric, self.mode, self.params = metric, mode, params
+        # No callables stored here: Tune pickles its callbacks with the experiment state.
+        self.total, self.planned_epochs = total, planned_epochs
+        self.done = 0
+        self.best: tuple[float, str] | None = None
+        self.last: dict[str, dict] = {}
+        self.started = time.monotonic()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.last[trial.trial_id] = result
+        value = result.get(self.metric)
+        if isinstance(value, (int, float)) and not math.isnan(value):
+            better = self.best is None or (value < self.best[0] if self.mode == "min" else value > self.best[0])
+            if better:
+                self.best = (value, trial.trial_id)
+
+    def _line(self, trial, how: str) -> None:
+        self.done += 1
+        result = self.last.get(trial.trial_id, {})
+        config = space.decode(trial.config, self.params)
+        params = " ".join(f"{p.name}={_short(config[p.name])}" for p in space.all_params(self.params)
+                          if p.name in config)
+        value = result.get(self.metric)
+        shown = f"{self.metric} {value:.4g}" if isinstance(value, (int, float)) else "no result"
+        best = f"best {self.best[0]:.4g} ({self.best[1]})" if self.best else "no best yet"
+        total = f"/{self.total}" if self.total else ""
+        elapsed = time.monotonic() - self.started
+        print(f"[{self.done}{total} {elapsed:5.0f}s] {trial.trial_id} {how}: {shown}; {best} | {params}", flush=True)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        epochs = self.last.get(trial.trial_id, {}).get("epoch", 0)
+        how = f"finished {epochs} epochs" if epochs >= self.planned_epochs else f"stopped at epoch {epochs}"
+        self._line(trial, how)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._line(trial, "failed (see its error.txt)")

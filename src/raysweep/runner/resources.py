@@ -1,0 +1,79 @@
+"""Size trial, worker and Ray Data resources together so that a sweep cannot deadlock.
+
+The trap: on 2 CPUs a Tune trial holding 1 CPU whose Train worker holds the
+other leaves Ray Data no CPU to read with, and the trial waits forever. The rules:
+
+- `in_trial`: the trial process trains, so it holds the worker's CPUs and GPUs.
+- `torch_trainer`: the trial only drives the Train controller, so it holds no CPU but one unit
+  of a custom resource that the local Ray we start provides (as Ray Tune's docs do for
+  Train drivers); the workers hold CPUs and GPUs. On a cluster without that resource the driver takes
+  a whole CPU instead.
+- Streaming (not materialised) data keeps one CPU free for Ray Data's read tasks.
+- At most as many trials run at once as fit in what is left.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import ray
+
+from raysweep.spec import Resources, Spec
+
+DRIVER_RESOURCE = "raysweep_trial_driver"
+LOCAL_DRIVER_SLOTS = 1000
+
+
+class SizingError(ValueError):
+    """Not even one trial fits on the cluster; the message says what to lower."""
+
+
+@dataclass(frozen=True)
+class Allocation:
+    trial: dict[str, float]   # for tune.with_resources
+    max_concurrent: int
+    data_cpus: int
+    cpus_per_trial: float
+
+
+def allocate(res: Resources, executor: str, *, cluster_cpus: float, cluster_gpus: float,
+             has_driver_slots: bool, streaming: bool) -> Allocation:
+    """Trial resources and the number of concurrent trials that fit without starving Ray Data."""
+    data_cpus = 1 if streaming else 0
+    worker_cpus = res.workers_per_trial * res.cpus_per_worker
+    worker_gpus = res.workers_per_trial * res.gpus_per_worker
+    if executor == "in_trial":
+        trial = {"cpu": res.cpus_per_worker}
+        if res.gpus_per_worker:
+            trial["gpu"] = res.gpus_per_worker
+        cpus_per_trial = worker_cpus
+    elif has_driver_slots:
+        trial = {"cpu": 0, DRIVER_RESOURCE: 1}
+        cpus_per_trial = worker_cpus
+    else:
+        trial = {"cpu": 1}
+        cpus_per_trial = worker_cpus + 1
+    fit = math.floor((cluster_cpus - data_cpus) / cpus_per_trial + 1e-9)
+    if worker_gpus:
+        fit = min(fit, math.floor(cluster_gpus / worker_gpus + 1e-9))
+    if fit < 1:
+        need = f"{cpus_per_trial:g} CPUs" + (f" + {data_cpus} for Ray Data" if data_cpus else "")
+        if worker_gpus:
+            need += f" and {worker_gpus:g} GPUs"
+        raise SizingError(
+            f"one trial needs {need}, but the cluster has {cluster_cpus:g} CPUs and "
+            f"{cluster_gpus:g} GPUs. Lower resources.cpus_per_worker, resources.workers_per_trial "
+            f"or resources.gpus_per_worker" + (", or set data.materialize: true" if data_cpus else "") + ".")
+    wanted = res.max_concurrent_trials or fit
+    return Allocation(trial=trial, max_concurrent=min(wanted, fit), data_cpus=data_cpus,
+                      cpus_per_trial=cpus_per_trial)
+
+
+def for_cluster(spec: Spec, executor: str | None = None) -> Allocation:
+    """`allocate` for the spec on the Ray cluster this process is connected to."""
+    cluster = ray.cluster_resources()
+    return allocate(
+        spec.resources, executor or spec.executor, cluster_cpus=cluster.get("CPU", 0),
+        cluster_gpus=cluster.get("GPU", 0), has_driver_slots=cluster.get(DRIVER_RESOURCE, 0) >= 1,
+        streaming=not spec.data.materialize)

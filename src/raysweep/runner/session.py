@@ -1,0 +1,41 @@
+"""Connect to Ray, or start a local one sized for raysweep's trials.
+
+Environment settings for every process of the sweep live here, with their reasons.
+"""
+
+from __future__ import annotations
+
+import os
+
+import ray
+
+from raysweep.runner.resources import DRIVER_RESOURCE, LOCAL_DRIVER_SLOTS
+
+# Train V2's controller polls its workers every 2 s by default, and report() and shutdown wait
+# on that poll; 0.2 s cuts the per-trial overhead of the TorchTrainer path (bench/trial_overhead.py).
+RAY_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"}
+# Per-epoch checkpoints force a state snapshot each time; on small trials Tune then warns about
+# every snapshot. The snapshot is cheap here (a few ms), so the warning is noise.
+DRIVER_ENV = {"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+              # Tune's newer console output prints a configuration box and paths even at
+              # verbose=0; raysweep prints its own lines (progress.py) and tables instead.
+              "RAY_AIR_NEW_OUTPUT": "0"}
+
+
+def start_ray(address: str | None = None) -> None:
+    """Connect to `address` (or RAY_ADDRESS), else start a local Ray with the driver resource.
+
+    The dashboard is started (bound to localhost) because Train V2 frees the placement groups of
+    trials that ASHA stops through the dashboard's State API; without it their CPUs stay taken
+    and later trials wait forever.
+    """
+    if ray.is_initialized():
+        return
+    for key, value in {**RAY_ENV, **DRIVER_ENV}.items():
+        os.environ.setdefault(key, value)
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, runtime_env={"env_vars": RAY_ENV}, log_to_driver=False)
+    else:
+        ray.init(num_cpus=os.cpu_count(), resources={DRIVER_RESOURCE: LOCAL_DRIVER_SLOTS},
+                 include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False)

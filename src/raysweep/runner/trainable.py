@@ -1,0 +1,175 @@
+"""What runs inside one Tune trial: the workload's loop, fed by Ray Data, on one of two executors.
+
+- `in_trial`: the loop runs in the Tune trial process itself and reports with `tune.report`.
+  One worker, no extra actors: the cheap path (see BENCHMARKS.md), the default for one worker.
+- `torch_trainer`: the trial is the driver of a Ray Train `TorchTrainer` (the Ray 2.60 Train V2
+  pattern). Each worker consumes its split of the stream, gradients are all-reduced (DDP), and
+  `TuneReportCallback` carries rank 0's reports back to Tune.
+
+Both call the same `raysweep.training.loop`, so a config gives the same metrics on either.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from functools import partial
+
+import ray
+import ray.data
+import ray.train
+import ray.train.torch
+import torch
+from ray import tune
+from ray.train.torch import TorchConfig, TorchTrainer
+from ray.tune.integration.ray_train import TuneReportCallback
+
+from raysweep import experiment
+from raysweep.datasets import batching
+from raysweep.search.space import Param
+from raysweep.training import checkpoint, loop
+from raysweep.training.config import TrainingConfig
+from raysweep.workloads import WORKLOADS, config_from_trial
+
+VAL_BATCH_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """Everything a trial needs besides its sampled config; pickled once into the trainable."""
+
+    workload: str
+    meta: dict
+    workers: int
+    cpus_per_worker: float
+    gpus_per_worker: float
+    storage_path: str             # where TorchTrainer runs keep their checkpoints
+    params: tuple[Param, ...]     # to decode JSON choices and conditional branches
+
+    def config(self, trial_config: dict) -> TrainingConfig:
+        """The workload's typed Config for this trial's sampled values."""
+        return config_from_trial(WORKLOADS[self.workload], trial_config, self.params)
+
+
+def configure_ray_data() -> None:
+    """Reproducible block order, quiet logs; per process, since DataContext is not shipped.
+
+    Without `preserve_order`, blocks arrive in the order their read tasks finish, so the same
+    seed would shuffle different data in different runs.
+    """
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+def epoch_data(cfg: TrainingConfig, train_ds, val_ds) -> loop.EpochData:
+    """Batches from Ray Data's block stream, shuffled per epoch with a seeded generator.
+
+    `train_ds`/`val_ds` are Ray Datasets (in-trial) or a Train worker's DataIterator shard;
+    both stream Arrow blocks, which `batching` cuts into torch batches (see its docstring).
+    """
+
+    def blocks(ds, prefetch: int):
+        return ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=prefetch)
+
+    def train(epoch: int):
+        return batching.torch_batches(blocks(train_ds, cfg.prefetch_batches), batch_size=cfg.batch_size,
+                                      shuffle_buffer=cfg.shuffle_buffer, seed=cfg.seed * 1_000_003 + epoch)
+
+    def val():
+        return batching.torch_batches(blocks(val_ds, 1), batch_size=VAL_BATCH_SIZE)
+
+    return loop.EpochData(train=train, val=val)
+
+
+def resume_files(saved) -> dict[str, dict] | None:
+    """The files of the checkpoint Tune or Train hands a restarted trial; None for a fresh one."""
+    if saved is None:
+        return None
+    with saved.as_directory() as directory:
+        return checkpoint.load(directory)
+
+
+# --- executor 1: the loop inside the Tune trial -------------------------------------------------
+
+def run_in_trial(config: dict, *, plan: TrialPlan, datasets: dict) -> None:
+    """Tune function trainable: train here, report each epoch with a Tune checkpoint."""
+    configure_ray_data()
+    cfg = plan.config(config)
+    torch.set_num_threads(max(1, int(plan.cpus_per_worker)))
+    device = torch.device("cuda" if plan.gpus_per_worker > 0 and torch.cuda.is_available() else "cpu")
+    workload = WORKLOADS[plan.workload]
+    trainee = loop.build(workload, cfg, plan.meta, device=device, resume=resume_files(tune.get_checkpoint()))
+
+    def report(metrics: dict, files: dict | None) -> None:
+        if files is None:
+            tune.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as directory:
+            checkpoint.save(directory, files)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+    loop.run_epochs(workload, cfg, trainee, epoch_data(cfg, datasets["train"], datasets["val"]),
+                    report, device=device)
+
+
+# --- executor 2: a TorchTrainer driven from the Tune trial --------------------------------------
+
+def train_worker(config: dict, *, plan: TrialPlan) -> None:
+    """Per-worker loop under Ray Train: DDP model, this worker's split of the stream."""
+    configure_ray_data()
+    cfg = plan.config(config)
+    torch.set_num_threads(max(1, int(plan.cpus_per_worker)))
+    device = ray.train.torch.get_device()
+    workload = WORKLOADS[plan.workload]
+    wrap = ray.train.torch.prepare_model if plan.workers > 1 else (lambda m: m)
+    trainee = loop.build(workload, cfg, plan.meta, device=device, wrap_model=wrap,
+                         resume=resume_files(ray.train.get_checkpoint()))
+    rank = ray.train.get_context().get_world_rank()
+
+    def report(metrics: dict, files: dict | None) -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            saved = None
+            if rank == 0 and files is not None:
+                checkpoint.save(directory, files)
+                saved = ray.train.Checkpoint.from_directory(directory)
+            ray.train.report(metrics, checkpoint=saved)
+
+    data = epoch_data(cfg, ray.train.get_dataset_shard("train"), ray.train.get_dataset_shard("val"))
+    loop.run_epochs(workload, cfg, trainee, data, report, device=device)
+
+
+def run_torch_trainer(config: dict, *, plan: TrialPlan, datasets: dict) -> None:
+    """Tune function trainable that drives a TorchTrainer; Train checkpoints go to storage.
+
+    The Train run is named after the trial id, so a restarted or resumed trial finds its own
+    checkpoints and continues from them (`experiment.train_run_name`).
+    """
+    configure_ray_data()
+    use_gpu = plan.gpus_per_worker > 0
+    worker_resources = {"CPU": plan.cpus_per_worker}
+    if use_gpu:
+        worker_resources["GPU"] = plan.gpus_per_worker
+    trainer = TorchTrainer(
+        partial(train_worker, plan=plan),
+        train_loop_config=config,
+        datasets=datasets,
+        dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
+        # NCCL refuses several ranks of one run on the same GPU (ray#48012); gloo does not.
+        torch_config=TorchConfig(backend="nccl" if use_gpu and plan.gpus_per_worker >= 1 else "gloo"),
+        scaling_config=ray.train.ScalingConfig(num_workers=plan.workers, use_gpu=use_gpu,
+                                               resources_per_worker=worker_resources),
+        run_config=ray.train.RunConfig(
+            name=experiment.train_run_name(tune.get_context().get_trial_id()),
+            storage_path=plan.storage_path,
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            failure_config=ray.train.FailureConfig(max_failures=0),
+            callbacks=[TuneReportCallback()]),
+    )
+    trainer.fit()
+
+
+EXECUTORS = {"in_trial": run_in_trial, "torch_trainer": run_torch_trainer}

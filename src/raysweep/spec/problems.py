@@ -1,0 +1,89 @@
+"""Collect every problem of a spec in one pass, each with its place and its fix.
+
+In the manner of Optuna's messages::
+
+    search_spaces/x.yaml: params.learning_rate: `low > 0` must hold for loguniform, but got low=0.0.
+
+The section checks (`validate.py`, `sections.py`, `phase_sections.py`) are plain functions
+that add to one `Problems`; `validate` raises a `SpecError` holding them all.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass, field
+
+from raysweep.checks import did_you_mean, is_int, is_number
+
+
+class SpecError(ValueError):
+    """A spec has problems; `problems` holds one line each, all found in one pass."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class Problems:
+    """The problems found so far in the spec read from `source`."""
+
+    source: str
+    lines: list[str] = field(default_factory=list)
+
+    def bad(self, key: str, message: str) -> None:
+        self.lines.append(f"{self.source}: {key}: {message}")
+
+    def known_keys(self, mapping: dict, known: tuple, prefix: str) -> None:
+        for key in mapping:
+            if key not in known:
+                where = f"{prefix}.{key}" if prefix else str(key)
+                self.bad(where, f"unknown key.{did_you_mean(key, known)} Known keys: {', '.join(known)}.")
+
+    def section(self, raw: dict, name: str, known: tuple | None = None) -> dict:
+        """`raw[name]` as a mapping (empty where absent), its unknown keys reported."""
+        value = raw.get(name) or {}
+        if not isinstance(value, dict):
+            self.bad(name, f"must be a mapping, got {type(value).__name__}")
+            return {}
+        self.known_keys(value, known or tuple(value), name)
+        return value
+
+    def number(self, section: dict, prefix: str, key: str, default, *, low: float, integer: bool = False,
+               strict: bool = False, optional: bool = False):
+        """A numeric setting >= low (> low when strict), or None where optional."""
+        value = section.get(key, default)
+        if optional and value is None:
+            return None
+        ok = (is_int if integer else is_number)(value) and (value > low if strict else value >= low)
+        if not ok:
+            kind = "an integer" if integer else "a number"
+            self.bad(f"{prefix}.{key}", f"must be {kind} {'>' if strict else '>='} {low:g}"
+                     f"{' or null' if optional else ''}, got {value!r}")
+        return value
+
+
+def check_type(value, hint) -> bool:
+    """Does a YAML value fit a Config field's type hint (int, float, bool, str, tuple[int, ...])?"""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(check_type(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin in (tuple, list):
+        args = typing.get_args(hint)
+        return isinstance(value, (list, tuple)) and all(check_type(x, args[0]) for x in value)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return is_int(value)
+    if hint is float:
+        return is_number(value)
+    if hint is str:
+        return isinstance(value, str)
+    return True
+
+
+def type_name(hint) -> str:
+    return getattr(hint, "__name__", None) if typing.get_origin(hint) is None else str(hint)

@@ -1,0 +1,151 @@
+"""The typed spec: what a validated YAML sweep spec becomes.
+
+Every section is a frozen dataclass whose defaults are what a spec without that section gets.
+`validate.py` builds them; nothing else constructs a `Spec` from YAML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from raysweep.datasets import shards
+from raysweep.search import space
+from raysweep.search.space import Param
+from raysweep.workloads import WORKLOADS
+
+# The spec as run, in every experiment directory (raysweep.experiment writes and reads it;
+# a warm start's experiment is checked for it here).
+SNAPSHOT_FILE = "raysweep_spec.yaml"
+SCHEDULERS = ("fifo", "asha")
+EXECUTORS = ("auto", "in_trial", "torch_trainer")
+DATA_FORMATS = ("auto",) + shards.FORMATS
+
+LR_FIND_KEYS = ("start_lr", "end_lr", "num_steps", "stop_factor", "smoothing", "subset_rows",
+                "over", "fit_learning_rate", "fit_loss_fraction", "fit_max_steps")
+IO_SEARCH_KEYS = ("steps", "warmup_steps", "grid")
+# What an I/O search may vary: the loop's data knobs (Config fields) and the data path itself.
+IO_CONFIG_KNOBS = ("batch_size", "prefetch_batches", "shuffle_buffer")
+IO_KNOBS = IO_CONFIG_KNOBS + ("data_path", "read_parallelism", "materialize", "cpus_per_worker")
+
+TOP_KEYS = ("name", "workload", "data", "metric", "mode", "fixed", "params", "search",
+            "scheduler", "resources", "storage_path", "lr_find", "io_search")
+SECTION_KEYS = {
+    "data": ("path", "format", "materialize", "read_parallelism"),
+    "search": ("algorithm", "num_samples", "seed", "points_to_evaluate", "warm_start"),
+    "scheduler": ("type", "max_t", "grace_period", "reduction_factor"),
+    "resources": ("workers_per_trial", "cpus_per_worker", "gpus_per_worker",
+                  "max_concurrent_trials", "executor"),
+    "lr_find": LR_FIND_KEYS,
+    "io_search": IO_SEARCH_KEYS,
+}
+
+
+@dataclass(frozen=True)
+class Data:
+    path: str
+    format: str = "auto"         # auto: whatever meta.json records
+    materialize: bool = True     # read the shards once per sweep into the object store
+    read_parallelism: int | None = None   # Ray Data read blocks (override_num_blocks); None: Ray's choice
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """Start from the best trials of an earlier experiment: they are evaluated first."""
+
+    experiment: str
+    top: int = 3
+
+
+@dataclass(frozen=True)
+class Search:
+    algorithm: str = "random"    # a key of raysweep.search.SEARCHERS
+    num_samples: int = 8
+    seed: int | None = 0
+    points_to_evaluate: tuple[dict, ...] = ()   # evaluated first, in this order
+    warm_start: WarmStart | None = None
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    type: str = "fifo"
+    max_t: int | None = None     # epochs; defaults to the trials' `epochs`
+    grace_period: int = 1
+    reduction_factor: float = 3.0
+
+
+@dataclass(frozen=True)
+class Resources:
+    workers_per_trial: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    max_concurrent_trials: int | None = None
+    executor: str = "auto"       # auto: in_trial for one worker, torch_trainer for several
+
+
+@dataclass(frozen=True)
+class LRFind:
+    """`raysweep lr-find`: steps to fit a subset, then one LR range test (Smith 2017)."""
+
+    start_lr: float = 1e-7
+    end_lr: float = 10.0
+    num_steps: int = 100          # the LR rises exponentially from start_lr to end_lr over these
+    stop_factor: float = 4.0      # stop once the smoothed loss exceeds this times its best
+    smoothing: float = 0.98       # EMA weight of the loss curve (fastai's beta)
+    subset_rows: int = 4096       # the fixed training subset both phases draw from
+    over: tuple[str, ...] = ()    # tuned choice/grid params: one range test per combination
+    fit_learning_rate: float | None = None   # steps-to-fit LR; default: the baseline's
+    fit_loss_fraction: float = 0.1           # "fitted" = training loss below this x its first value
+    fit_max_steps: int = 2000
+
+
+@dataclass(frozen=True)
+class IOSearch:
+    """`raysweep io-search`: one timed trial per combination of `grid`, one trial at a time."""
+
+    steps: int = 200
+    warmup_steps: int = 20
+    grid: tuple[tuple[str, tuple], ...] = ()
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    workload: str
+    data: Data
+    metric: str
+    mode: str
+    fixed: dict[str, Any]
+    params: tuple[Param, ...]
+    search: Search = Search()
+    scheduler: Scheduler = Scheduler()
+    resources: Resources = Resources()
+    storage_path: str = "results"
+    lr_find: LRFind = LRFind()
+    io_search: IOSearch | None = None
+    source: str = "<spec>"
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def executor(self) -> str:
+        if self.resources.executor != "auto":
+            return self.resources.executor
+        # Measured in bench/trial_overhead.py: in-trial is the faster path for one worker.
+        return "in_trial" if self.resources.workers_per_trial == 1 else "torch_trainer"
+
+    @property
+    def epochs(self) -> int:
+        return int(self.fixed.get("epochs", WORKLOADS[self.workload].Config().epochs))
+
+    @property
+    def asha_max_t(self) -> int:
+        return self.scheduler.max_t or self.epochs
+
+    @property
+    def scientific(self) -> list[str]:
+        return [p.name for p in self.params if p.role == "scientific"]
+
+    @property
+    def tuned(self) -> list[str]:
+        """Every tuned name, branch sub-parameters included, in spec order."""
+        return [p.name for p in space.all_params(self.params)]

@@ -1,0 +1,124 @@
+"""The run settings of a spec: `search:` (against its searcher's rules), `scheduler:`, `resources:`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from raysweep.checks import did_you_mean, is_int, is_number
+from raysweep.search import SEARCHERS, space
+from raysweep.search.space import Param
+from raysweep.spec.problems import Problems
+from raysweep.spec.schema import EXECUTORS, SCHEDULERS, SNAPSHOT_FILE, Resources, Scheduler, Search, WarmStart
+
+
+def search(problems: Problems, s: dict, params: list[Param]) -> Search:
+    """`search:`: a known algorithm whose rules the tuned parameters keep, seed, given points."""
+    algorithm = s.get("algorithm", "random")
+    searcher = SEARCHERS.get(algorithm)
+    if searcher is None:
+        problems.bad("search.algorithm", f"unknown searcher {algorithm!r}.{did_you_mean(algorithm, SEARCHERS)}"
+                     f" Known: {', '.join(SEARCHERS)}.")
+    else:
+        searcher_rules(problems, algorithm, params)
+    num_samples = s.get("num_samples", searcher.default_num_samples if searcher else Search.num_samples)
+    if not is_int(num_samples) or num_samples < 1:
+        problems.bad("search.num_samples", f"must be an integer >= 1, got {num_samples!r}")
+    seed = s.get("seed", Search.seed)
+    if seed is not None and not is_int(seed):
+        problems.bad("search.seed", f"must be an integer or null, got {seed!r}")
+    points = s.get("points_to_evaluate") or []
+    if not isinstance(points, list):
+        problems.bad("search.points_to_evaluate", "must be a list of mappings, "
+                     "e.g. [{learning_rate: 1.0e-3, cross_layers: 2}]")
+        points = []
+    for i, point in enumerate(points):
+        space.check_point(point, params, f"search.points_to_evaluate[{i}]", problems.bad)
+    return Search(algorithm=algorithm, num_samples=num_samples, seed=seed,
+                  points_to_evaluate=tuple(points), warm_start=warm_start(problems, s.get("warm_start")))
+
+
+def searcher_rules(problems: Problems, algorithm: str, params: list[Param]) -> None:
+    """What the searcher accepts (`raysweep.search.SEARCHERS`): grid values and branches."""
+    rules = SEARCHERS[algorithm]
+    for p in params:
+        if rules.grid == "refused" and p.type == "grid":
+            problems.bad(f"params.{p.name}.type", f"grid values cannot be used with search.algorithm "
+                         f"{algorithm!r} (a TPE searcher samples every value); use type: choice")
+        if rules.grid == "every" and p.type not in ("grid", "choice"):
+            problems.bad(f"params.{p.name}.type", f"search.algorithm {algorithm!r} enumerates values, but "
+                         f"{p.type} is a range; use type: grid with values: [...], or search.algorithm: random")
+        if p.when and not rules.branches:
+            problems.bad(f"params.{p.name}.when", f"a {algorithm} cannot enumerate conditional branches; "
+                         "use search.algorithm: random, optuna or hyperopt")
+    if (rules.grid == "marked" and space.has_conditionals(params)
+            and any(p.type == "grid" for p in params)):
+        problems.bad("params", f"{algorithm} search with conditional branches (when:) samples every "
+                     "parameter; make the type: grid parameters type: choice")
+
+
+def warm_start(problems: Problems, w) -> WarmStart | None:
+    if w is None:
+        return None
+    if not isinstance(w, dict):
+        problems.bad("search.warm_start", "must be a mapping: {experiment: results/<dir>, top: 3}")
+        return None
+    problems.known_keys(w, ("experiment", "top"), "search.warm_start")
+    experiment, top = w.get("experiment"), w.get("top", WarmStart.top)
+    if not isinstance(experiment, str) or not experiment:
+        problems.bad("search.warm_start.experiment", "required: an earlier experiment directory")
+    elif not (Path(experiment) / SNAPSHOT_FILE).is_file():
+        problems.bad("search.warm_start.experiment", f"{experiment} is not a raysweep experiment "
+                     f"directory (no {SNAPSHOT_FILE}); give one that `raysweep run` wrote")
+    if not is_int(top) or top < 1:
+        problems.bad("search.warm_start.top", f"must be an integer >= 1, got {top!r}")
+    return WarmStart(experiment=experiment, top=top)
+
+
+def scheduler(problems: Problems, s: dict, epochs, params: list[Param]) -> Scheduler:
+    kind = s.get("type", "fifo")
+    if kind not in SCHEDULERS:
+        problems.bad("scheduler.type", f"unknown scheduler {kind!r}.{did_you_mean(kind, SCHEDULERS)}"
+                     f" Known: {', '.join(SCHEDULERS)}.")
+    max_t, grace = s.get("max_t"), s.get("grace_period", 1)
+    factor = s.get("reduction_factor", 3)
+    if kind == "asha":
+        if max_t is not None and (not is_int(max_t) or max_t < 1):
+            problems.bad("scheduler.max_t", f"must be an integer number of epochs >= 1, got {max_t!r}")
+        elif max_t is not None and is_int(epochs) and max_t > epochs:
+            problems.bad("scheduler.max_t", f"{max_t} exceeds the {epochs} epochs each trial runs; "
+                         f"set max_t <= {epochs} or raise fixed.epochs")
+        if not is_int(grace) or grace < 1:
+            problems.bad("scheduler.grace_period", f"must be an integer >= 1, got {grace!r}")
+        elif is_int(max_t or epochs) and grace > (max_t or epochs):
+            problems.bad("scheduler.grace_period", f"{grace} exceeds max_t={max_t or epochs}; "
+                         "ASHA could never stop a trial early. Lower grace_period.")
+        if not is_number(factor) or factor <= 1:
+            problems.bad("scheduler.reduction_factor", f"must be a number > 1, got {factor!r}")
+        if any(p.name == "epochs" for p in params):
+            problems.bad("params.epochs", "ASHA allots the epochs; tuning them too confounds the "
+                         "comparison. Set fixed.epochs and scheduler.max_t instead.")
+    return Scheduler(type=kind, max_t=max_t, grace_period=grace, reduction_factor=factor)
+
+
+def resources(problems: Problems, r: dict) -> Resources:
+    workers = r.get("workers_per_trial", 1)
+    cpus = r.get("cpus_per_worker", 1)
+    gpus = r.get("gpus_per_worker", 0)
+    concurrent = r.get("max_concurrent_trials")
+    executor = r.get("executor", "auto")
+    if not is_int(workers) or workers < 1:
+        problems.bad("resources.workers_per_trial", f"must be an integer >= 1, got {workers!r}")
+    if not is_number(cpus) or cpus <= 0:
+        problems.bad("resources.cpus_per_worker", f"must be a number > 0, got {cpus!r}")
+    if not is_number(gpus) or gpus < 0 or (gpus > 1 and gpus != int(gpus)):
+        problems.bad("resources.gpus_per_worker", f"must be a fraction in [0, 1] or a whole number, got {gpus!r}")
+    if concurrent is not None and (not is_int(concurrent) or concurrent < 1):
+        problems.bad("resources.max_concurrent_trials", f"must be an integer >= 1 or null, got {concurrent!r}")
+    if executor not in EXECUTORS:
+        problems.bad("resources.executor", f"unknown executor {executor!r}.{did_you_mean(executor, EXECUTORS)}"
+                     f" Known: {', '.join(EXECUTORS)}.")
+    elif executor == "in_trial" and is_int(workers) and workers > 1:
+        problems.bad("resources.executor", f"in_trial runs one worker, but workers_per_trial={workers}; "
+                     "use executor: torch_trainer (or auto)")
+    return Resources(workers_per_trial=workers, cpus_per_worker=cpus, gpus_per_worker=gpus,
+                     max_concurrent_trials=concurrent, executor=executor)

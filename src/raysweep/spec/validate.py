@@ -1,0 +1,204 @@
+"""Read, override and validate a spec, reporting every problem at once.
+
+`load(path, overrides)` is what every command calls; `validate(raw)` checks a mapping. Each
+section is checked by a plain function that adds to one `Problems` (sections.py for the run
+settings, phase_sections.py for lr_find and io_search, this module for what depends on the
+workload). Validation starts no Ray; it reads the dataset's meta.json and opens one shard.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+from pathlib import Path
+
+import yaml
+
+from raysweep.checks import did_you_mean, is_int
+from raysweep.datasets import shards
+from raysweep.search import space
+from raysweep.search.space import Param
+from raysweep.spec import phase_sections, sections
+from raysweep.spec.parsing import apply_overrides, parse_yaml
+from raysweep.spec.problems import Problems, SpecError, check_type, type_name
+from raysweep.spec.schema import DATA_FORMATS, SECTION_KEYS, TOP_KEYS, Data, Spec
+from raysweep.workloads import WORKLOADS, choices, field_types
+
+
+def load(path: str | Path, overrides: list[str] | None = None, *, check_data: bool = True) -> Spec:
+    """Read, override and validate a spec file.
+
+    Raises:
+        SpecError: listing every problem, each prefixed with the file and key path.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError([f"{path}: no such spec file. Ready specs are in search_spaces/."])
+    try:
+        raw = parse_yaml(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError([f"{path}: not valid YAML: {exc}".replace("\n", " ")]) from None
+    if not isinstance(raw, dict):
+        raise SpecError([f"{path}: the spec must be a YAML mapping of keys such as name, workload, params"])
+    return validate(raw, source=str(path), overrides=overrides or [], check_data=check_data)
+
+
+def validate(raw: dict, *, source: str = "<spec>", overrides: list[str] = (),
+             check_data: bool = True) -> Spec:
+    """A raw spec mapping (plus `--set` overrides) as a typed `Spec`, or a SpecError with every problem."""
+    raw = copy.deepcopy(raw)
+    override_problems = [f"{source}: {p}" for p in apply_overrides(raw, list(overrides))]
+    problems = Problems(source)
+    spec = _spec(problems, raw, check_data=check_data)
+    if override_problems or problems.lines:
+        raise SpecError(override_problems + problems.lines)
+    return dataclasses.replace(spec, raw=raw)
+
+
+def write_copy(raw: dict, out: str | Path, header: list[str]) -> Path:
+    """Write `raw` as a spec file under comment lines, and read it back to prove it validates.
+
+    What lr-find and io-search write for the user to run next must never be a spec that fails.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(f"# {line}\n" for line in header)
+                   + yaml.safe_dump(raw, sort_keys=False, default_flow_style=None))
+    load(out, check_data=False)
+    return out
+
+
+def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
+    problems.known_keys(raw, TOP_KEYS, "")
+    name = raw.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name or ""):
+        problems.bad("name", f"must be a non-empty name of letters, digits, '_', '.', '-', got {name!r}")
+    workload = raw.get("workload")
+    if workload not in WORKLOADS:
+        problems.bad("workload", f"unknown workload {workload!r}.{did_you_mean(workload, WORKLOADS)}"
+                     f" Known: {', '.join(WORKLOADS)}.")
+        workload = None
+    hints = field_types(WORKLOADS[workload]) if workload else {}
+    values = choices(WORKLOADS[workload]) if workload else {}
+    fixed = check_fixed(problems, raw.get("fixed") or {}, hints, values)
+    params = check_params(problems, raw.get("params") or {}, hints, fixed, values)
+    search = sections.search(problems, section(problems, raw, "search"), params)
+    data, meta = check_data_section(problems, section(problems, raw, "data"), workload, check_data)
+    metric, mode = objective(problems, raw, workload)
+    epochs = fixed.get("epochs", WORKLOADS[workload].Config().epochs if workload else None)
+    scheduler = sections.scheduler(problems, section(problems, raw, "scheduler"), epochs, params)
+    resources = sections.resources(problems, section(problems, raw, "resources"))
+    storage = raw.get("storage_path", "results")
+    if not isinstance(storage, str) or not storage:
+        problems.bad("storage_path", f"must be a directory path, got {storage!r}")
+    dataset_fit(problems, workload, meta, raw, fixed, metric)
+    lr_find = phase_sections.lr_find(problems, section(problems, raw, "lr_find"), params)
+    io_search = phase_sections.io_search(problems, raw.get("io_search"), hints, workload, check_data)
+    if problems.lines:
+        return None
+    return Spec(name=name, workload=workload, data=data, metric=metric, mode=mode,
+                fixed=fixed, params=tuple(params), search=search, scheduler=scheduler,
+                resources=resources, storage_path=storage, lr_find=lr_find,
+                io_search=io_search, source=problems.source)
+
+
+def section(problems: Problems, raw: dict, name: str) -> dict:
+    return problems.section(raw, name, SECTION_KEYS.get(name))
+
+
+def check_fixed(problems: Problems, fixed, hints: dict, values: dict) -> dict:
+    """`fixed:`: every key a Config field, every value of its type (and among its choices)."""
+    if not isinstance(fixed, dict):
+        problems.bad("fixed", "must be a mapping of hyperparameter name to value")
+        return {}
+    for key, value in fixed.items():
+        if hints and key not in hints:
+            problems.bad(f"fixed.{key}", f"not a hyperparameter of this workload."
+                         f"{did_you_mean(key, hints)} Known: {', '.join(hints)}.")
+        elif hints and not check_type(value, hints[key]):
+            problems.bad(f"fixed.{key}", f"expected {type_name(hints[key])}, got {value!r}")
+        elif key in values and value not in values[key]:
+            problems.bad(f"fixed.{key}", f"unknown value {value!r}.{did_you_mean(value, values[key])} "
+                         f"Known: {', '.join(map(str, values[key]))}.")
+    return dict(fixed)
+
+
+def check_params(problems: Problems, params, hints: dict, fixed: dict, values: dict) -> list[Param]:
+    """`params:` parsed into the search space, each value checked against its Config field."""
+    def check_value(name, value):
+        if name in hints and not check_type(value, hints[name]):
+            return f"a valid {type_name(hints[name])} for {name}"
+        if name in values and value not in values[name]:
+            return f"one of {name}'s values: {', '.join(map(str, values[name]))}"
+        return None
+
+    return space.parse_params(params, hints=hints, fixed=fixed, bad=problems.bad, check_value=check_value)
+
+
+def objective(problems: Problems, raw: dict, workload: str | None) -> tuple[str, str]:
+    """`metric` must be one the workload reports, and `mode` its direction."""
+    metric, mode = raw.get("metric"), raw.get("mode")
+    metrics = WORKLOADS[workload].METRICS if workload else {}
+    if not isinstance(metric, str):
+        problems.bad("metric", f"required: the reported metric to optimise, one of {', '.join(metrics)}")
+    elif metrics and metric not in metrics:
+        problems.bad("metric", f"{workload} does not report {metric!r}.{did_you_mean(metric, metrics)}"
+                     f" Known: {', '.join(metrics)}.")
+    if mode not in ("min", "max"):
+        problems.bad("mode", f"must be 'min' or 'max', got {mode!r}")
+    elif metric in metrics and metrics[metric] != mode:
+        problems.bad("mode", f"{metric} is better when {'lower' if metrics[metric] == 'min' else 'higher'}; "
+                     f"set mode: {metrics[metric]}")
+    return metric, mode
+
+
+def check_data_section(problems: Problems, d: dict, workload: str | None,
+                       check_data: bool) -> tuple[Data | None, dict | None]:
+    """`data:`, and (with `check_data`) the dataset's meta.json and a readable shard."""
+    path = d.get("path")
+    if not isinstance(path, str) or not path:
+        problems.bad("data.path", "required: the directory of a raysweep dataset (with meta.json)")
+        return None, None
+    fmt = d.get("format", "auto")
+    if fmt not in DATA_FORMATS:
+        problems.bad("data.format", f"unknown format {fmt!r}. Known: {', '.join(DATA_FORMATS)}.")
+    materialize = d.get("materialize", True)
+    if not isinstance(materialize, bool):
+        problems.bad("data.materialize", f"must be true or false, got {materialize!r}")
+    parallelism = d.get("read_parallelism")
+    if parallelism is not None and (not is_int(parallelism) or parallelism < 1):
+        problems.bad("data.read_parallelism", f"must be an integer >= 1 or null, got {parallelism!r}")
+    meta = readable_meta(problems, "data.path", path, workload) if check_data and workload else None
+    if meta is not None and fmt != "auto" and meta.get("format") != fmt:
+        problems.bad("data.format", f"{path} holds {meta.get('format')} shards, not {fmt}; "
+                     f"set data.format: auto or {meta.get('format')}")
+    return Data(path=path, format=fmt, materialize=materialize, read_parallelism=parallelism), meta
+
+
+def readable_meta(problems: Problems, key: str, path: str, workload: str) -> dict | None:
+    """The meta.json of a dataset whose shards open; else a problem naming the command that makes it."""
+    try:
+        meta = shards.read_meta(path, make_hint=WORKLOADS[workload].DATA.example(path))
+        shards.check_readable(path, meta)
+        return meta
+    except shards.DataError as exc:
+        problems.bad(key, str(exc))
+        return None
+
+
+def dataset_fit(problems: Problems, workload: str | None, meta: dict | None, raw: dict, fixed: dict,
+                metric) -> None:
+    """The dataset must be the workload's, and fit what the spec asks (a workload's `spec_problems`)."""
+    if not workload or meta is None:
+        return
+    made_for = meta.get("workload")
+    if made_for and made_for != workload:
+        problems.bad("data.path", f"{raw['data']['path']} holds {made_for} data, but the spec's workload is "
+                     f"{workload}; point data.path at {workload} data ({WORKLOADS[workload].DATA.example('DIR')})")
+        return
+    check = getattr(WORKLOADS[workload], "spec_problems", None)
+    if check:
+        params = raw.get("params") if isinstance(raw.get("params"), dict) else {}
+        for key, message in check(meta, fixed, params, metric):
+            problems.bad(key, message)

@@ -1,0 +1,81 @@
+"""The workload contract: what a workload module provides, and how its data is made.
+
+A workload is a plain module. Besides the loop's `Trainable` contract (Config, METRICS,
+build_model, compute_loss, predict, compute_metrics) it declares:
+
+- `TASK`: "regression", "binary", "multiclass" or "multilabel"; None where the dataset's
+  meta.json names it (the tabular workload trains on any imported table);
+- `DATA`: the `raysweep data NAME` command that writes its dataset (shards plus meta.json);
+- `model_inputs(meta)`: the batch columns `predict` reads, in the order an exported model takes them.
+
+Optionally `CHOICES` (the values a string hyperparameter takes, checked by `validate`) and
+`spec_problems(meta, fixed, params, metric)` (what a spec asks that its dataset cannot do).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, runtime_checkable
+
+from raysweep.training.contract import Trainable
+
+TASKS = ("regression", "binary", "multiclass", "multilabel")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a `raysweep data NAME` command, passed to the writer as `dest=value`."""
+
+    flag: str                       # "--sites", or a positional's name ("path")
+    dest: str                       # the writer's keyword argument
+    help: str = ""
+    type: Callable[[str], Any] = str
+    default: Any = None
+    required: bool = False
+    choices: tuple | None = None
+    metavar: str | None = None
+
+    @property
+    def positional(self) -> bool:
+        return not self.flag.startswith("-")
+
+
+@dataclass(frozen=True)
+class DataCommand:
+    """`raysweep data NAME [options] --out DIR [--seed N] [--format parquet|webdataset]`.
+
+    `write(out_dir=..., seed=..., fmt=..., **options)` writes the shards and meta.json and
+    returns the meta; it takes only the keywords its signature names.
+    """
+
+    name: str
+    help: str
+    write: Callable[..., dict]
+    options: tuple[Option, ...] = ()
+
+    def example(self, path: str) -> str:
+        """The command line that writes this dataset to `path` (for error messages' hints)."""
+        words = ["raysweep", "data", self.name]
+        for o in self.options:
+            if o.positional:
+                words.append(o.metavar or o.dest.upper())
+            elif o.required:
+                words += [o.flag, "|".join(map(str, o.choices)) if o.choices else (o.metavar or o.dest.upper())]
+        return " ".join(words + ["--out", str(path)])
+
+
+@runtime_checkable
+class Workload(Trainable, Protocol):
+    """A workload module: the loop's contract plus its task, its data and its export inputs."""
+
+    TASK: str | None
+    DATA: DataCommand
+
+    def model_inputs(self, meta: dict) -> list[str]:
+        """The batch columns `predict` reads, in the order an exported model takes them."""
+        ...
+
+
+def task_of(workload: Workload, meta: dict) -> str:
+    """The workload's task, or the dataset's where the workload leaves it to the data."""
+    return workload.TASK or meta.get("task", "regression")

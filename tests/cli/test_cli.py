@@ -1,0 +1,96 @@
+"""The `raysweep` command: exit codes, messages, no tracebacks on user mistakes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from raysweep import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def raysweep(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "raysweep.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def write_spec(tmp_path, raw) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_validate_ok(tmp_path, raw_spec, capsys):
+    assert cli.main(["validate", str(write_spec(tmp_path, raw_spec))]) == 0
+    assert "OK. glideator: random search over learning_rate (loguniform)" in capsys.readouterr().out
+
+
+def test_validate_reports_every_problem_without_traceback(tmp_path, raw_spec):
+    raw_spec["workload"] = "glideatr"
+    raw_spec["params"]["learning_rate"]["low"] = 0
+    path = write_spec(tmp_path, raw_spec)
+    result = raysweep("validate", path, "--set", "search.algorithm=optuna", "--set", "search.sed=1")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert f"error: {path}: workload: unknown workload 'glideatr'." in lines[0]
+    assert any("search.sed: unknown key. Did you mean 'seed'?" in line for line in lines)
+    assert any("params.learning_rate: `low > 0` must hold for loguniform" in line for line in lines)
+
+
+def test_run_with_missing_data_exits_2_with_the_command(tmp_path, raw_spec, capsys):
+    raw_spec["data"]["path"] = str(tmp_path / "absent")
+    code = cli.main(["run", str(write_spec(tmp_path, raw_spec))])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"Create it with: raysweep data glideator --out {tmp_path / 'absent'}" in err
+
+
+def test_run_with_corrupt_shard_exits_2(tmp_path, raw_spec, capsys):
+    data = tmp_path / "data"
+    assert cli.main(["data", "glideator", "--out", str(data), "--sites", "3", "--days", "20"]) == 0
+    (data / "train" / "part-00000.parquet").write_bytes(b"not parquet")
+    raw_spec["data"]["path"] = str(data)
+    code = cli.main(["run", str(write_spec(tmp_path, raw_spec))])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "data.path: shard" in err and "part-00000.parquet is unreadable" in err
+    assert not (tmp_path / "results").exists(), "nothing is started for a spec that fails validation"
+
+
+def test_data_command_writes_both_formats(tmp_path, capsys):
+    for fmt in ("parquet", "webdataset"):
+        out = tmp_path / fmt
+        assert cli.main(["data", "glideator", "--out", str(out), "--sites", "2", "--days", "10",
+                         "--format", fmt]) == 0
+        assert (out / "meta.json").is_file()
+        assert list((out / "train").iterdir()) and list((out / "val").iterdir())
+    assert "rows: train 16, val 4" in capsys.readouterr().out
+
+
+def test_rank_on_a_directory_that_is_no_experiment(tmp_path, capsys):
+    assert cli.main(["rank", str(tmp_path)]) == 2
+    assert "not a raysweep experiment directory" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2():
+    result = raysweep("rank")
+    assert result.returncode == 2 and "the following arguments are required" in result.stderr
+
+
+@pytest.mark.slow
+def test_run_then_rank(ray_session, tmp_path, raw_spec, capsys):
+    raw_spec["fixed"]["epochs"] = 2
+    assert cli.main(["run", str(write_spec(tmp_path, raw_spec))]) == 0
+    out = capsys.readouterr().out
+    assert "best_val_loss" in out and "leaderboard:" in out
+    (experiment,) = (tmp_path / "results").iterdir()
+    assert cli.main(["rank", str(experiment), "--metric", "val_auc", "--mode", "max", "--top", "1"]) == 0
+    ranked = capsys.readouterr().out.splitlines()
+    assert "best_val_auc" in ranked[0] and ranked[1].split()[0] == "1"
+    assert (experiment / "leaderboard.csv").is_file() and (experiment / "leaderboard.parquet").is_file()

@@ -1,0 +1,94 @@
+"""Every registered workload keeps the contract, and a new one is one module plus one registry line.
+
+The new one is the README's own example (`linear`), cut from the README and loaded as written.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import re
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from raysweep import cli, spec
+from raysweep.cli.parser import build_parser
+from raysweep.datasets import batching, shards
+from raysweep.training import loop
+from raysweep.training.config import TrainingConfig
+from raysweep.training.contract import Trainable
+from raysweep.workloads import WORKLOADS, Workload, config_from_trial, task_of
+from raysweep.workloads.contract import TASKS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", list(WORKLOADS))
+def test_each_workload_keeps_the_contract(name):
+    workload = WORKLOADS[name]
+    assert isinstance(workload, Workload) and isinstance(workload, Trainable)
+    for member in ("build_model", "compute_loss", "predict", "compute_metrics", "model_inputs"):
+        expected = [p for p in inspect.signature(getattr(Workload, member)).parameters if p != "self"]
+        found = list(inspect.signature(getattr(workload, member)).parameters)
+        assert len(found) == len(expected), f"{name}.{member} takes {found}, the contract {expected}"
+    assert issubclass(workload.Config, TrainingConfig) and workload.Config().epochs >= 1
+    assert workload.METRICS.get("val_loss") == "min" and set(workload.METRICS.values()) <= {"min", "max"}
+    assert workload.TASK in TASKS + (None,)
+    assert workload.DATA.example("DIR").startswith(f"raysweep data {workload.DATA.name} ")
+
+
+def test_data_commands_come_from_the_registry():
+    names = {w.DATA.name for w in WORKLOADS.values()}
+    assert len(names) == len(WORKLOADS), "each workload has its own `raysweep data NAME`"
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert set(commands["data"]._subparsers._group_actions[0].choices) == names
+
+
+def readme_workload(tmp_path: Path):
+    """The README's example workload module, written to a file as the README shows it."""
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"```python\n(# src/raysweep/workloads/linear\.py\n.*?)```", text, re.S).group(1)
+    path = tmp_path / "linear.py"
+    path.write_text(code)
+    module_spec = importlib.util.spec_from_file_location("linear", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def test_the_readme_workload_is_one_module_and_one_registry_line(tmp_path, monkeypatch, capsys):
+    linear = readme_workload(tmp_path)
+    monkeypatch.setitem(WORKLOADS, "linear", linear)   # the one registry line
+    assert isinstance(linear, Workload)
+
+    data_dir = tmp_path / "data"
+    assert cli.main(["data", "linear", "--out", str(data_dir), "--rows", "2000"]) == 0
+    assert "wrote linear data" in capsys.readouterr().out
+    meta = shards.read_meta(data_dir)
+    assert task_of(linear, meta) == "regression"
+
+    raw = {"name": "lin", "workload": "linear", "data": {"path": str(data_dir)}, "metric": "val_r2", "mode": "max",
+           "fixed": {"epochs": 8, "batch_size": 64, "learning_rate": 0.01},
+           "params": {"hidden_units": {"type": "choice", "values": [16, 32]}}}
+    s = spec.validate(raw)
+    assert s.workload == "linear" and s.epochs == 8
+    with pytest.raises(spec.SpecError, match="linear does not report 'val_auc'"):
+        spec.validate({**raw, "metric": "val_auc"})
+
+    # It trains on the shared loop as every workload does.
+    cfg = config_from_trial(linear, {**s.fixed, "hidden_units": 16}, s.params)
+
+    def batches(split: str, size: int):
+        rows = batching.arrow_to_torch(pq.read_table(shards.shard_paths(data_dir, split, "parquet")))
+        n = len(rows["labels"])
+        return [{k: v[i:i + size] for k, v in rows.items()} for i in range(0, n, size)]
+
+    trainee = loop.build(linear, cfg, meta, device=torch.device("cpu"))
+    reports = []
+    data = loop.EpochData(train=lambda epoch: batches("train", cfg.batch_size), val=lambda: batches("val", 4096))
+    loop.run_epochs(linear, cfg, trainee, data, lambda metrics, files: reports.append(metrics),
+                    device=torch.device("cpu"))
+    assert len(reports) == 8 and reports[-1]["val_r2"] > 0.9
