@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 DEMO_DATA ?= data/glideator
 
-.PHONY: demo test install data clean browser
+.PHONY: demo test test-fast lint install data clean browser
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,16 @@ browser:
 
 test: $(VENV)/.installed browser
 	$(BIN)/python -m pytest tests
+
+# The suite without the tests that start Ray and run real sweeps (marked slow): seconds, not minutes.
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest tests -m "not slow"
+
+# ruff (pyproject.toml [tool.ruff]) and the layer contracts (pyproject.toml [tool.importlinter],
+# drawn in docs/architecture.md): a module that imports a layer above its own fails here.
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports --no-logo
 
 clean:
 	rm -rf $(VENV) data results
