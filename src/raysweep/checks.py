@@ -20,6 +20,12 @@ def did_you_mean(name, known: Iterable[str]) -> str:
     return f" Did you mean {match[0]!r}?" if match else ""
 
 
+def unknown_key(key, known: Iterable[str]) -> str:
+    """The message for a key that is not among `known`: did-you-mean, then the known keys."""
+    known = [str(k) for k in known]
+    return f"unknown key.{did_you_mean(key, known)} Known keys: {', '.join(known)}."
+
+
 def is_missing(value) -> bool:
     """None or NaN: what a table cell holds where a trial has no value (a branch's parameter)."""
     return value is None or (isinstance(value, float) and value != value)

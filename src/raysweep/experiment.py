@@ -8,7 +8,10 @@
         train_runs/           checkpoints of TorchTrainer trials, one Train run per trial
         trials.parquet, curves.parquet, leaderboard.*, plots/, report.html   (raysweep.analysis)
 
-Every layer that reads or writes one of these goes through this module.
+This module creates the directory and owns raysweep's own files in it: the spec snapshot (its
+name, `spec.SNAPSHOT_FILE`, sits with the spec, which checks a warm start's experiment for it),
+provenance, and where a trial's checkpoints are. The analysis writes its files beside them;
+Tune's own state is read through Tune's `ExperimentAnalysis`.
 """
 
 from __future__ import annotations

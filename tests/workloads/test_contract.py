@@ -40,6 +40,12 @@ def test_each_workload_keeps_the_contract(name):
     assert workload.DATA.example("DIR").startswith(f"raysweep data {workload.DATA.name} ")
 
 
+def test_data_hints_name_the_command_that_writes_the_data():
+    assert WORKLOADS["glideator"].DATA.example("d") == "raysweep data glideator --out d"
+    assert WORKLOADS["tabular"].DATA.example("d") == (
+        "raysweep data import FILE --target COL --task regression|binary|multiclass|multilabel --out d")
+
+
 def test_data_commands_come_from_the_registry():
     names = {w.DATA.name for w in WORKLOADS.values()}
     assert len(names) == len(WORKLOADS), "each workload has its own `raysweep data NAME`"

@@ -8,7 +8,6 @@ predict the validation split with it.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from raysweep.checks import is_missing
 from raysweep.datasets import batching, shards
 from raysweep.spec import SpecError
 from raysweep.training import checkpoint
-from raysweep.workloads import WORKLOADS, Workload, config_from_trial
+from raysweep.workloads import WORKLOADS, Workload, config_from_trial, field_types
 
 PREDICT_CHUNK_ROWS = 4096
 
@@ -49,7 +48,7 @@ def select(experiment_dir: Path, metric: str | None = None, mode: str | None = N
     top = ok.iloc[0]
     trials = store.load(experiment_dir).trials.set_index("trial")
     row = trials.loc[top["trial"]].to_dict()
-    names = {f.name for f in dataclasses.fields(WORKLOADS[s.workload].Config)}
+    names = set(field_types(WORKLOADS[s.workload]))
     config = {k: store.value(row[k]) for k in trials.columns if k in names and not is_missing(row[k])}
     return Champion(top["trial"], metric, mode, float(top[f"best_{metric}"]), row, config)
 

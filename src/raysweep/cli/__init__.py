@@ -6,30 +6,29 @@ message on stderr and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
 from raysweep.cli.parser import build_parser
-from raysweep.datasets.shards import DataError
-from raysweep.spec import SpecError
+from raysweep.errors import UserError
 
 EXIT_USAGE = 2
+# Where each command's handler lives. A command imports its module only when it runs:
+# `data` and `validate` never import Ray, and the others wait for it (seconds) only once
+# their arguments parse, not for `--help` or a mistyped option.
+HANDLERS = {"data": "raysweep.cli.before_run", "validate": "raysweep.cli.before_run"}
+DEFAULT_HANDLERS = "raysweep.cli.commands"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # Imported once the arguments parse: the commands import Ray (seconds), which `--help`
-    # and a mistyped option should not wait for.
-    from raysweep.cli.commands import COMMANDS
-    from raysweep.runner.resources import SizingError
-
     logging.basicConfig(level=logging.INFO, format="raysweep: %(message)s")
+    handlers = importlib.import_module(HANDLERS.get(args.command, DEFAULT_HANDLERS))
     try:
-        return COMMANDS[args.command](args)
-    except SpecError as exc:
-        print("\n".join(f"error: {p}" for p in exc.problems), file=sys.stderr)
-    except (DataError, SizingError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        return handlers.COMMANDS[args.command](args)
+    except UserError as exc:
+        print("\n".join(f"error: {line}" for line in exc.lines), file=sys.stderr)
     return EXIT_USAGE
 
 

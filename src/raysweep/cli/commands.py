@@ -1,13 +1,13 @@
-"""What each `raysweep` command does, once its arguments are parsed (parser.py builds them).
+"""The commands that run on Ray or read results: run, resume, lr-find, io-search, rank, report,
+plots, export, predict.
 
-Each function takes the parsed arguments and returns the exit code; user mistakes raise
-SpecError, DataError or SizingError, which `main` turns into one message and exit code 2.
+Each handler takes the parsed arguments (parser.py) and returns the exit code; a user's mistake
+raises a `raysweep.errors.UserError`, which `main` prints as one message with exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 from pathlib import Path
@@ -15,40 +15,10 @@ from pathlib import Path
 from raysweep import experiment
 from raysweep.analysis import diagnose, leaderboard, plots, report
 from raysweep.checks import did_you_mean
-from raysweep.cli.parser import data_commands
 from raysweep.deploy import export
 from raysweep.phases import io_search, lr_find, sweep
 from raysweep.spec import SpecError
 from raysweep.spec import load as spec_load
-
-
-def _data(args: argparse.Namespace) -> int:
-    write = data_commands()[args.generator].write
-    options = {k: v for k, v in vars(args).items() if k in inspect.signature(write).parameters}
-    meta = write(**options)
-    rows = ", ".join(f"{k} {v}" for k, v in meta["rows"].items())
-    features = len(meta["feature_names"]) + len(meta.get("categorical_names", []))
-    print(f"wrote {meta['workload']} data to {args.out_dir} ({meta['format']}; rows: {rows}; "
-          f"{features} features)")
-    return 0
-
-
-def _validate(args: argparse.Namespace) -> int:
-    s = spec_load(args.spec, args.set)
-
-    def describe(p) -> str:
-        notes = [p.type] + (["scientific"] if p.role == "scientific" else [])
-        notes += [f"{v}: {', '.join(sub.name for sub in subs)}" for v, subs in p.when]
-        return f"{p.name} ({'; '.join(notes)})"
-
-    tuned = ", ".join(describe(p) for p in s.params) or "nothing"
-    points = len(s.search.points_to_evaluate)
-    print(f"{args.spec}: OK. {s.workload}: {s.search.algorithm} search over {tuned}; "
-          f"{s.search.num_samples} samples" + (f" ({points} given points first)" if points else "")
-          + (f", warm start from {s.search.warm_start.experiment}" if s.search.warm_start else "")
-          + f", {s.scheduler.type} scheduler, executor {s.executor}, optimising {s.metric} ({s.mode})."
-          + (f" io-search: {len(dict(s.io_search.grid))} settings varied." if s.io_search else ""))
-    return 0
 
 
 def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int = 10,
@@ -188,7 +158,7 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-# Each command's handler, by the name the parser records (`raysweep data NAME` is "data").
-COMMANDS = {"data": _data, "validate": _validate, "run": _run, "resume": _resume, "lr-find": _lr_find,
+# Each command's handler, by the name the parser records.
+COMMANDS = {"run": _run, "resume": _resume, "lr-find": _lr_find,
             "io-search": _io_search, "rank": _rank, "report": _report, "plots": _plots, "export": _export,
             "predict": _predict}

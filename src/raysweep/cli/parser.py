@@ -7,7 +7,8 @@ import argparse
 from raysweep import __version__
 from raysweep.workloads import WORKLOADS, DataCommand
 
-DESCRIPTION = "Ray-distributed hyperparameter sweeps for PyTorch training pipelines."
+DESCRIPTION = ("The `raysweep` command: data, validate, run, lr-find, io-search, resume, rank, report, plots, "
+               "export, predict.")
 
 
 def data_commands() -> dict[str, DataCommand]:
@@ -18,18 +19,18 @@ def data_commands() -> dict[str, DataCommand]:
 def add_data_command(generators, command: DataCommand) -> None:
     """`raysweep data NAME`: each option reaches the writer by its `dest` keyword."""
     parser = generators.add_parser(command.name, help=command.help)
-    for option in command.options:
-        if option.positional:
-            parser.add_argument(option.dest, metavar=option.metavar, help=option.help)
-            continue
-        kwargs = dict(dest=option.dest, type=option.type, default=option.default, help=option.help or None,
-                      required=option.required, metavar=option.metavar)
-        if option.choices:
-            kwargs["choices"] = option.choices
-        parser.add_argument(option.flag, **kwargs)
     parser.add_argument("--out", dest="out_dir", required=True, help="output directory")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--format", dest="fmt", choices=("parquet", "webdataset"), default="parquet")
+    for option in command.options:
+        kwargs = dict(type=option.type, help=option.help or None, metavar=option.metavar)
+        if option.choices:
+            kwargs["choices"] = option.choices
+        if option.positional:
+            parser.add_argument(option.dest, **kwargs)
+        else:
+            parser.add_argument(option.flag, dest=option.dest, default=option.default, required=option.required,
+                                **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"raysweep {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    data = sub.add_parser("data", help="write a workload's dataset: a generated demo, or your own table")
+    data = sub.add_parser("data", help="generate a demo dataset, or import your own table")
     generators = data.add_subparsers(dest="generator", required=True)
 
     for command in data_commands().values():

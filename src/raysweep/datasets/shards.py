@@ -25,12 +25,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from raysweep.errors import UserError
+
 FORMATS = ("parquet", "webdataset")
 SPLITS = ("train", "val")
 META_FILE = "meta.json"
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A dataset on disk is missing, empty or unreadable; the message says how to fix it."""
 
 

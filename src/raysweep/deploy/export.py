@@ -29,7 +29,6 @@ import torch
 
 from raysweep import experiment
 from raysweep.analysis import champion
-from raysweep.analysis.champion import in_chunks, read_rows
 from raysweep.checks import is_missing
 from raysweep.datasets import shards
 from raysweep.training import loop
@@ -72,7 +71,7 @@ def export(experiment_dir: str | Path, to: str | Path, *, metric: str | None = N
     workload, meta, model, payload = champion.load_model(experiment_dir, best)
 
     names = workload.model_inputs(meta)
-    example = read_rows(s.data.path, meta, "val", EXAMPLE_ROWS)
+    example = champion.read_rows(s.data.path, meta, "val", EXAMPLE_ROWS)
     inputs = [example[n] for n in names]
     with torch.no_grad():
         scripted = torch.jit.trace(_Positional(model, names, workload.predict), tuple(inputs), check_trace=False)
@@ -130,14 +129,14 @@ def predict(model_dir: str | Path, data_dir: str | Path, *, split: str = "val",
                                "make one with raysweep export EXPERIMENT_DIR --to DIR")
     card = json.loads(card_path.read_text())
     meta = shards.read_meta(data_dir)
-    rows = read_rows(data_dir, meta, split)
+    rows = champion.read_rows(data_dir, meta, split)
     names = [i["name"] for i in card["inputs"]]
     missing = [n for n in names if n not in rows]
     if missing:
         raise shards.DataError(f"{data_dir} lacks the model's input column(s) {', '.join(missing)}")
     model = torch.jit.load(str(model_dir / MODEL_FILE))
     model.eval()
-    outputs = in_chunks(lambda chunk: model(*[chunk[n] for n in names]), rows)
+    outputs = champion.in_chunks(lambda chunk: model(*[chunk[n] for n in names]), rows)
     columns = card.get("outputs") or [f"output_{k}" for k in range(outputs.shape[1])]
     frame = pd.DataFrame(outputs.reshape(len(outputs), -1), columns=[str(c) for c in columns][:outputs.shape[-1]])
     metrics = {}

@@ -32,7 +32,7 @@ from ray.tune.execution.placement_groups import PlacementGroupFactory
 
 from raysweep import experiment
 from raysweep.datasets import ray_data, shards
-from raysweep.runner import trainable, tuning
+from raysweep.runner import executors, tuning
 from raysweep.runner.resources import SizingError
 from raysweep.runner.session import start_ray
 from raysweep.search import space
@@ -64,7 +64,7 @@ def _gpu_utilisation() -> float | None:
 
 def io_trial(config: dict, *, plan, default_path: str, steps: int, warmup_steps: int) -> None:
     """Tune function trainable: open the data as configured, time `steps` training steps."""
-    trainable.configure_ray_data()
+    executors.configure_ray_data()
     cfg = plan.config(config)
     cpus = float(config.get("cpus_per_worker", plan.cpus_per_worker))
     torch.set_num_threads(max(1, int(cpus)))
@@ -78,7 +78,7 @@ def io_trial(config: dict, *, plan, default_path: str, steps: int, warmup_steps:
         ds = ds.materialize()
     trainee = loop.build(workload, cfg, plan.meta, device=device)
     trainee.model.train()
-    train_batches = trainable.epoch_data(cfg, ds, None).train
+    train_batches = executors.epoch_data(cfg, ds, None).train
     stream = itertools.chain.from_iterable(train_batches(epoch) for epoch in itertools.count())
     prepare_s = waited = 0.0  # prepare_s: open + materialise + the first step
     rows = 0

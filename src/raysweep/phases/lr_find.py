@@ -33,7 +33,7 @@ from ray import tune
 from raysweep import experiment
 from raysweep.datasets import batching, ray_data, shards
 from raysweep.phases import lr_range
-from raysweep.runner import resources, trainable, tuning
+from raysweep.runner import executors, resources, tuning
 from raysweep.runner.session import start_ray
 from raysweep.search import space
 from raysweep.spec import Spec, write_copy
@@ -86,7 +86,7 @@ def _cycle(data: dict, batch_size: int, seed: int) -> Iterator[dict]:
 
 def lr_find_trial(config: dict, *, plan, subset, settings) -> None:
     """Tune function trainable: steps to fit, then the range test, reported step by step."""
-    trainable.configure_ray_data()
+    executors.configure_ray_data()
     cfg = plan.config(config)
     torch.set_num_threads(max(1, int(plan.cpus_per_worker)))
     device = torch.device("cpu")
@@ -128,7 +128,7 @@ def run(spec: Spec, *, address: str | None = None) -> Outcome:
     start_ray(address)
     settings = spec.lr_find
     meta = shards.read_meta(spec.data.path)
-    trainable.configure_ray_data()
+    executors.configure_ray_data()
     subset = ray_data.open_split(spec.data.path, "train", meta).limit(settings.subset_rows).materialize()
     allocation = resources.for_cluster(spec, executor="in_trial")
     over = {p.name: p for p in spec.params if p.name in settings.over}

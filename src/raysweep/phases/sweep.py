@@ -56,12 +56,13 @@ def resume(experiment_dir: str | Path, *, address: str | None = None) -> Path:
 
 
 def _tuner(spec: Spec, prepared: tuning.Prepared, experiment_dir: Path) -> tune.Tuner:
+    points = warm_start_points(spec)
     progress = ProgressLines(metric=spec.metric, mode=spec.mode, params=spec.params,
                              total=searchers.planned_trials(spec.search.algorithm, spec.params,
                                                             spec.search.num_samples),
                              planned_epochs=spec.epochs)
     param_space, search_alg = tuning.searcher(spec, max_concurrent=prepared.allocation.max_concurrent,
-                                              points=warm_start_points(spec))
+                                              points=points)
     return tune.Tuner(
         prepared.trainable,
         param_space=param_space,

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 
 import ray
 
+from raysweep.errors import UserError
 from raysweep.spec import Resources, Spec
 
 DRIVER_RESOURCE = "raysweep_trial_driver"
 LOCAL_DRIVER_SLOTS = 1000
 
 
-class SizingError(ValueError):
+class SizingError(UserError):
     """Not even one trial fits on the cluster; the message says what to lower."""
 
 

@@ -13,7 +13,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from raysweep import experiment
 from raysweep.datasets import ray_data, shards
-from raysweep.runner import resources, trainable
+from raysweep.runner import executors, resources
 from raysweep.search import SEARCHERS, Request
 from raysweep.spec import Spec
 
@@ -29,7 +29,7 @@ class Prepared:
 def open_datasets(spec: Spec, splits: tuple[str, ...] = shards.SPLITS) -> tuple[dict, dict]:
     """The dataset's meta and its splits as Ray Datasets, materialised unless the spec streams."""
     meta = shards.read_meta(spec.data.path)  # shards were checked by spec validation
-    trainable.configure_ray_data()
+    executors.configure_ray_data()
     datasets = {split: ray_data.open_split(spec.data.path, split, meta,
                                            read_parallelism=spec.data.read_parallelism)
                 for split in splits}
@@ -38,8 +38,8 @@ def open_datasets(spec: Spec, splits: tuple[str, ...] = shards.SPLITS) -> tuple[
     return meta, datasets
 
 
-def trial_plan(spec: Spec, meta: dict, experiment_dir: Path) -> trainable.TrialPlan:
-    return trainable.TrialPlan(
+def trial_plan(spec: Spec, meta: dict, experiment_dir: Path) -> executors.TrialPlan:
+    return executors.TrialPlan(
         workload=spec.workload, meta=meta,
         workers=spec.resources.workers_per_trial, cpus_per_worker=spec.resources.cpus_per_worker,
         gpus_per_worker=spec.resources.gpus_per_worker,
@@ -50,7 +50,7 @@ def prepare(spec: Spec, experiment_dir: Path) -> Prepared:
     """Open (and materialise) the data, size resources, wrap the trainable."""
     meta, datasets = open_datasets(spec)
     allocation = resources.for_cluster(spec)
-    fn = tune.with_parameters(trainable.EXECUTORS[spec.executor], plan=trial_plan(spec, meta, experiment_dir),
+    fn = tune.with_parameters(executors.EXECUTORS[spec.executor], plan=trial_plan(spec, meta, experiment_dir),
                               datasets=datasets)
     return Prepared(tune.with_resources(fn, allocation.trial), allocation)
 

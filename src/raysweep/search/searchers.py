@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Literal, get_args
 
 from raysweep.search import space
 from raysweep.search.space import Param
@@ -42,6 +42,9 @@ class Request:
     max_concurrent: int
 
 
+GridRule = Literal["every", "marked", "refused"]
+
+
 @dataclass(frozen=True)
 class Searcher:
     """One `search.algorithm`: its builder and the rules `validate` checks a spec against.
@@ -52,9 +55,13 @@ class Searcher:
     """
 
     build: Callable[[Request], tuple[dict, object]]   # -> (Tuner param_space, Tune searcher)
-    grid: str
+    grid: GridRule
     branches: bool
     default_num_samples: int = 8   # a grid enumerates its values once; then it counts repeats
+
+    def __post_init__(self):
+        if self.grid not in get_args(GridRule):
+            raise ValueError(f"Searcher.grid must be one of {get_args(GridRule)}, got {self.grid!r}")
 
 
 def tune_domains(params: tuple[Param, ...], *, grid_every: bool) -> dict:
@@ -190,6 +197,12 @@ SEARCHERS: dict[str, Searcher] = {
     "optuna": Searcher(build_optuna, grid="refused", branches=True),
     "hyperopt": Searcher(build_hyperopt, grid="refused", branches=True),
 }
+
+
+def accepting(*, grid: GridRule | None = None, branches: bool | None = None) -> list[str]:
+    """The searchers whose rules match, in registry order (for messages that name the fix)."""
+    return [name for name, s in SEARCHERS.items()
+            if (grid is None or s.grid == grid) and (branches is None or s.branches == branches)]
 
 
 def planned_trials(algorithm: str, params: tuple[Param, ...], num_samples: int) -> int:

@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from raysweep.checks import did_you_mean, is_int, is_number
+from raysweep.checks import did_you_mean, is_int, is_number, unknown_key
 
 PARAM_TYPES = ("uniform", "loguniform", "randint", "choice", "grid")
 PARAM_KEYS = ("type", "low", "high", "values", "role", "when")
@@ -125,7 +125,7 @@ def decode(config: dict, params: Iterable[Param]) -> dict:
 def _known_keys(mapping: dict, known: tuple, prefix: str, bad: Bad) -> None:
     for key in mapping:
         if key not in known:
-            bad(f"{prefix}.{key}", f"unknown key.{did_you_mean(key, known)} Known keys: {', '.join(known)}.")
+            bad(f"{prefix}.{key}", unknown_key(key, known))
 
 
 def parse_params(raw: Any, *, hints: dict, fixed: dict, bad: Bad, check_value,

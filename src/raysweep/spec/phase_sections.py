@@ -1,17 +1,17 @@
 """The spec's sections for the tuning phases: `lr_find:` and `io_search:`.
 
-They describe `raysweep lr-find` and `raysweep io-search` (raysweep.phases); a spec without
-them runs with the defaults in `schema.LRFind` and `schema.IOSearch`.
+They describe `raysweep lr-find` and `raysweep io-search` (raysweep.phases). A spec without
+`lr_find:` runs lr-find with the defaults in `schema.LRFind`; io-search needs its `io_search:`
+section (at least the grid to try).
 """
 
 from __future__ import annotations
 
 from raysweep.checks import did_you_mean, is_int, is_number
-from raysweep.datasets import shards
 from raysweep.search.space import Param
+from raysweep.spec.data_checks import readable_meta
 from raysweep.spec.problems import Problems
 from raysweep.spec.schema import IO_CONFIG_KNOBS, IO_KNOBS, IO_SEARCH_KEYS, IOSearch, LRFind
-from raysweep.workloads import WORKLOADS
 
 
 def lr_find(problems: Problems, f: dict, params: list[Param]) -> LRFind:
@@ -76,11 +76,7 @@ def _io_value(problems: Problems, where: str, key: str, value, workload: str | N
         if not isinstance(value, str):
             problems.bad(where, f"{value!r} is not a directory path")
         elif check_data and workload:
-            try:
-                meta = shards.read_meta(value, make_hint=WORKLOADS[workload].DATA.example(value))
-                shards.check_readable(value, meta)
-            except shards.DataError as exc:
-                problems.bad(where, str(exc))
+            readable_meta(problems, where, value, workload)
     elif key == "materialize":
         if not isinstance(value, bool):
             problems.bad(where, f"{value!r} is not true or false")

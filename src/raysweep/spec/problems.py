@@ -14,15 +14,20 @@ import types
 import typing
 from dataclasses import dataclass, field
 
-from raysweep.checks import did_you_mean, is_int, is_number
+from raysweep.checks import is_int, is_number, unknown_key
+from raysweep.errors import UserError
 
 
-class SpecError(ValueError):
+class SpecError(UserError):
     """A spec has problems; `problems` holds one line each, all found in one pass."""
 
     def __init__(self, problems: list[str]):
         super().__init__("\n".join(problems))
         self.problems = problems
+
+    @property
+    def lines(self) -> list[str]:
+        return self.problems
 
 
 @dataclass
@@ -39,7 +44,7 @@ class Problems:
         for key in mapping:
             if key not in known:
                 where = f"{prefix}.{key}" if prefix else str(key)
-                self.bad(where, f"unknown key.{did_you_mean(key, known)} Known keys: {', '.join(known)}.")
+                self.bad(where, unknown_key(key, known))
 
     def section(self, raw: dict, name: str, known: tuple | None = None) -> dict:
         """`raw[name]` as a mapping (empty where absent), its unknown keys reported."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from raysweep.checks import did_you_mean, is_int, is_number
-from raysweep.search import SEARCHERS, space
+from raysweep.search import SEARCHERS, searchers, space
 from raysweep.search.space import Param
 from raysweep.spec.problems import Problems
 from raysweep.spec.schema import EXECUTORS, SCHEDULERS, SNAPSHOT_FILE, Resources, Scheduler, Search, WarmStart
@@ -43,17 +43,23 @@ def searcher_rules(problems: Problems, algorithm: str, params: list[Param]) -> N
     for p in params:
         if rules.grid == "refused" and p.type == "grid":
             problems.bad(f"params.{p.name}.type", f"grid values cannot be used with search.algorithm "
-                         f"{algorithm!r} (a TPE searcher samples every value); use type: choice")
+                         f"{algorithm!r} (it samples every value); use type: choice")
         if rules.grid == "every" and p.type not in ("grid", "choice"):
             problems.bad(f"params.{p.name}.type", f"search.algorithm {algorithm!r} enumerates values, but "
-                         f"{p.type} is a range; use type: grid with values: [...], or search.algorithm: random")
+                         f"{p.type} is a range; use type: grid with values: [...], or search.algorithm: "
+                         f"{_either(searchers.accepting(grid='marked'))}")
         if p.when and not rules.branches:
             problems.bad(f"params.{p.name}.when", f"a {algorithm} cannot enumerate conditional branches; "
-                         "use search.algorithm: random, optuna or hyperopt")
+                         f"use search.algorithm: {_either(searchers.accepting(branches=True))}")
     if (rules.grid == "marked" and space.has_conditionals(params)
             and any(p.type == "grid" for p in params)):
         problems.bad("params", f"{algorithm} search with conditional branches (when:) samples every "
                      "parameter; make the type: grid parameters type: choice")
+
+
+def _either(names: list[str]) -> str:
+    """'a', 'a or b', 'a, b or c'."""
+    return " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 def warm_start(problems: Problems, w) -> WarmStart | None:

@@ -16,10 +16,10 @@ from pathlib import Path
 import yaml
 
 from raysweep.checks import did_you_mean, is_int
-from raysweep.datasets import shards
 from raysweep.search import space
 from raysweep.search.space import Param
 from raysweep.spec import phase_sections, sections
+from raysweep.spec.data_checks import readable_meta
 from raysweep.spec.parsing import apply_overrides, parse_yaml
 from raysweep.spec.problems import Problems, SpecError, check_type, type_name
 from raysweep.spec.schema import DATA_FORMATS, SECTION_KEYS, TOP_KEYS, Data, Spec
@@ -174,17 +174,6 @@ def check_data_section(problems: Problems, d: dict, workload: str | None,
         problems.bad("data.format", f"{path} holds {meta.get('format')} shards, not {fmt}; "
                      f"set data.format: auto or {meta.get('format')}")
     return Data(path=path, format=fmt, materialize=materialize, read_parallelism=parallelism), meta
-
-
-def readable_meta(problems: Problems, key: str, path: str, workload: str) -> dict | None:
-    """The meta.json of a dataset whose shards open; else a problem naming the command that makes it."""
-    try:
-        meta = shards.read_meta(path, make_hint=WORKLOADS[workload].DATA.example(path))
-        shards.check_readable(path, meta)
-        return meta
-    except shards.DataError as exc:
-        problems.bad(key, str(exc))
-        return None
 
 
 def dataset_fit(problems: Problems, workload: str | None, meta: dict | None, raw: dict, fixed: dict,

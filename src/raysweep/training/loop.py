@@ -3,7 +3,7 @@
 It knows a workload only through the `Trainable` contract (`training/contract.py`: four
 functions and `METRICS`), receives batches from an `EpochData`, and hands each epoch's metrics
 and state to a `report` callable. It never touches Ray: the trial executors
-(`raysweep.runner.trainable`) decide where batches come from and where reports and
+(`raysweep.runner.executors`) decide where batches come from and where reports and
 checkpoints go. Model and optimiser construction
 (`build`) stay apart from the loop (`run_epochs`) so that a fused cohort can reuse the loop.
 

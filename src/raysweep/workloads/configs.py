@@ -26,7 +26,7 @@ def config_from_trial(workload: Workload, values: dict, params: Iterable[space.P
     float column holding whole numbers becomes int where the field is an int.
     """
     values = space.decode(values, params)
-    hints = typing.get_type_hints(workload.Config)
+    hints = field_types(workload)
     kwargs = {}
     for key, value in values.items():
         if key not in hints:

@@ -54,13 +54,15 @@ class DataCommand:
     options: tuple[Option, ...] = ()
 
     def example(self, path: str) -> str:
-        """The command line that writes this dataset to `path` (for error messages' hints)."""
+        """The command line that writes this dataset to `path` (for error messages' hints):
+        positionals and required options, a repeatable metavar (`COL[,COL...]`) as its first item."""
         words = ["raysweep", "data", self.name]
         for o in self.options:
+            shown = "|".join(map(str, o.choices)) if o.choices else (o.metavar or o.dest.upper()).split("[")[0]
             if o.positional:
-                words.append(o.metavar or o.dest.upper())
+                words.append(shown)
             elif o.required:
-                words += [o.flag, "|".join(map(str, o.choices)) if o.choices else (o.metavar or o.dest.upper())]
+                words += [o.flag, shown]
         return " ".join(words + ["--out", str(path)])
 
 

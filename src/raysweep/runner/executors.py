@@ -19,11 +19,8 @@ from functools import partial
 import ray
 import ray.data
 import ray.train
-import ray.train.torch
 import torch
 from ray import tune
-from ray.train.torch import TorchConfig, TorchTrainer
-from ray.tune.integration.ray_train import TuneReportCallback
 
 from raysweep import experiment
 from raysweep.datasets import batching
@@ -120,6 +117,7 @@ def run_in_trial(config: dict, *, plan: TrialPlan, datasets: dict) -> None:
 
 def train_worker(config: dict, *, plan: TrialPlan) -> None:
     """Per-worker loop under Ray Train: DDP model, this worker's split of the stream."""
+    import ray.train.torch  # here, not at the top: see run_torch_trainer
     configure_ray_data()
     cfg = plan.config(config)
     torch.set_num_threads(max(1, int(plan.cpus_per_worker)))
@@ -148,6 +146,11 @@ def run_torch_trainer(config: dict, *, plan: TrialPlan, datasets: dict) -> None:
     The Train run is named after the trial id, so a restarted or resumed trial finds its own
     checkpoints and continues from them (`experiment.train_run_name`).
     """
+    # Imported here rather than at the top: Ray Train's torch integration adds about a second
+    # to every trial process that imports this module, and in-trial trials never use it.
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
     configure_ray_data()
     use_gpu = plan.gpus_per_worker > 0
     worker_resources = {"CPU": plan.cpus_per_worker}

@@ -1,0 +1,44 @@
+"""The commands that come before a run, `data` and `validate`: they import neither Ray nor the analysis.
+
+Each handler takes the parsed arguments (parser.py) and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+
+from raysweep.cli.parser import data_commands
+from raysweep.spec import load as spec_load
+
+
+def _data(args: argparse.Namespace) -> int:
+    write = data_commands()[args.generator].write
+    options = {k: v for k, v in vars(args).items() if k in inspect.signature(write).parameters}
+    meta = write(**options)
+    rows = ", ".join(f"{k} {v}" for k, v in meta["rows"].items())
+    features = len(meta["feature_names"]) + len(meta.get("categorical_names", []))
+    print(f"wrote {meta['workload']} data to {args.out_dir} ({meta['format']}; rows: {rows}; "
+          f"{features} features)")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    s = spec_load(args.spec, args.set)
+
+    def describe(p) -> str:
+        notes = [p.type] + (["scientific"] if p.role == "scientific" else [])
+        notes += [f"{v}: {', '.join(sub.name for sub in subs)}" for v, subs in p.when]
+        return f"{p.name} ({'; '.join(notes)})"
+
+    tuned = ", ".join(describe(p) for p in s.params) or "nothing"
+    points = len(s.search.points_to_evaluate)
+    print(f"{args.spec}: OK. {s.workload}: {s.search.algorithm} search over {tuned}; "
+          f"{s.search.num_samples} samples" + (f" ({points} given points first)" if points else "")
+          + (f", warm start from {s.search.warm_start.experiment}" if s.search.warm_start else "")
+          + f", {s.scheduler.type} scheduler, executor {s.executor}, optimising {s.metric} ({s.mode})."
+          + (f" io-search: {len(dict(s.io_search.grid))} settings varied." if s.io_search else ""))
+    return 0
+
+
+COMMANDS = {"data": _data, "validate": _validate}
