@@ -32,7 +32,7 @@ import torch
 from raysweep import spec as spec_mod
 from raysweep.datasets import batching, glideator, ray_data, shards
 from raysweep.phases import sweep
-from raysweep.runner import trainable
+from raysweep.runner import executors
 from raysweep.runner.session import start_ray
 from raysweep.training import loop
 from raysweep.workloads import config_from_trial
@@ -119,7 +119,7 @@ def ingest_rates(data_dir: Path, meta: dict, passes: int = 5) -> dict[str, float
             assert n == rows
         return rows / min(times)
 
-    trainable.configure_ray_data()
+    executors.configure_ray_data()
     streamed = ray_data.open_split(data_dir, "train", meta)
     materialised = streamed.materialize()
     plain = workload.Config(batch_size=BATCH, shuffle_buffer=0)
@@ -128,11 +128,11 @@ def ingest_rates(data_dir: Path, meta: dict, passes: int = 5) -> dict[str, float
         "pyarrow read of the shards -> torch batches": best(
             lambda: tensor_batches(read_arrays(data_dir, "train"), 0, 0, False)),
         "raysweep, shards streamed by Ray Data": best(
-            lambda: trainable.epoch_data(plain, streamed, None).train(0)),
+            lambda: executors.epoch_data(plain, streamed, None).train(0)),
         "raysweep, materialised (what trials iterate)": best(
-            lambda: trainable.epoch_data(plain, materialised, None).train(0)),
+            lambda: executors.epoch_data(plain, materialised, None).train(0)),
         "raysweep, materialised, shuffle buffer 4096": best(
-            lambda: trainable.epoch_data(shuffled, materialised, None).train(0)),
+            lambda: executors.epoch_data(shuffled, materialised, None).train(0)),
         "reference: iter_torch_batches(512), materialised": best(
             lambda: materialised.iter_torch_batches(batch_size=BATCH)),
     }
