@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from raysweep.runner.resources import DRIVER_RESOURCE, SizingError, allocate
+from raysweep.runner.resources import DRIVER_RESOURCE, SizingError, allocate, autoscaling_ceiling
 from raysweep.spec import Resources
 
 
@@ -43,3 +45,11 @@ def test_too_big_a_trial_says_what_to_lower():
     with pytest.raises(SizingError, match="one trial needs 4 CPUs \\+ 1 for Ray Data, but the cluster has 2 CPUs"):
         allocate(Resources(workers_per_trial=2, cpus_per_worker=2), "torch_trainer", cluster_cpus=2,
                  cluster_gpus=0, has_driver_slots=True, streaming=True)
+
+
+def test_the_ceiling_is_what_the_node_types_can_grow_to(tmp_path):
+    assert autoscaling_ceiling(tmp_path / "absent.yaml") is None
+    ceiling = autoscaling_ceiling(Path(__file__).with_name("fake_autoscaling.yaml"))
+    assert ceiling["GPU"] == 2 and ceiling["CPU"] == 3 and ceiling["raysweep_trial_driver"] == 100
+    aws = autoscaling_ceiling(Path(__file__).resolve().parents[2] / "cluster.yaml")
+    assert aws["GPU"] == 4 and aws["raysweep_trial_driver"] >= 1, "cluster.yaml: four GPU workers at most"

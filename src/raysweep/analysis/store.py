@@ -7,8 +7,9 @@ gathers them, during the sweep and after it, into two Parquet files in the exper
 - `trials.parquet`: one row per trial: trial id, every parameter (fixed and tuned) as its own
   column (lists as JSON text; `value()` decodes), status (finished, stopped by ASHA, early
   stopped, diverged, errored, unfinished), the error's last line, `epochs_run`, best and last
-  value of every metric (`best_<m>`, `last_<m>`), the epoch of the best objective, wall time
-  and resources;
+  value of every metric (`best_<m>`, `last_<m>`), the epoch of the best objective, wall time,
+  resources, where it ran (`node_id`, `nodes`, `cuda_visible_devices`) and how often it was
+  retried after a failure (`retries`);
 - `curves.parquet`: one row per report: trial id, step, epoch and every reported metric.
 
 `load(EXPERIMENT_DIR)` returns both as pandas frames, rebuilding them first where Tune's state
@@ -39,6 +40,8 @@ CURVES_FILE = "curves.parquet"
 TUNE_COLUMNS = {"timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "trial_id", "date",
                 "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
                 "iterations_since_restore", "training_iteration", "config", "experiment_tag"}
+# What raysweep's executors add to every report besides metrics (where the trial trained).
+PLACEMENT_COLUMNS = {"node_id", "cuda_visible_devices"}
 
 
 @dataclass
@@ -86,6 +89,16 @@ def value(cell):
     return cell
 
 
+def placement(history: pd.DataFrame) -> dict:
+    """Where a trial trained, from what its reports carry (runner.executors.placement): the
+    node of its last report, every node it ran on in order (a retried trial may move), and
+    the GPUs Ray gave it."""
+    nodes = [n for n in history.get("node_id", pd.Series(dtype=object)).dropna().astype(str) if n]
+    devices = history.get("cuda_visible_devices", pd.Series(dtype=object)).dropna()
+    return {"node_id": nodes[-1] if nodes else None, "nodes": _cell(list(dict.fromkeys(nodes))),
+            "cuda_visible_devices": str(devices.iloc[-1]) if len(devices) else None}
+
+
 def _best(series: pd.Series, mode: str):
     values = pd.to_numeric(series, errors="coerce")
     if not values.notna().any():
@@ -112,7 +125,7 @@ def build(experiment_dir: str | Path) -> Results:
             # A resumed trial re-runs the epochs after its last checkpoint: the re-run counts.
             history = history.drop_duplicates(subset="epoch", keep="last")
         history = history.reset_index(drop=True)
-        metrics = [c for c in history.columns if c not in TUNE_COLUMNS and c != "epoch"
+        metrics = [c for c in history.columns if c not in TUNE_COLUMNS | PLACEMENT_COLUMNS and c != "epoch"
                    and not c.startswith("config/") and pd.api.types.is_numeric_dtype(history[c])]
         epochs_run = int(history["epoch"].max()) if "epoch" in history and len(history) else 0
         config = space.decode(t.config, spec.params)
@@ -135,6 +148,7 @@ def build(experiment_dir: str | Path) -> Results:
         row["wall_time_s"] = float(history["time_total_s"].iloc[-1]) if "time_total_s" in history and len(history) else 0.0
         resources = t.placement_group_factory.required_resources
         row["cpus"], row["gpus"] = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
+        row.update(placement(history), retries=int(t.num_failures))
         row["path"] = str(t.path)
         trial_rows.append(row)
         if len(history):

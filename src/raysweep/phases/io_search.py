@@ -68,7 +68,7 @@ def io_trial(config: dict, *, plan, default_path: str, steps: int, warmup_steps:
     cfg = plan.config(config)
     cpus = float(config.get("cpus_per_worker", plan.cpus_per_worker))
     torch.set_num_threads(max(1, int(cpus)))
-    device = torch.device("cuda" if plan.gpus_per_worker > 0 and torch.cuda.is_available() else "cpu")
+    device = executors.trial_device(plan)
     workload = WORKLOADS[plan.workload]
     path = config.get("data_path") or default_path
 

@@ -73,7 +73,7 @@ def _tuner(spec: Spec, prepared: tuning.Prepared, experiment_dir: Path) -> tune.
             name=experiment_dir.name, storage_path=str(experiment_dir.parent),
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=2, checkpoint_score_attribute=spec.metric, checkpoint_score_order=spec.mode),
-            failure_config=tune.FailureConfig(max_failures=0),
+            failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries),
             callbacks=[progress, StoreWriter(str(experiment_dir)),
                        TensorBoardWriter(str(experiment_dir), spec.params, WORKLOADS[spec.workload].METRICS)],
             verbose=0),

@@ -12,6 +12,7 @@ Both call the same `raysweep.training.loop`, so a config gives the same metrics 
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from dataclasses import dataclass
 from functools import partial
@@ -82,6 +83,28 @@ def epoch_data(cfg: TrainingConfig, train_ds, val_ds) -> loop.EpochData:
     return loop.EpochData(train=train, val=val)
 
 
+def placement() -> dict[str, str]:
+    """Where this process trains: its Ray node and the GPUs Ray gave it (reported every epoch).
+
+    The results store keeps them per trial, so a sweep shows which node each trial ran on and
+    a GPU sweep which device it had.
+    """
+    return {"node_id": ray.get_runtime_context().get_node_id(),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+
+
+def trial_device(plan: TrialPlan) -> torch.device:
+    """CUDA where the trial holds a GPU and torch sees one; else the CPU (a logical GPU, a CPU build)."""
+    return torch.device("cuda" if plan.gpus_per_worker > 0 and torch.cuda.is_available() else "cpu")
+
+
+def train_device() -> torch.device:
+    """A Train worker's device: the GPU Ray Train assigned, where torch can use it; else the CPU."""
+    import ray.train.torch  # see run_torch_trainer
+
+    return ray.train.torch.get_device() if torch.cuda.is_available() else torch.device("cpu")
+
+
 def resume_files(saved) -> dict[str, dict] | None:
     """The files of the checkpoint Tune or Train hands a restarted trial; None for a fresh one."""
     if saved is None:
@@ -97,11 +120,14 @@ def run_in_trial(config: dict, *, plan: TrialPlan, datasets: dict) -> None:
     configure_ray_data()
     cfg = plan.config(config)
     torch.set_num_threads(max(1, int(plan.cpus_per_worker)))
-    device = torch.device("cuda" if plan.gpus_per_worker > 0 and torch.cuda.is_available() else "cpu")
+    device = trial_device(plan)
     workload = WORKLOADS[plan.workload]
     trainee = loop.build(workload, cfg, plan.meta, device=device, resume=resume_files(tune.get_checkpoint()))
 
+    where = placement()
+
     def report(metrics: dict, files: dict | None) -> None:
+        metrics = {**metrics, **where}
         if files is None:
             tune.report(metrics)
             return
@@ -118,17 +144,21 @@ def run_in_trial(config: dict, *, plan: TrialPlan, datasets: dict) -> None:
 def train_worker(config: dict, *, plan: TrialPlan) -> None:
     """Per-worker loop under Ray Train: DDP model, this worker's split of the stream."""
     import ray.train.torch  # here, not at the top: see run_torch_trainer
+
     configure_ray_data()
     cfg = plan.config(config)
     torch.set_num_threads(max(1, int(plan.cpus_per_worker)))
-    device = ray.train.torch.get_device()
+    device = train_device()
     workload = WORKLOADS[plan.workload]
-    wrap = ray.train.torch.prepare_model if plan.workers > 1 else (lambda m: m)
+    wrap = partial(ray.train.torch.prepare_model, move_to_device=device) if plan.workers > 1 else (lambda m: m)
     trainee = loop.build(workload, cfg, plan.meta, device=device, wrap_model=wrap,
                          resume=resume_files(ray.train.get_checkpoint()))
     rank = ray.train.get_context().get_world_rank()
 
+    where = placement()
+
     def report(metrics: dict, files: dict | None) -> None:
+        metrics = {**metrics, **where}
         with tempfile.TemporaryDirectory() as directory:
             saved = None
             if rank == 0 and files is not None:

@@ -10,14 +10,20 @@ other leaves Ray Data no CPU to read with, and the trial waits forever. The rule
   a whole CPU instead.
 - Streaming (not materialised) data keeps one CPU free for Ray Data's read tasks.
 - At most as many trials run at once as fit in what is left.
+
+On an autoscaling cluster (one `ray up` started: the head holds `~/ray_bootstrap_config.yaml`,
+as Ray Tune also checks) "the cluster" is what its node types can grow to, so trials that do
+not fit yet wait while the autoscaler adds nodes, and the nodes go again when the sweep ends.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import ray
+import yaml
 
 from raysweep.errors import UserError
 from raysweep.spec import Resources, Spec
@@ -71,9 +77,30 @@ def allocate(res: Resources, executor: str, *, cluster_cpus: float, cluster_gpus
                       cpus_per_trial=cpus_per_trial)
 
 
+BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
+
+
+def autoscaling_ceiling(config_path: str | Path = BOOTSTRAP_CONFIG) -> dict[str, float] | None:
+    """What an autoscaling cluster can grow to: each node type's `resources` times its
+    `max_workers` (the head once); None where this is no head of an autoscaling cluster."""
+    path = Path(config_path).expanduser()
+    if not path.is_file():
+        return None
+    config = yaml.safe_load(path.read_text()) or {}
+    total: dict[str, float] = {}
+    for name, node_type in (config.get("available_node_types") or {}).items():
+        count = 1 if name == config.get("head_node_type") else int(node_type.get("max_workers", 0))
+        for resource, amount in (node_type.get("resources") or {}).items():
+            total[resource] = total.get(resource, 0) + count * float(amount)
+    return total
+
+
 def for_cluster(spec: Spec, executor: str | None = None) -> Allocation:
-    """`allocate` for the spec on the Ray cluster this process is connected to."""
-    cluster = ray.cluster_resources()
+    """`allocate` for the spec on the Ray cluster this process is connected to (its ceiling,
+    where an autoscaler can add nodes)."""
+    cluster = dict(ray.cluster_resources())
+    for resource, amount in (autoscaling_ceiling() or {}).items():
+        cluster[resource] = max(cluster.get(resource, 0), amount)
     return allocate(
         spec.resources, executor or spec.executor, cluster_cpus=cluster.get("CPU", 0),
         cluster_gpus=cluster.get("GPU", 0), has_driver_slots=cluster.get(DRIVER_RESOURCE, 0) >= 1,

@@ -8,8 +8,8 @@
 
 from raysweep.search.space import Param
 from raysweep.spec.problems import Problems, SpecError
-from raysweep.spec.schema import SNAPSHOT_FILE, Data, IOSearch, LRFind, Resources, Scheduler, Search, Spec, WarmStart
+from raysweep.spec.schema import SNAPSHOT_FILE, Data, Failure, IOSearch, LRFind, Resources, Scheduler, Search, Spec, WarmStart
 from raysweep.spec.validate import load, validate, write_copy
 
-__all__ = ["SNAPSHOT_FILE", "Data", "IOSearch", "LRFind", "Param", "Problems", "Resources", "Scheduler", "Search",
+__all__ = ["SNAPSHOT_FILE", "Data", "Failure", "IOSearch", "LRFind", "Param", "Problems", "Resources", "Scheduler", "Search",
            "Spec", "SpecError", "WarmStart", "load", "validate", "write_copy"]

@@ -29,13 +29,14 @@ IO_CONFIG_KNOBS = ("batch_size", "prefetch_batches", "shuffle_buffer")
 IO_KNOBS = IO_CONFIG_KNOBS + ("data_path", "read_parallelism", "materialize", "cpus_per_worker")
 
 TOP_KEYS = ("name", "workload", "data", "metric", "mode", "fixed", "params", "search",
-            "scheduler", "resources", "storage_path", "lr_find", "io_search")
+            "scheduler", "resources", "failure", "storage_path", "lr_find", "io_search")
 SECTION_KEYS = {
     "data": ("path", "format", "materialize", "read_parallelism"),
     "search": ("algorithm", "num_samples", "seed", "points_to_evaluate", "warm_start"),
     "scheduler": ("type", "max_t", "grace_period", "reduction_factor"),
     "resources": ("workers_per_trial", "cpus_per_worker", "gpus_per_worker",
                   "max_concurrent_trials", "executor"),
+    "failure": ("max_retries",),
     "lr_find": LR_FIND_KEYS,
     "io_search": IO_SEARCH_KEYS,
 }
@@ -84,6 +85,18 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class Failure:
+    """What happens when a trial fails: it is retried from its last checkpoint this many times.
+
+    A trial fails when its node is lost (a spot instance taken back, a machine down) or its
+    process dies; Tune then starts it again elsewhere from its last epoch's checkpoint. A
+    trial that raises (a bug, a diverged loss) is retried too, so keep this small.
+    """
+
+    max_retries: int = 0
+
+
+@dataclass(frozen=True)
 class LRFind:
     """`raysweep lr-find`: steps to fit a subset, then one LR range test (Smith 2017)."""
 
@@ -120,6 +133,7 @@ class Spec:
     search: Search = Search()
     scheduler: Scheduler = Scheduler()
     resources: Resources = Resources()
+    failure: Failure = Failure()
     storage_path: str = "results"
     lr_find: LRFind = LRFind()
     io_search: IOSearch | None = None

@@ -8,7 +8,7 @@ from raysweep.checks import did_you_mean, is_int, is_number
 from raysweep.search import SEARCHERS, searchers, space
 from raysweep.search.space import Param
 from raysweep.spec.problems import Problems
-from raysweep.spec.schema import EXECUTORS, SCHEDULERS, SNAPSHOT_FILE, Resources, Scheduler, Search, WarmStart
+from raysweep.spec.schema import EXECUTORS, SCHEDULERS, SNAPSHOT_FILE, Failure, Resources, Scheduler, Search, WarmStart
 
 
 def search(problems: Problems, s: dict, params: list[Param]) -> Search:
@@ -128,3 +128,9 @@ def resources(problems: Problems, r: dict) -> Resources:
                      "use executor: torch_trainer (or auto)")
     return Resources(workers_per_trial=workers, cpus_per_worker=cpus, gpus_per_worker=gpus,
                      max_concurrent_trials=concurrent, executor=executor)
+
+
+def failure(problems: Problems, f: dict) -> Failure:
+    """`failure:`: how often a failed trial (a lost node, a crash) is retried from its checkpoint."""
+    retries = problems.number(f, "failure", "max_retries", Failure.max_retries, low=0, integer=True)
+    return Failure(max_retries=retries)

@@ -89,6 +89,7 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
     epochs = fixed.get("epochs", WORKLOADS[workload].Config().epochs if workload else None)
     scheduler = sections.scheduler(problems, section(problems, raw, "scheduler"), epochs, params)
     resources = sections.resources(problems, section(problems, raw, "resources"))
+    failure = sections.failure(problems, section(problems, raw, "failure"))
     storage = raw.get("storage_path", "results")
     if not isinstance(storage, str) or not storage:
         problems.bad("storage_path", f"must be a directory path, got {storage!r}")
@@ -99,7 +100,7 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
         return None
     return Spec(name=name, workload=workload, data=data, metric=metric, mode=mode,
                 fixed=fixed, params=tuple(params), search=search, scheduler=scheduler,
-                resources=resources, storage_path=storage, lr_find=lr_find,
+                resources=resources, failure=failure, storage_path=storage, lr_find=lr_find,
                 io_search=io_search, source=problems.source)
 
 

@@ -1,0 +1,17 @@
+#!/bin/bash
+# Run inside cluster/isolate.sh by test_autoscaling.py: a fake autoscaling cluster whose head
+# has no GPU, a sweep whose trials each want one, and the scale-down after it.
+#   autoscaling_sweep.sh WORK_DIR SPEC.json OUT.json
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+WORK=$1 SPEC=$2 OUT=$3
+BIN=$(dirname "$(command -v python)")
+export HOME=$WORK/home   # the head's ~/ray_bootstrap_config.yaml, as `ray up` leaves it
+mkdir -p "$HOME"
+cp "$HERE/fake_autoscaling.yaml" "$HOME/ray_bootstrap_config.yaml"
+# The fake provider, polled every second, on the v1 autoscaler (v2's monitor crashes with it in 2.60).
+export RAY_FAKE_CLUSTER=1 AUTOSCALER_UPDATE_INTERVAL_S=1 RAY_enable_autoscaler_v2=0
+"$BIN/ray" start --head --port=6379 --num-cpus=1 --resources='{"raysweep_trial_driver": 100}' \
+  --autoscaling-config="$HOME/ray_bootstrap_config.yaml" --include-dashboard=false >"$WORK/ray_start.log" 2>&1
+python "$HERE/autoscaling_sweep.py" "$SPEC" "$OUT" 127.0.0.1:6379
+"$BIN/ray" stop --force >/dev/null 2>&1 || true
