@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 DEMO_DATA ?= data/glideator
 
-.PHONY: demo test test-fast lint install data clean browser
+.PHONY: demo test test-fast lint cluster-smoke install data clean browser
 
 install: $(VENV)/.installed
 
@@ -48,6 +48,15 @@ test-fast: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench
 	$(BIN)/lint-imports --no-logo
+
+# `ray up cluster.local.yaml` for real on this machine: two nodes, each an sshd of its own in
+# private namespaces, a sweep through `ray job submit`, `ray down` (cluster/smoke.sh; about 80 s).
+# Needs root; installs Debian's openssh-server and rsync when missing.
+cluster-smoke: $(VENV)/.installed
+	@test -x /usr/sbin/sshd && command -v rsync >/dev/null 2>&1 || \
+	  apt-get install -y -qq --no-install-recommends openssh-server rsync >/dev/null 2>&1 || \
+	  { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends openssh-server rsync >/dev/null; }
+	cluster/smoke.sh
 
 clean:
 	rm -rf $(VENV) data results
