@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from raysweep import __version__
+from raysweep.datasets import location
 from raysweep.spec import SNAPSHOT_FILE, Spec, SpecError, load
 
 PROVENANCE_FILE = "provenance.json"
@@ -37,7 +38,7 @@ TRAIN_RUNS_DIR = "train_runs"   # TorchTrainer trials keep their checkpoints her
 def snapshot(spec: Spec) -> dict:
     """The spec as run: overrides applied, data and storage paths made absolute."""
     raw = dict(spec.raw)
-    raw["data"] = {**raw.get("data", {}), "path": str(Path(spec.data.path).resolve())}
+    raw["data"] = {**raw.get("data", {}), "path": location.absolute(spec.data.path)}
     raw["storage_path"] = str(Path(spec.storage_path).expanduser().resolve())
     if spec.search.warm_start:
         raw["search"] = {**raw["search"], "warm_start": {

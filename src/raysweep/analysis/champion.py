@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 from ray.tune import ExperimentAnalysis
 
 from raysweep import experiment
 from raysweep.analysis import diagnose, leaderboard, store
 from raysweep.checks import is_missing
-from raysweep.datasets import batching, shards
+from raysweep.datasets import batching, location, shards
 from raysweep.spec import SpecError
 from raysweep.training import checkpoint
 from raysweep.workloads import WORKLOADS, Workload, config_from_trial, field_types
@@ -87,8 +86,8 @@ def read_rows(data_dir: str | Path, meta: dict, split: str, limit: int | None = 
         raise shards.DataError(f"{data_dir} holds {fmt} shards; predict reads Parquet datasets")
     paths = shards.shard_paths(data_dir, split, fmt)
     if not paths:
-        raise shards.DataError(f"{Path(data_dir) / split} holds no Parquet shards")
-    table = pq.read_table(paths, columns=list(dict.fromkeys(meta["columns"].values())))
+        raise shards.DataError(f"{location.join(data_dir, split)} holds no Parquet shards")
+    table = location.read_parquet(paths, columns=list(dict.fromkeys(meta["columns"].values())))
     return batching.arrow_to_torch(table.slice(0, limit) if limit else table)
 
 

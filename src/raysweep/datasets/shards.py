@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from raysweep.datasets import location
 from raysweep.errors import UserError
 
 FORMATS = ("parquet", "webdataset")
@@ -89,7 +90,7 @@ def _write_tar(columns: dict[str, np.ndarray], path: Path, first_key: int) -> No
 
 def tar_members(path: str | Path) -> dict[str, str]:
     """Member suffixes of a WebDataset shard's first sample -> column names ("x.npy" -> "x")."""
-    with tarfile.open(path) as tar:
+    with location.open_input(path) as stream, tarfile.open(fileobj=stream) as tar:
         first = None
         out = {}
         for info in tar:
@@ -120,26 +121,27 @@ def read_meta(data_dir: str | Path, *, make_hint: str = "") -> dict:
     Raises:
         DataError: naming the missing piece and, where known, the command that makes it.
     """
-    data_dir = Path(data_dir)
     hint = f" Create it with: {make_hint}" if make_hint else ""
-    meta_path = data_dir / META_FILE
-    if not data_dir.is_dir():
-        raise DataError(f"data directory {str(data_dir)!r} does not exist.{hint}")
-    if not meta_path.is_file():
-        raise DataError(f"{meta_path} is missing; is {str(data_dir)!r} a raysweep dataset?{hint}")
+    meta_path = location.join(data_dir, META_FILE)
     try:
-        meta = json.loads(meta_path.read_text())
+        if not location.exists(data_dir, directory=True):
+            raise DataError(f"data directory {str(data_dir)!r} does not exist.{hint}")
+        if not location.exists(meta_path):
+            raise DataError(f"{meta_path} is missing; is {str(data_dir)!r} a raysweep dataset?{hint}")
+        meta = json.loads(location.read_text(meta_path))
     except json.JSONDecodeError as exc:
         raise DataError(f"{meta_path} is not valid JSON ({exc}); regenerate the dataset.{hint}") from None
+    except OSError as exc:   # a URI whose bucket, credentials or server cannot be reached
+        raise DataError(f"cannot read {str(data_dir)!r}: {exc}") from None
     for split in SPLITS:
         if not shard_paths(data_dir, split, meta.get("format", "parquet")):
-            raise DataError(f"{data_dir / split} holds no {meta.get('format')} shards.{hint}")
+            raise DataError(f"{location.join(data_dir, split)} holds no {meta.get('format')} shards.{hint}")
     return meta
 
 
 def shard_paths(data_dir: str | Path, split: str, fmt: str) -> list[str]:
-    suffix = ".parquet" if fmt == "parquet" else ".tar"
-    return sorted(str(p) for p in (Path(data_dir) / split).glob(f"*{suffix}"))
+    """A split's shard files, sorted (local paths, or URIs for a dataset at a URI)."""
+    return location.files(location.join(data_dir, split), ".parquet" if fmt == "parquet" else ".tar")
 
 
 def check_readable(data_dir: str | Path, meta: dict) -> None:
@@ -154,7 +156,7 @@ def check_readable(data_dir: str | Path, meta: dict) -> None:
                 if fmt == "parquet":
                     pq.read_metadata(path)
                 else:
-                    with tarfile.open(path) as tar:
+                    with location.open_input(path) as stream, tarfile.open(fileobj=stream) as tar:
                         tar.getmembers()
             except Exception as exc:  # noqa: BLE001 - pyarrow and tarfile raise several types
                 raise DataError(f"shard {path} is unreadable ({type(exc).__name__}: {exc}). "

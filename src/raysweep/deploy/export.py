@@ -30,7 +30,7 @@ import torch
 from raysweep import experiment
 from raysweep.analysis import champion
 from raysweep.checks import is_missing
-from raysweep.datasets import shards
+from raysweep.datasets import location, shards
 from raysweep.training import loop
 from raysweep.workloads import WORKLOADS
 
@@ -100,7 +100,7 @@ def export(experiment_dir: str | Path, to: str | Path, *, metric: str | None = N
         "inputs": [{"name": n, "dtype": str(t.dtype).replace("torch.", ""), "shape": [-1, *t.shape[1:]]}
                    for n, t in zip(names, inputs)],
         "outputs": meta.get("target_names") if meta.get("task") != "multiclass" else meta.get("classes"),
-        "data": {"path": str(Path(s.data.path).resolve()), "rows": meta.get("rows"),
+        "data": {"path": location.absolute(s.data.path), "rows": meta.get("rows"),
                  "made_by": meta.get("generator") or meta.get("source"), "split": meta.get("split")},
         "inference": {"device": "cpu", "torch_threads": torch.get_num_threads(),
                       "latency_ms_one_row": round(latency_s * 1e3, 4),

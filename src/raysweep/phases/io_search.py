@@ -31,7 +31,7 @@ from ray import tune
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 
 from raysweep import experiment
-from raysweep.datasets import ray_data, shards
+from raysweep.datasets import location, ray_data, shards
 from raysweep.runner import executors, tuning
 from raysweep.runner.resources import SizingError
 from raysweep.runner.session import start_ray
@@ -134,11 +134,11 @@ def run(spec: Spec, *, address: str | None = None) -> tuple[Path, pd.DataFrame]:
     streams = False in grid.get("materialize", [spec.data.materialize])
     per_trial = _trial_resources(spec, ray.cluster_resources().get("CPU", 0), streams)
     fixed = {**tuning.fixed_values(spec), **space.baseline(spec.params, skip=grid)}
-    defaults = {"data_path": str(Path(spec.data.path).resolve()), "materialize": spec.data.materialize,
+    defaults = {"data_path": location.absolute(spec.data.path), "materialize": spec.data.materialize,
                 "read_parallelism": spec.data.read_parallelism}
     # Trials run elsewhere, so paths must not depend on the working directory; the table and a
     # written spec show them as the spec gave them.
-    given_paths = {str(Path(p).resolve()): p for p in grid.get("data_path", [])}
+    given_paths = {location.absolute(p): p for p in grid.get("data_path", [])}
     if given_paths:
         grid["data_path"] = list(given_paths)
     param_space = {**fixed, **{k: v for k, v in defaults.items() if k not in grid},
