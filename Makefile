@@ -50,9 +50,10 @@ lint: $(VENV)/.installed
 	$(BIN)/lint-imports --no-logo
 
 # `ray up cluster.local.yaml` for real on this machine: two nodes, each an sshd of its own in
-# private namespaces, a sweep through `ray job submit`, `ray down` (cluster/smoke.sh; about 80 s).
+# private namespaces, a sweep through `ray job submit`, `ray down` (cluster/smoke.sh; about 90 s).
 # Needs root; installs Debian's openssh-server and rsync when missing.
 cluster-smoke: $(VENV)/.installed
+	@[ "$$(id -u)" = 0 ] || { echo "make cluster-smoke needs root (sshd, namespaces)" >&2; exit 2; }
 	@test -x /usr/sbin/sshd && command -v rsync >/dev/null 2>&1 || \
 	  apt-get install -y -qq --no-install-recommends openssh-server rsync >/dev/null 2>&1 || \
 	  { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends openssh-server rsync >/dev/null; }

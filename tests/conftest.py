@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import copy
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
+import pyarrow.fs as pafs
 import pytest
 import ray
 
@@ -65,3 +75,73 @@ def experiment(ray_session, tiny_data, tmp_path_factory):
     raw["fixed"]["epochs"] = 4
     raw["scheduler"] = {"type": "asha", "grace_period": 1, "reduction_factor": 2}
     return sweep.run(spec.validate(raw, overrides=["search.num_samples=1"]))
+
+
+def run_cluster_script(script: Path, raw: dict, tmp_path: Path, *args: str, timeout_s: int = 600) -> dict:
+    """Run a helper that starts a Ray cluster of its own, in its own process group with a private
+    RAY_TMPDIR (a short path: Ray's sockets live there), and return the JSON it wrote.
+
+    On a timeout the whole group is killed, the cluster's raylets with it.
+    """
+    (tmp_path / "spec.json").write_text(json.dumps(raw))
+    with tempfile.TemporaryDirectory(prefix="rs-", dir="/tmp") as ray_tmp:
+        command = [sys.executable, str(script), str(tmp_path / "spec.json"), str(tmp_path / "out.json"), *args]
+        proc = subprocess.Popen(command, env={**os.environ, "RAY_TMPDIR": ray_tmp}, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        try:
+            output, _ = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            output, _ = proc.communicate()
+        assert proc.returncode == 0, output[-4000:]
+    return json.loads((tmp_path / "out.json").read_text())
+
+
+MOTO_SERVER = Path(sys.executable).with_name("moto_server")
+BUCKET = "raysweep-test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3(tiny_data, tmp_path_factory):
+    """A moto S3 server on 127.0.0.1 holding the tiny dataset at s3://raysweep-test/tiny."""
+    port = free_port()
+    server = subprocess.Popen([str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while not listening(port):
+            assert time.monotonic() < deadline and server.poll() is None, "moto_server did not start"
+            time.sleep(0.1)
+        yield from _serve_bucket(endpoint, tiny_data, tmp_path_factory)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _serve_bucket(endpoint: str, tiny_data, tmp_path_factory):
+    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        # Working copies of experiments stored in the bucket go here, not to ~/.cache.
+        patch.setenv("RAYSWEEP_CACHE", str(tmp_path_factory.mktemp("cache")))
+        bucket = pafs.S3FileSystem(endpoint_override=endpoint, allow_bucket_creation=True)
+        bucket.create_dir(BUCKET)
+        pafs.copy_files(str(tiny_data), f"{BUCKET}/tiny", destination_filesystem=bucket)
+        yield env

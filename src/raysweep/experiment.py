@@ -8,6 +8,13 @@
         train_runs/           checkpoints of TorchTrainer trials, one Train run per trial
         trials.parquet, curves.parquet, leaderboard.*, plots/, report.html   (raysweep.analysis)
 
+`storage_path` may be a local directory or a URI (`s3://bucket/results`, `gs://...`). Tune and
+Train write their state and checkpoints there themselves, from every node. raysweep reads and
+writes through a local directory: the experiment itself, or for a URI a working copy under
+`~/.cache/raysweep` (`RAYSWEEP_CACHE`) that remembers its home (`pull` fetches it, `push`
+uploads what raysweep wrote; `local_dir` turns a path or URI a user gives into such a
+directory). Everything above this module takes a local `Path`.
+
 This module creates the directory and owns raysweep's own files in it: the spec snapshot (its
 name, `spec.SNAPSHOT_FILE`, sits with the spec, which checks a warm start's experiment for it),
 provenance, and where a trial's checkpoints are. The analysis writes its files beside them;
@@ -16,7 +23,9 @@ Tune's own state is read through Tune's `ExperimentAnalysis`.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import platform
 import shlex
 import sys
@@ -25,6 +34,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+import pyarrow.fs as pafs
 import yaml
 
 from raysweep import __version__
@@ -33,40 +43,124 @@ from raysweep.spec import SNAPSHOT_FILE, Spec, SpecError, load
 
 PROVENANCE_FILE = "provenance.json"
 TRAIN_RUNS_DIR = "train_runs"   # TorchTrainer trials keep their checkpoints here
+HOME_FILE = ".raysweep_home"    # in a working copy: the URI of the experiment it copies
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("RAYSWEEP_CACHE", "~/.cache/raysweep")).expanduser() / "experiments"
 
 
 def snapshot(spec: Spec) -> dict:
     """The spec as run: overrides applied, data and storage paths made absolute."""
     raw = dict(spec.raw)
     raw["data"] = {**raw.get("data", {}), "path": location.absolute(spec.data.path)}
-    raw["storage_path"] = str(Path(spec.storage_path).expanduser().resolve())
+    raw["storage_path"] = location.absolute(spec.storage_path)
     if spec.search.warm_start:
         raw["search"] = {**raw["search"], "warm_start": {
-            **raw["search"]["warm_start"], "experiment": str(Path(spec.search.warm_start.experiment).resolve())}}
+            **raw["search"]["warm_start"], "experiment": location.absolute(spec.search.warm_start.experiment)}}
     return raw
 
 
+def _working_copy(home: str) -> Path:
+    """Where the experiment at URI `home` is copied to on this machine."""
+    name = home.rstrip("/").rsplit("/", 1)[-1]
+    local = cache_dir() / hashlib.sha1(home.encode()).hexdigest()[:10] / name
+    local.mkdir(parents=True, exist_ok=True)
+    (local / HOME_FILE).write_text(home)
+    return local
+
+
 def create(spec: Spec, phase: str = "") -> Path:
-    """`storage_path/<name>[-phase]-<timestamp>/` with the spec snapshot written into it."""
-    storage = Path(spec.storage_path).expanduser().resolve()
+    """`storage_path/<name>[-phase]-<timestamp>/` with the spec snapshot written into it; returns
+    the local directory (for a URI, its working copy, with the snapshot already uploaded)."""
+    storage = location.absolute(spec.storage_path)
     stem = f"{spec.name}-{phase}" if phase else spec.name
-    experiment_dir = storage / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    while experiment_dir.exists():  # two sweeps started within one second
-        experiment_dir = experiment_dir.with_name(experiment_dir.name + "x")
-    experiment_dir.mkdir(parents=True)
-    (experiment_dir / SNAPSHOT_FILE).write_text(
+    home = location.join(storage, f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    while location.exists(home):  # two sweeps started within one second
+        home += "x"
+    local = _working_copy(home) if location.is_uri(home) else Path(home)
+    local.mkdir(parents=True, exist_ok=True)
+    (local / SNAPSHOT_FILE).write_text(
         f"# {spec.source} as run by raysweep\n" + yaml.safe_dump(snapshot(spec), sort_keys=False))
+    push(local, [SNAPSHOT_FILE])
+    return local
+
+
+def is_copy(experiment_dir: Path) -> bool:
+    """Is this directory the working copy of an experiment stored at a URI?"""
+    return (Path(experiment_dir) / HOME_FILE).is_file()
+
+
+def home(experiment_dir: Path) -> str:
+    """Where an experiment is stored: its URI for a working copy, else the directory itself."""
+    marker = Path(experiment_dir) / HOME_FILE
+    return marker.read_text().strip() if marker.is_file() else str(Path(experiment_dir).resolve())
+
+
+def tune_location(experiment_dir: Path) -> tuple[str, str]:
+    """(storage_path, name) for Tune's RunConfig: Tune writes the experiment at its home."""
+    stored = home(experiment_dir).rstrip("/")
+    storage, name = stored.rsplit("/", 1)
+    return storage, name
+
+
+def train_runs(experiment_dir: Path) -> str:
+    """Where TorchTrainer trials keep their checkpoints (Train writes them there from any node)."""
+    return location.join(home(experiment_dir), TRAIN_RUNS_DIR)
+
+
+def _home_fs(experiment_dir: Path) -> tuple[pafs.FileSystem, str] | None:
+    stored = home(experiment_dir)
+    return pafs.FileSystem.from_uri(stored) if location.is_uri(stored) else None
+
+
+def pull(experiment_dir: Path) -> Path:
+    """Bring a working copy up to date with its home (Tune's state, trials, checkpoints)."""
+    remote = _home_fs(experiment_dir)
+    if remote is not None:
+        filesystem, inner = remote
+        pafs.copy_files(inner, str(experiment_dir), source_filesystem=filesystem,
+                        destination_filesystem=pafs.LocalFileSystem())
     return experiment_dir
 
 
+def push(experiment_dir: Path, names: list[str]) -> None:
+    """Upload what raysweep wrote into a working copy (the top-level `names` that exist) to its home."""
+    remote = _home_fs(experiment_dir)
+    if remote is None:
+        return
+    filesystem, inner = remote
+    for name in names:
+        if (Path(experiment_dir) / name).exists():
+            pafs.copy_files(str(Path(experiment_dir) / name), f"{inner}/{name}",
+                            source_filesystem=pafs.LocalFileSystem(), destination_filesystem=filesystem)
+
+
+def local_dir(path: str | Path) -> Path:
+    """A local directory for the experiment at `path`: itself, or for a URI a fresh working copy.
+
+    Raises:
+        SpecError: where `path` holds no raysweep experiment.
+    """
+    if not location.is_uri(path):
+        return Path(path)
+    if not location.exists(location.join(str(path), SNAPSHOT_FILE)):
+        raise SpecError([f"{path}: not a raysweep experiment ({SNAPSHOT_FILE} is missing)"])
+    return pull(_working_copy(str(path).rstrip("/")))
+
+
 def load_spec(experiment_dir: str | Path) -> Spec:
-    """The spec an experiment ran; a SpecError for a directory that is not an experiment."""
+    """The spec an experiment ran; a SpecError for a directory that is not an experiment.
+
+    Its dataset is not checked again: ranking or reporting on a laptop must not need the data
+    that the cluster trained on (export and resume read it themselves, and say so if it is gone).
+    """
     experiment_dir = Path(experiment_dir)
     path = experiment_dir / SNAPSHOT_FILE
     if not path.is_file():
         raise SpecError([f"{experiment_dir}: not a raysweep experiment directory "
                          f"({SNAPSHOT_FILE} is missing)"])
-    return load(path)
+    return load(path, check_data=False)
 
 
 def versions() -> dict[str, str]:
@@ -88,6 +182,7 @@ def record_provenance(experiment_dir: Path, event: str) -> None:
     runs.append({"event": event, "command": command,
                  "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": versions()})
     (experiment_dir / PROVENANCE_FILE).write_text(json.dumps(runs, indent=2) + "\n")
+    push(experiment_dir, [PROVENANCE_FILE])
 
 
 def read_provenance(experiment_dir: Path) -> list[dict]:

@@ -8,13 +8,10 @@ as on a cluster they come from the instance profile.
 from __future__ import annotations
 
 import copy
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import pyarrow.fs as pafs
 import pytest
 import yaml
 
@@ -22,40 +19,7 @@ from raysweep import cli, spec
 from raysweep.analysis import store
 from raysweep.datasets import location, shards
 
-from conftest import BASE_SPEC
-
-MOTO_SERVER = Path(sys.executable).with_name("moto_server")
-BUCKET = "raysweep-test"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3(tiny_data):
-    """A moto S3 server on 127.0.0.1 holding the tiny dataset at s3://raysweep-test/tiny."""
-    port = free_port()
-    server = subprocess.Popen([str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
-        assert time.monotonic() < deadline and server.poll() is None, "moto_server did not start"
-        time.sleep(0.1)
-    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1"}
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, value)
-        bucket = pafs.S3FileSystem(endpoint_override=endpoint, allow_bucket_creation=True)
-        bucket.create_dir(BUCKET)
-        pafs.copy_files(str(tiny_data), f"{BUCKET}/tiny", destination_filesystem=bucket)
-        yield env
-    server.terminate()
-    server.wait(timeout=30)
+from conftest import BASE_SPEC, BUCKET
 
 
 def raw_spec_on_s3(tmp_path, data: str) -> dict:
@@ -74,7 +38,15 @@ def test_a_dataset_in_a_bucket_validates_and_a_missing_one_says_how_to_make_it(s
     with pytest.raises(spec.SpecError) as info:
         spec.validate(raw_spec_on_s3(tmp_path, f"s3://{BUCKET}/absent"))
     assert (f"data.path: data directory 's3://{BUCKET}/absent' does not exist. Create it with: "
-            f"raysweep data glideator --out s3://{BUCKET}/absent") in info.value.problems[0]
+            f"raysweep data glideator --out DIR, then upload DIR to s3://{BUCKET}/absent") in info.value.problems[0]
+    with pytest.raises(spec.SpecError, match="cannot read 'nosuch://x/y'.*s3://bucket/data"):
+        spec.validate(raw_spec_on_s3(tmp_path, "nosuch://x/y"))
+
+
+def test_data_commands_write_locally_and_say_how_to_upload(tmp_path, capsys):
+    assert cli.main(["data", "glideator", "--out", f"s3://{BUCKET}/new"]) == 2
+    assert "write it there, then upload it" in capsys.readouterr().err
+    assert not Path("s3:").exists()
 
 
 @pytest.mark.slow

@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,31 +15,21 @@ from ray.tune import ExperimentAnalysis
 
 from raysweep.analysis import store
 
-from conftest import BASE_SPEC
+from conftest import BASE_SPEC, run_cluster_script
 
 pytestmark = pytest.mark.slow
 SCRIPT = Path(__file__).with_name("multinode_sweep.py")
 
 
-def sweep_on_three_nodes(tiny_data, tmp_path, *, kill: bool, **changes) -> tuple[dict, store.Results]:
-    raw = copy.deepcopy(BASE_SPEC)
-    raw.update(data={"path": str(tiny_data)}, storage_path=str(tmp_path / "results"), **changes)
-    raw["resources"] = {"max_concurrent_trials": 3}
-    (tmp_path / "spec.json").write_text(json.dumps(raw))
-    # This cluster's session files, seen by no other process (a short path: Ray's sockets live there).
-    with tempfile.TemporaryDirectory(prefix="rs-", dir="/tmp") as ray_tmp:
-        env = {**os.environ, "RAY_TMPDIR": ray_tmp}
-        args = [sys.executable, str(SCRIPT), str(tmp_path / "spec.json"), str(tmp_path / "out.json")]
-        result = subprocess.run(args + (["--kill-a-worker"] if kill else []), env=env, capture_output=True,
-                                text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    out = json.loads((tmp_path / "out.json").read_text())
+def sweep_on_three_nodes(raw_spec, tmp_path, *, kill: bool, **changes) -> tuple[dict, store.Results]:
+    raw = {**copy.deepcopy(raw_spec), **changes, "resources": {"max_concurrent_trials": 3}}
+    out = run_cluster_script(SCRIPT, raw, tmp_path, *(["--kill-a-worker"] if kill else []))
     return out, store.load(out["experiment_dir"])
 
 
-def test_trials_spread_over_the_nodes(tiny_data, tmp_path):
+def test_trials_spread_over_the_nodes(raw_spec, tmp_path):
     out, results = sweep_on_three_nodes(
-        tiny_data, tmp_path, kill=False, search={"algorithm": "random", "num_samples": 3, "seed": 0})
+        raw_spec, tmp_path, kill=False, search={"algorithm": "random", "num_samples": 3, "seed": 0})
     trials = results.trials
     assert (trials["status"] == "finished").all() and trials["best_val_loss"].notna().all()
     nodes = set(trials["node_id"])
@@ -54,10 +40,10 @@ def test_trials_spread_over_the_nodes(tiny_data, tmp_path):
     assert (trials["retries"] == 0).all()
 
 
-def test_losing_a_node_retries_its_trial_from_the_last_checkpoint(tiny_data, tmp_path):
+def test_losing_a_node_retries_its_trial_from_the_last_checkpoint(raw_spec, tmp_path):
     fixed = {**BASE_SPEC["fixed"], "epochs": 6}
     out, results = sweep_on_three_nodes(
-        tiny_data, tmp_path, kill=True, fixed=fixed, failure={"max_retries": 2},
+        raw_spec, tmp_path, kill=True, fixed=fixed, failure={"max_retries": 2},
         search={"algorithm": "random", "num_samples": 3, "seed": 0})
     killed = out["killed"]
     assert killed, "a trial ran on the first worker node and that node was removed"

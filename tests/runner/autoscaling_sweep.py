@@ -32,7 +32,7 @@ def main(spec_file: str, out_file: str, address: str) -> None:
     s = spec.validate(json.loads(Path(spec_file).read_text()))
     start_ray(address)
     before = {"nodes": alive_nodes(), "gpus": ray.cluster_resources().get("GPU", 0)}
-    allocation = resources.for_cluster(s)
+    allocation = resources.for_cluster(s, joined=True)
     seen: list[int] = []
     stop = threading.Event()
     threading.Thread(target=count_nodes, args=(seen, stop), daemon=True).start()

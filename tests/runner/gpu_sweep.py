@@ -3,11 +3,11 @@
 Run by test_gpu_scheduling.py in a process of its own (the session's shared Ray has no GPU);
 the test gives it a private RAY_TMPDIR.
 
-    python gpu_sweep.py SPEC.json OUT.json
+    python gpu_sweep.py SPEC.json OUT.json N_GPUS
 
-Ray is started with 8 logical CPUs and 1 logical GPU, so the GPU, not the CPUs, bounds how many
-trials run at once. A thread samples the free GPU while the sweep runs: if the driver or Ray
-Data held any of it, fewer trials could run than the fractions allow.
+Ray is started with 10 logical CPUs and N_GPUS logical GPUs, so the GPUs, not the CPUs, bound
+how many trials run at once. A thread samples the free GPUs while the sweep runs: if the driver or
+Ray Data held any, fewer trials could run than the fractions allow.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ def sample_free_gpu(free: list[float], stop: threading.Event) -> None:
         free.append(ray.available_resources().get("GPU", 0.0))
 
 
-def main(spec_file: str, out_file: str) -> None:
+def main(spec_file: str, out_file: str, n_gpus: int) -> None:
     s = spec.validate(json.loads(Path(spec_file).read_text()))
-    ray.init(num_cpus=8, num_gpus=1, resources={DRIVER_RESOURCE: 100}, include_dashboard=True,
+    ray.init(num_cpus=10, num_gpus=n_gpus, resources={DRIVER_RESOURCE: 100}, include_dashboard=True,
              dashboard_host="127.0.0.1", dashboard_port=None, log_to_driver=False)
-    allocation = resources.for_cluster(s)
+    allocation = resources.for_cluster(s)   # the local Ray started here: no autoscaler
     free: list[float] = []
     stop = threading.Event()
     threading.Thread(target=sample_free_gpu, args=(free, stop), daemon=True).start()
@@ -48,4 +48,4 @@ def main(spec_file: str, out_file: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))

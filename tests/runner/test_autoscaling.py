@@ -24,10 +24,16 @@ from conftest import BASE_SPEC
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.slow
-can_isolate = os.geteuid() == 0 and shutil.which("unshare") is not None
 
 
-@pytest.mark.skipif(not can_isolate, reason="needs root and unshare to isolate its Ray cluster")
+def can_isolate() -> bool:
+    """Root that may make namespaces (not every container's root may), and iproute2's `ip`."""
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
+        return False
+    return subprocess.run(["unshare", "--mount", "--pid", "--net", "--fork", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not can_isolate(), reason="needs root allowed to make namespaces (unshare) and `ip`")
 def test_gpu_trials_wait_for_the_autoscaler_and_the_nodes_go_afterwards(tiny_data, tmp_path):
     raw = copy.deepcopy(BASE_SPEC)
     raw.update(data={"path": str(tiny_data)}, storage_path=str(tmp_path / "results"),

@@ -157,3 +157,14 @@ def test_warm_start_needs_an_experiment_directory(raw_spec, tmp_path):
     found = problems(raw_spec)
     assert any("search.warm_start.experiment:" in p and "is not a raysweep experiment directory" in p for p in found)
     assert any("search.warm_start.top: must be an integer >= 1, got 0" in p for p in found)
+
+
+def test_failure_retries_are_a_count(raw_spec):
+    assert spec.validate(raw_spec).failure.max_retries == 0, "no retries unless asked"
+    assert spec.validate({**raw_spec, "failure": {"max_retries": 2}}).failure.max_retries == 2
+    for bad, message in (({"max_retries": -1}, "failure.max_retries: must be an integer >= 0, got -1"),
+                         ({"max_retries": 1.5}, "failure.max_retries: must be an integer >= 0, got 1.5"),
+                         ({"max_retry": 2}, "failure.max_retry: unknown key. Did you mean 'max_retries'?")):
+        with pytest.raises(spec.SpecError) as info:
+            spec.validate({**raw_spec, "failure": bad}, source="s.yaml")
+        assert any(message in p for p in info.value.problems), info.value.problems

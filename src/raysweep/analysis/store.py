@@ -121,6 +121,7 @@ def build(experiment_dir: str | Path) -> Results:
     trial_rows, curve_parts = [], []
     for t in analysis.trials:
         history = frames.get(t.trial_id, pd.DataFrame())
+        where = placement(history)   # before the re-run epochs replace the first attempt's
         if "epoch" in history:
             # A resumed trial re-runs the epochs after its last checkpoint: the re-run counts.
             history = history.drop_duplicates(subset="epoch", keep="last")
@@ -134,7 +135,7 @@ def build(experiment_dir: str | Path) -> Results:
         patience = "restored_best_epoch" in history and history["restored_best_epoch"].notna().any()
         row = {"trial": t.trial_id, **{k: _cell(v) for k, v in config.items()},
                "status": stop_reason(t.status, epochs_run, planned, error, spec.scheduler.type == "asha", patience),
-               "error": _last_line(error), "epochs_run": epochs_run}
+               "error": _last_line(error) if t.status == "ERROR" else "", "epochs_run": epochs_run}
         best_index = _best(history[spec.metric], spec.mode)[1] if spec.metric in history else None
         row["best_epoch"] = int(history.loc[best_index, "epoch"]) if best_index is not None else None
         for m in metrics:   # best and last of each metric; last only of what is no score (lr)
@@ -148,7 +149,8 @@ def build(experiment_dir: str | Path) -> Results:
         row["wall_time_s"] = float(history["time_total_s"].iloc[-1]) if "time_total_s" in history and len(history) else 0.0
         resources = t.placement_group_factory.required_resources
         row["cpus"], row["gpus"] = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
-        row.update(placement(history), retries=int(t.num_failures))
+        # Tune counts a trial's final failure too; retries are the failures it came back from.
+        row.update(where, retries=int(t.num_failures) - int(t.status == "ERROR"))
         row["path"] = str(t.path)
         trial_rows.append(row)
         if len(history):

@@ -13,12 +13,18 @@ import sys
 from pathlib import Path
 
 from raysweep import experiment
-from raysweep.analysis import diagnose, leaderboard, plots, report
+from raysweep.analysis import diagnose, leaderboard, plots, report, store
 from raysweep.checks import did_you_mean
 from raysweep.deploy import export
 from raysweep.phases import io_search, lr_find, sweep
 from raysweep.spec import SpecError
 from raysweep.spec import load as spec_load
+
+
+def _push_outputs(experiment_dir: Path) -> None:
+    """For an experiment stored at a URI: upload what the command wrote into its working copy."""
+    experiment.push(experiment_dir, [*leaderboard.LEADERBOARD_FILES, store.TRIALS_FILE, store.CURVES_FILE,
+                                     report.REPORT_FILE, plots.PLOTS_DIR])
 
 
 def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int = 10,
@@ -31,6 +37,7 @@ def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int
         print(f"{experiment_dir}: no trials have reported yet.")
         return 0
     paths = leaderboard.write(table, experiment_dir)
+    _push_outputs(experiment_dir)
     print(leaderboard.format_table(table, top))
     print(f"\n{len(table)} trials; statuses: "
           + ", ".join(f"{n} {s}" for s, n in table["status"].value_counts().items()))
@@ -70,7 +77,7 @@ def _run(args: argparse.Namespace) -> int:
         print("\ninterrupted; finish it with: raysweep resume <experiment dir printed above>",
               file=sys.stderr)
         return 130
-    print(f"\nresults: {experiment_dir}")
+    print(f"\nresults: {experiment.home(experiment_dir)}")
     return _finish(experiment_dir)
 
 
@@ -111,31 +118,36 @@ def _io_search(args: argparse.Namespace) -> int:
 
 
 def _rank(args: argparse.Namespace) -> int:
-    s = experiment.load_spec(args.experiment_dir)  # a clear error for a directory that is not one
+    experiment_dir = experiment.local_dir(args.experiment_dir)
+    s = experiment.load_spec(experiment_dir)  # a clear error for a directory that is not one
     if args.group_by and args.group_by not in s.tuned:
         raise SpecError([f"--group-by {args.group_by}: not a tuned parameter of this experiment."
                          f"{did_you_mean(args.group_by, s.tuned)} Tuned: {', '.join(s.tuned)}."])
-    _print_leaderboard(Path(args.experiment_dir), metric=args.metric, mode=args.mode, top=args.top,
+    _print_leaderboard(experiment_dir, metric=args.metric, mode=args.mode, top=args.top,
                        group_by=args.group_by)
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    experiment.load_spec(args.experiment_dir)  # a clear error for a directory that is not one
-    print(f"report: {report.write(args.experiment_dir, args.out)}")
+    experiment_dir = experiment.local_dir(args.experiment_dir)
+    experiment.load_spec(experiment_dir)  # a clear error for a directory that is not one
+    print(f"report: {report.write(experiment_dir, args.out)}")
+    _push_outputs(experiment_dir)
     return 0
 
 
 def _plots(args: argparse.Namespace) -> int:
-    experiment.load_spec(args.experiment_dir)
-    for name, path in plots.all_plots(args.experiment_dir, args.out).items():
+    experiment_dir = experiment.local_dir(args.experiment_dir)
+    experiment.load_spec(experiment_dir)
+    for name, path in plots.all_plots(experiment_dir, args.out).items():
         print(f"{name}: {path}")
+    _push_outputs(experiment_dir)
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     try:
-        to = export.export(args.experiment_dir, args.to, metric=args.metric, mode=args.mode,
+        to = export.export(experiment.local_dir(args.experiment_dir), args.to, metric=args.metric, mode=args.mode,
                            min_metric=args.min_metric)
     except export.ThresholdMissed as exc:
         print(f"refused: {exc}", file=sys.stderr)

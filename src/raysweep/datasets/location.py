@@ -16,6 +16,9 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+URI_HELP = ("A dataset is a local directory or a URI such as s3://bucket/data, gs://bucket/data or "
+            "file:///absolute/path, readable with this machine's credentials.")
+
 
 def is_uri(path: str | Path) -> bool:
     return "://" in str(path)

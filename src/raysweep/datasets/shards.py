@@ -129,13 +129,15 @@ def read_meta(data_dir: str | Path, *, make_hint: str = "") -> dict:
         if not location.exists(meta_path):
             raise DataError(f"{meta_path} is missing; is {str(data_dir)!r} a raysweep dataset?{hint}")
         meta = json.loads(location.read_text(meta_path))
+        for split in SPLITS:
+            if not shard_paths(data_dir, split, meta.get("format", "parquet")):
+                raise DataError(f"{location.join(data_dir, split)} holds no {meta.get('format')} shards.{hint}")
     except json.JSONDecodeError as exc:
         raise DataError(f"{meta_path} is not valid JSON ({exc}); regenerate the dataset.{hint}") from None
-    except OSError as exc:   # a URI whose bucket, credentials or server cannot be reached
-        raise DataError(f"cannot read {str(data_dir)!r}: {exc}") from None
-    for split in SPLITS:
-        if not shard_paths(data_dir, split, meta.get("format", "parquet")):
-            raise DataError(f"{location.join(data_dir, split)} holds no {meta.get('format')} shards.{hint}")
+    except (OSError, ValueError) as exc:   # an unknown scheme, a bucket, credentials or server out of reach
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"cannot read {str(data_dir)!r}: {exc}. {location.URI_HELP}") from None
     return meta
 
 

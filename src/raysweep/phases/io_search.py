@@ -151,7 +151,8 @@ def run(spec: Spec, *, address: str | None = None) -> tuple[Path, pd.DataFrame]:
     results = tune.Tuner(
         tune.with_resources(fn, per_trial), param_space=param_space,
         tune_config=tune.TuneConfig(metric=OBJECTIVE, mode="max", max_concurrent_trials=1, reuse_actors=True),
-        run_config=tune.RunConfig(name=experiment_dir.name, storage_path=str(experiment_dir.parent),
+        run_config=tune.RunConfig(name=experiment.tune_location(experiment_dir)[1],
+                                  storage_path=experiment.tune_location(experiment_dir)[0],
                                   failure_config=tune.FailureConfig(max_failures=0), verbose=0),
     ).fit()
     rows = []
@@ -166,6 +167,7 @@ def run(spec: Spec, *, address: str | None = None) -> tuple[Path, pd.DataFrame]:
     table = rank(pd.DataFrame(rows))
     table.to_csv(experiment_dir / RESULTS_FILES[0], index=False)
     table.astype({c: str for c in grid if table[c].dtype == object}).to_parquet(experiment_dir / RESULTS_FILES[1])
+    experiment.push(experiment_dir, list(RESULTS_FILES))
     return experiment_dir, table
 
 

@@ -33,8 +33,7 @@ from ray import tune
 from raysweep import experiment
 from raysweep.datasets import batching, ray_data, shards
 from raysweep.phases import lr_range
-from raysweep.runner import executors, resources, tuning
-from raysweep.runner.session import start_ray
+from raysweep.runner import executors, resources, session, tuning
 from raysweep.search import space
 from raysweep.spec import Spec, write_copy
 from raysweep.training import loop
@@ -125,12 +124,12 @@ def lr_find_trial(config: dict, *, plan, subset, settings) -> None:
 def run(spec: Spec, *, address: str | None = None) -> Outcome:
     """Run one range test per combination of `lr_find.over` and read the curves back."""
     experiment_dir = experiment.create(spec, "lr_find")
-    start_ray(address)
+    session.start_ray(address)
     settings = spec.lr_find
     meta = shards.read_meta(spec.data.path)
     executors.configure_ray_data()
     subset = ray_data.open_split(spec.data.path, "train", meta).limit(settings.subset_rows).materialize()
-    allocation = resources.for_cluster(spec, executor="in_trial")
+    allocation = resources.for_cluster(spec, executor="in_trial", joined=session.joined_a_cluster())
     over = {p.name: p for p in spec.params if p.name in settings.over}
     param_space = {**tuning.fixed_values(spec), **space.baseline(spec.params, skip=over),
                    **{name: tune.grid_search([p.encode(v) for v in p.values]) for name, p in over.items()}}
@@ -141,7 +140,8 @@ def run(spec: Spec, *, address: str | None = None) -> Outcome:
     results = tune.Tuner(
         tune.with_resources(fn, allocation.trial), param_space=param_space,
         tune_config=tune.TuneConfig(max_concurrent_trials=allocation.max_concurrent, reuse_actors=True),
-        run_config=tune.RunConfig(name=experiment_dir.name, storage_path=str(experiment_dir.parent),
+        run_config=tune.RunConfig(name=experiment.tune_location(experiment_dir)[1],
+                                  storage_path=experiment.tune_location(experiment_dir)[0],
                                   failure_config=tune.FailureConfig(max_failures=0), verbose=0),
     ).fit()
     tests, curves = [], []
@@ -156,6 +156,7 @@ def run(spec: Spec, *, address: str | None = None) -> Outcome:
     high = max((s.high for s in found), default=None)
     outcome = Outcome(experiment_dir, tests, low, high)
     _write(outcome, curves)
+    experiment.push(experiment_dir, [CURVES_FILE, PLOT_FILE, SUMMARY_FILE])
     return outcome
 
 

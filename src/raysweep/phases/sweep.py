@@ -13,9 +13,9 @@ from pathlib import Path
 from ray import tune
 
 from raysweep import experiment
-from raysweep.analysis import diagnose, leaderboard
+from raysweep.analysis import diagnose, leaderboard, store
 from raysweep.analysis.store import StoreWriter
-from raysweep.analysis.tensorboard import TensorBoardWriter
+from raysweep.analysis.tensorboard import TENSORBOARD_DIR, TensorBoardWriter
 from raysweep.checks import is_missing
 from raysweep.runner import tuning
 from raysweep.runner.progress import ProgressLines
@@ -28,30 +28,43 @@ log = logging.getLogger("raysweep")
 
 
 def run(spec: Spec, *, address: str | None = None) -> Path:
-    """Run a validated spec to the end; returns the experiment directory."""
+    """Run a validated spec to the end; returns the experiment's local directory (for a
+    `storage_path` URI, its working copy, brought up to date)."""
     experiment_dir = experiment.create(spec)
     experiment.record_provenance(experiment_dir, "run")
     start_ray(address)
     prepared = tuning.prepare(spec, experiment_dir)
     log.info("sweep %s: %d trials at most at once, each with %s; results in %s", spec.name,
-             prepared.allocation.max_concurrent, prepared.allocation.trial, experiment_dir)
+             prepared.allocation.max_concurrent, prepared.allocation.trial, experiment.home(experiment_dir))
     _tuner(spec, prepared, experiment_dir).fit()
-    return experiment_dir
+    return gather(experiment_dir)
 
 
 def resume(experiment_dir: str | Path, *, address: str | None = None) -> Path:
-    """Finish an interrupted sweep: unfinished trials continue, finished ones are not re-run."""
-    experiment_dir = Path(experiment_dir).resolve()
+    """Finish an interrupted sweep (a directory or a URI): unfinished trials continue, finished
+    ones are not re-run."""
+    experiment_dir = experiment.local_dir(experiment_dir).resolve()
     spec = experiment.load_spec(experiment_dir)
-    if not tune.Tuner.can_restore(str(experiment_dir)):
-        raise SpecError([f"{experiment_dir}: Tune saved no state here yet, so there is "
+    stored = experiment.home(experiment_dir)
+    if not tune.Tuner.can_restore(stored):
+        raise SpecError([f"{stored}: Tune saved no state here yet, so there is "
                          "nothing to resume; start it again with `raysweep run`."])
     experiment.record_provenance(experiment_dir, "resume")
     start_ray(address)
     prepared = tuning.prepare(spec, experiment_dir)
-    tuner = tune.Tuner.restore(str(experiment_dir), trainable=prepared.trainable,
+    tuner = tune.Tuner.restore(stored, trainable=prepared.trainable,
                                resume_unfinished=True, resume_errored=False, restart_errored=False)
     tuner.fit()
+    return gather(experiment_dir)
+
+
+def gather(experiment_dir: Path) -> Path:
+    """For an experiment stored at a URI: fetch what Tune wrote there from every node, build
+    the results store, and upload it with the TensorBoard logs. A local one is complete already."""
+    if experiment.is_copy(experiment_dir):
+        experiment.pull(experiment_dir)
+        store.load(experiment_dir)
+        experiment.push(experiment_dir, [store.TRIALS_FILE, store.CURVES_FILE, TENSORBOARD_DIR])
     return experiment_dir
 
 
@@ -63,6 +76,10 @@ def _tuner(spec: Spec, prepared: tuning.Prepared, experiment_dir: Path) -> tune.
                              planned_epochs=spec.epochs)
     param_space, search_alg = tuning.searcher(spec, max_concurrent=prepared.allocation.max_concurrent,
                                               points=points)
+    storage, name = experiment.tune_location(experiment_dir)
+    # The store is kept current from Tune's files as trials end; for an experiment stored at a
+    # URI those are remote until the end, so `gather` builds it then.
+    store_writer = [] if experiment.is_copy(experiment_dir) else [StoreWriter(str(experiment_dir))]
     return tune.Tuner(
         prepared.trainable,
         param_space=param_space,
@@ -70,11 +87,11 @@ def _tuner(spec: Spec, prepared: tuning.Prepared, experiment_dir: Path) -> tune.
             metric=spec.metric, mode=spec.mode, search_alg=search_alg,
             scheduler=tuning.scheduler(spec), num_samples=spec.search.num_samples, reuse_actors=True),
         run_config=tune.RunConfig(
-            name=experiment_dir.name, storage_path=str(experiment_dir.parent),
+            name=name, storage_path=storage,
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=2, checkpoint_score_attribute=spec.metric, checkpoint_score_order=spec.mode),
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries),
-            callbacks=[progress, StoreWriter(str(experiment_dir)),
+            callbacks=[progress, *store_writer,
                        TensorBoardWriter(str(experiment_dir), spec.params, WORKLOADS[spec.workload].METRICS)],
             verbose=0),
     )
@@ -90,7 +107,7 @@ def warm_start_points(spec: Spec) -> list[dict]:
     warm = spec.search.warm_start
     if warm is None:
         return points
-    table = leaderboard.leaderboard(warm.experiment, metric=spec.metric, mode=spec.mode)
+    table = leaderboard.leaderboard(experiment.local_dir(warm.experiment), metric=spec.metric, mode=spec.mode)
     table = table[~table["status"].isin(diagnose.FAILED_STATUSES)].dropna(subset=[f"best_{spec.metric}"])
     for _, row in table.head(warm.top).iterrows():
         point = {name: row[name] for name in spec.tuned if name in row and not is_missing(row[name])}

@@ -83,14 +83,24 @@ def epoch_data(cfg: TrainingConfig, train_ds, val_ds) -> loop.EpochData:
     return loop.EpochData(train=train, val=val)
 
 
-def placement() -> dict[str, str]:
+def placement(holds_gpus: bool) -> dict[str, str]:
     """Where this process trains: its Ray node and the GPUs Ray gave it (reported every epoch).
 
     The results store keeps them per trial, so a sweep shows which node each trial ran on and
-    a GPU sweep which device it had.
+    a GPU sweep which device it had. A process that holds no GPU records none, whatever
+    CUDA_VISIBLE_DEVICES its node left in the environment.
     """
     return {"node_id": ray.get_runtime_context().get_node_id(),
-            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "") if holds_gpus else ""}
+
+
+def _cpu_despite_gpus(device: torch.device, holds_gpus: bool) -> None:
+    """Say so where Ray gave this process a GPU but torch trains on the CPU (a CPU build of
+    torch, or a driver too old for it): the trial still runs, slowly."""
+    if holds_gpus and device.type != "cuda":
+        logging.getLogger("raysweep").warning(
+            "this trial holds GPU %s but torch sees no CUDA device (torch %s); training on the CPU",
+            os.environ.get("CUDA_VISIBLE_DEVICES", "?"), torch.__version__)
 
 
 def trial_device(plan: TrialPlan) -> torch.device:
@@ -123,8 +133,8 @@ def run_in_trial(config: dict, *, plan: TrialPlan, datasets: dict) -> None:
     device = trial_device(plan)
     workload = WORKLOADS[plan.workload]
     trainee = loop.build(workload, cfg, plan.meta, device=device, resume=resume_files(tune.get_checkpoint()))
-
-    where = placement()
+    _cpu_despite_gpus(device, plan.gpus_per_worker > 0)
+    where = placement(plan.gpus_per_worker > 0)
 
     def report(metrics: dict, files: dict | None) -> None:
         metrics = {**metrics, **where}
@@ -154,8 +164,8 @@ def train_worker(config: dict, *, plan: TrialPlan) -> None:
     trainee = loop.build(workload, cfg, plan.meta, device=device, wrap_model=wrap,
                          resume=resume_files(ray.train.get_checkpoint()))
     rank = ray.train.get_context().get_world_rank()
-
-    where = placement()
+    _cpu_despite_gpus(device, plan.gpus_per_worker > 0)
+    where = placement(plan.gpus_per_worker > 0)
 
     def report(metrics: dict, files: dict | None) -> None:
         metrics = {**metrics, **where}

@@ -95,11 +95,15 @@ def autoscaling_ceiling(config_path: str | Path = BOOTSTRAP_CONFIG) -> dict[str,
     return total
 
 
-def for_cluster(spec: Spec, executor: str | None = None) -> Allocation:
-    """`allocate` for the spec on the Ray cluster this process is connected to (its ceiling,
-    where an autoscaler can add nodes)."""
+def for_cluster(spec: Spec, executor: str | None = None, *, joined: bool = False) -> Allocation:
+    """`allocate` for the spec on the Ray cluster this process is connected to.
+
+    `joined`: this process joined a running cluster (session.joined_a_cluster); on the head of
+    an autoscaling one, what its node types can grow to counts, not only what is up now. A
+    local Ray this process started has no autoscaler, whatever files lie in the home directory.
+    """
     cluster = dict(ray.cluster_resources())
-    for resource, amount in (autoscaling_ceiling() or {}).items():
+    for resource, amount in ((autoscaling_ceiling() if joined else None) or {}).items():
         cluster[resource] = max(cluster.get(resource, 0), amount)
     return allocate(
         spec.resources, executor or spec.executor, cluster_cpus=cluster.get("CPU", 0),

@@ -22,6 +22,15 @@ DRIVER_ENV = {"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
               "RAY_AIR_NEW_OUTPUT": "0"}
 
 
+def joined_a_cluster() -> bool:
+    """Is this process the driver of a cluster it did not start (`--address`, `RAY_ADDRESS`, a
+    `ray job submit` job)? Only such a cluster can have an autoscaler behind it."""
+    return _joined
+
+
+_joined = False
+
+
 def start_ray(address: str | None = None) -> None:
     """Connect to `address` (or RAY_ADDRESS), else start a local Ray with the driver resource.
 
@@ -29,11 +38,13 @@ def start_ray(address: str | None = None) -> None:
     trials that ASHA stops through the dashboard's State API; without it their CPUs stay taken
     and later trials wait forever.
     """
+    global _joined
     if ray.is_initialized():
         return
     for key, value in {**RAY_ENV, **DRIVER_ENV}.items():
         os.environ.setdefault(key, value)
     address = address or os.environ.get("RAY_ADDRESS")
+    _joined = bool(address)
     if address:
         ray.init(address=address, runtime_env={"env_vars": RAY_ENV}, log_to_driver=False)
     else:

@@ -13,7 +13,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from raysweep import experiment
 from raysweep.datasets import ray_data, shards
-from raysweep.runner import executors, resources
+from raysweep.runner import executors, resources, session
 from raysweep.search import SEARCHERS, Request
 from raysweep.spec import Spec
 
@@ -43,13 +43,13 @@ def trial_plan(spec: Spec, meta: dict, experiment_dir: Path) -> executors.TrialP
         workload=spec.workload, meta=meta,
         workers=spec.resources.workers_per_trial, cpus_per_worker=spec.resources.cpus_per_worker,
         gpus_per_worker=spec.resources.gpus_per_worker,
-        storage_path=str(experiment_dir / experiment.TRAIN_RUNS_DIR), params=spec.params)
+        storage_path=experiment.train_runs(experiment_dir), params=spec.params)
 
 
 def prepare(spec: Spec, experiment_dir: Path) -> Prepared:
     """Open (and materialise) the data, size resources, wrap the trainable."""
     meta, datasets = open_datasets(spec)
-    allocation = resources.for_cluster(spec)
+    allocation = resources.for_cluster(spec, joined=session.joined_a_cluster())
     fn = tune.with_parameters(executors.EXECUTORS[spec.executor], plan=trial_plan(spec, meta, experiment_dir),
                               datasets=datasets)
     return Prepared(tune.with_resources(fn, allocation.trial), allocation)

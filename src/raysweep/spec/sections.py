@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from raysweep.checks import did_you_mean, is_int, is_number
+from raysweep.datasets import location
 from raysweep.search import SEARCHERS, searchers, space
 from raysweep.search.space import Param
 from raysweep.spec.problems import Problems
@@ -72,7 +71,7 @@ def warm_start(problems: Problems, w) -> WarmStart | None:
     experiment, top = w.get("experiment"), w.get("top", WarmStart.top)
     if not isinstance(experiment, str) or not experiment:
         problems.bad("search.warm_start.experiment", "required: an earlier experiment directory")
-    elif not (Path(experiment) / SNAPSHOT_FILE).is_file():
+    elif not location.exists(location.join(experiment, SNAPSHOT_FILE)):
         problems.bad("search.warm_start.experiment", f"{experiment} is not a raysweep experiment "
                      f"directory (no {SNAPSHOT_FILE}); give one that `raysweep run` wrote")
     if not is_int(top) or top < 1:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, runtime_checkable
 
+from raysweep.datasets import location
 from raysweep.training.contract import Trainable
 
 TASKS = ("regression", "binary", "multiclass", "multilabel")
@@ -55,7 +56,10 @@ class DataCommand:
 
     def example(self, path: str) -> str:
         """The command line that writes this dataset to `path` (for error messages' hints):
-        positionals and required options, a repeatable metavar (`COL[,COL...]`) as its first item."""
+        positionals and required options, a repeatable metavar (`COL[,COL...]`) as its first item.
+        The command writes a local directory: for a URI, it says to upload that directory there."""
+        if location.is_uri(path):
+            return f"{self.example('DIR')}, then upload DIR to {path} (e.g. aws s3 sync DIR {path})"
         words = ["raysweep", "data", self.name]
         for o in self.options:
             shown = "|".join(map(str, o.choices)) if o.choices else (o.metavar or o.dest.upper()).split("[")[0]
