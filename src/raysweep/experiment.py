@@ -44,6 +44,7 @@ from raysweep.spec import SNAPSHOT_FILE, Spec, SpecError, load
 PROVENANCE_FILE = "provenance.json"
 TRAIN_RUNS_DIR = "train_runs"   # TorchTrainer trials keep their checkpoints here
 HOME_FILE = ".raysweep_home"    # in a working copy: the URI of the experiment it copies
+TUNE_STATE_GLOB = "experiment_state-*.json"   # Tune's experiment state, the truth about its trials
 
 
 def cache_dir() -> Path:
@@ -121,6 +122,10 @@ def pull(experiment_dir: Path) -> Path:
         filesystem, inner = remote
         pafs.copy_files(inner, str(experiment_dir), source_filesystem=filesystem,
                         destination_filesystem=pafs.LocalFileSystem())
+        # Copied files get the time of the copy, in no particular order: date Tune's state
+        # last, so that whatever raysweep derived from an older state is rebuilt from it.
+        for state in Path(experiment_dir).glob(TUNE_STATE_GLOB):
+            os.utime(state)
     return experiment_dir
 
 

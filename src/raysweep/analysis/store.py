@@ -177,7 +177,7 @@ def write(experiment_dir: str | Path, results: Results) -> list[Path]:
 
 
 def _state_mtime(experiment_dir: Path) -> float:
-    states = list(experiment_dir.glob("experiment_state-*.json"))
+    states = list(experiment_dir.glob(experiment.TUNE_STATE_GLOB))
     return max((p.stat().st_mtime for p in states), default=0.0)
 
 

@@ -82,7 +82,11 @@ BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
 
 def autoscaling_ceiling(config_path: str | Path = BOOTSTRAP_CONFIG) -> dict[str, float] | None:
     """What an autoscaling cluster can grow to: each node type's `resources` times its
-    `max_workers` (the head once); None where this is no head of an autoscaling cluster."""
+    `max_workers` (the head once); None where this is no head of an autoscaling cluster.
+
+    An upper bound: the cluster-wide `max_workers` may allow fewer nodes at once, and then
+    some trials wait longer, none fails.
+    """
     path = Path(config_path).expanduser()
     if not path.is_file():
         return None
