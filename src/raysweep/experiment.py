@@ -52,8 +52,9 @@ def cache_dir() -> Path:
 
 
 def snapshot(spec: Spec) -> dict:
-    """The spec as run: overrides applied, data and storage paths made absolute."""
+    """The spec as run: overrides applied, data, storage and workload file paths made absolute."""
     raw = dict(spec.raw)
+    raw["workload"] = spec.workload
     raw["data"] = {**raw.get("data", {}), "path": location.absolute(spec.data.path)}
     raw["storage_path"] = location.absolute(spec.storage_path)
     if spec.search.warm_start:

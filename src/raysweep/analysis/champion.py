@@ -21,7 +21,7 @@ from raysweep.checks import is_missing
 from raysweep.datasets import batching, location, shards
 from raysweep.spec import SpecError
 from raysweep.training import checkpoint
-from raysweep.workloads import WORKLOADS, Workload, config_from_trial, field_types
+from raysweep.workloads import Workload, config_from_trial, field_types, load_workload
 
 PREDICT_CHUNK_ROWS = 4096
 
@@ -47,7 +47,7 @@ def select(experiment_dir: Path, metric: str | None = None, mode: str | None = N
     top = ok.iloc[0]
     trials = store.load(experiment_dir).trials.set_index("trial")
     row = trials.loc[top["trial"]].to_dict()
-    names = set(field_types(WORKLOADS[s.workload]))
+    names = set(field_types(load_workload(s.workload)))
     config = {k: store.value(row[k]) for k in trials.columns if k in names and not is_missing(row[k])}
     return Champion(top["trial"], metric, mode, float(top[f"best_{metric}"]), row, config)
 
@@ -69,7 +69,7 @@ def load_model(experiment_dir: Path, best: Champion) -> tuple[Workload, dict, to
     """(workload, meta, model, checkpoint payload): the champion's model with its best epoch's
     weights, in eval mode, on the CPU."""
     s = experiment.load_spec(experiment_dir)
-    workload = WORKLOADS[s.workload]
+    workload = load_workload(s.workload)
     meta = shards.read_meta(s.data.path)
     cfg = config_from_trial(workload, best.config)
     payload = best_weights(experiment_dir, best.trial)

@@ -30,7 +30,7 @@ from ray.tune import Callback, ExperimentAnalysis
 
 from raysweep import experiment
 from raysweep.search import space
-from raysweep.workloads import WORKLOADS
+from raysweep.workloads import load_workload
 
 log = logging.getLogger("raysweep")
 
@@ -116,7 +116,7 @@ def build(experiment_dir: str | Path) -> Results:
     """
     spec = experiment.load_spec(experiment_dir)
     analysis = ExperimentAnalysis(str(Path(experiment_dir).resolve()))
-    modes = WORKLOADS[spec.workload].METRICS
+    modes = load_workload(spec.workload).METRICS
     frames = analysis.trial_dataframes
     trial_rows, curve_parts = [], []
     for t in analysis.trials:

@@ -32,7 +32,7 @@ from raysweep.analysis import champion
 from raysweep.checks import is_missing
 from raysweep.datasets import location, shards
 from raysweep.training import loop
-from raysweep.workloads import WORKLOADS
+from raysweep.workloads import load_workload
 
 MODEL_FILE, STATE_FILE, META_FILE, CARD_FILE = "model.pt", "state_dict.pt", "meta.json", "model_card.json"
 EXAMPLE_ROWS = 8
@@ -141,7 +141,7 @@ def predict(model_dir: str | Path, data_dir: str | Path, *, split: str = "val",
     frame = pd.DataFrame(outputs.reshape(len(outputs), -1), columns=[str(c) for c in columns][:outputs.shape[-1]])
     metrics = {}
     if "labels" in rows:
-        metrics = WORKLOADS[card["workload"]].compute_metrics(outputs, rows["labels"].float().numpy(), meta)
+        metrics = load_workload(card["workload"]).compute_metrics(outputs, rows["labels"].float().numpy(), meta)
     if out:
         frame.to_parquet(out, index=False)
     return frame, metrics

@@ -39,7 +39,7 @@ from raysweep.search import space
 from raysweep.spec import Spec, SpecError, write_copy
 from raysweep.spec.schema import IO_CONFIG_KNOBS
 from raysweep.training import loop
-from raysweep.workloads import WORKLOADS
+from raysweep.workloads import load_workload
 
 RESULTS_FILES = ("io_search.csv", "io_search.parquet")
 OBJECTIVE = "samples_per_s"
@@ -69,7 +69,7 @@ def io_trial(config: dict, *, plan, default_path: str, steps: int, warmup_steps:
     cpus = float(config.get("cpus_per_worker", plan.cpus_per_worker))
     torch.set_num_threads(max(1, int(cpus)))
     device = executors.trial_device(plan)
-    workload = WORKLOADS[plan.workload]
+    workload = load_workload(plan.workload)
     path = config.get("data_path") or default_path
 
     started = time.perf_counter()

@@ -37,7 +37,7 @@ from raysweep.runner import executors, resources, session, tuning
 from raysweep.search import space
 from raysweep.spec import Spec, write_copy
 from raysweep.training import loop
-from raysweep.workloads import WORKLOADS, config_from_trial
+from raysweep.workloads import config_from_trial, load_workload
 
 CURVES_FILE, PLOT_FILE, SUMMARY_FILE = "lr_find.parquet", "lr_find.png", "lr_find.json"
 
@@ -89,7 +89,7 @@ def lr_find_trial(config: dict, *, plan, subset, settings) -> None:
     cfg = plan.config(config)
     torch.set_num_threads(max(1, int(plan.cpus_per_worker)))
     device = torch.device("cpu")
-    workload = WORKLOADS[plan.workload]
+    workload = load_workload(plan.workload)
     data = _subset(subset)
     n_rows = len(next(iter(data.values())))
     if n_rows < cfg.batch_size:
@@ -168,7 +168,7 @@ def _read(result, over: dict, spec: Spec, *, rows: int) -> tuple[RangeTest, pd.D
         return RangeTest(over, None, math.nan, None, None, error), None
     fit = history[history["phase"] == "fit"].iloc[0]
     steps = int(fit["steps_to_fit"]) if fit["steps_to_fit"] > 0 else None
-    batch_size = config_from_trial(WORKLOADS[spec.workload], result.config, spec.params).batch_size
+    batch_size = config_from_trial(load_workload(spec.workload), result.config, spec.params).batch_size
     epochs = round(steps * batch_size / rows, 2) if steps else None
     curve = history[history["phase"] == "range"][["step", "lr", "loss", "smoothed_loss"]].reset_index(drop=True)
     try:

@@ -22,7 +22,7 @@ from raysweep.runner.progress import ProgressLines
 from raysweep.runner.session import start_ray
 from raysweep.search import searchers, space
 from raysweep.spec import Spec, SpecError
-from raysweep.workloads import WORKLOADS
+from raysweep.workloads import load_workload
 
 log = logging.getLogger("raysweep")
 
@@ -92,7 +92,7 @@ def _tuner(spec: Spec, prepared: tuning.Prepared, experiment_dir: Path) -> tune.
                 num_to_keep=2, checkpoint_score_attribute=spec.metric, checkpoint_score_order=spec.mode),
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries),
             callbacks=[progress, *store_writer,
-                       TensorBoardWriter(str(experiment_dir), spec.params, WORKLOADS[spec.workload].METRICS)],
+                       TensorBoardWriter(str(experiment_dir), spec.params, load_workload(spec.workload).METRICS)],
             verbose=0),
     )
 

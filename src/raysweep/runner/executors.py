@@ -28,7 +28,7 @@ from raysweep.datasets import batching
 from raysweep.search.space import Param
 from raysweep.training import checkpoint, loop
 from raysweep.training.config import TrainingConfig
-from raysweep.workloads import WORKLOADS, config_from_trial
+from raysweep.workloads import config_from_trial, load_workload
 
 VAL_BATCH_SIZE = 4096
 
@@ -47,7 +47,7 @@ class TrialPlan:
 
     def config(self, trial_config: dict) -> TrainingConfig:
         """The workload's typed Config for this trial's sampled values."""
-        return config_from_trial(WORKLOADS[self.workload], trial_config, self.params)
+        return config_from_trial(load_workload(self.workload), trial_config, self.params)
 
 
 def configure_ray_data() -> None:
@@ -131,7 +131,7 @@ def run_in_trial(config: dict, *, plan: TrialPlan, datasets: dict) -> None:
     cfg = plan.config(config)
     torch.set_num_threads(max(1, int(plan.cpus_per_worker)))
     device = trial_device(plan)
-    workload = WORKLOADS[plan.workload]
+    workload = load_workload(plan.workload)
     trainee = loop.build(workload, cfg, plan.meta, device=device, resume=resume_files(tune.get_checkpoint()))
     _cpu_despite_gpus(device, plan.gpus_per_worker > 0)
     where = placement(plan.gpus_per_worker > 0)
@@ -159,7 +159,7 @@ def train_worker(config: dict, *, plan: TrialPlan) -> None:
     cfg = plan.config(config)
     torch.set_num_threads(max(1, int(plan.cpus_per_worker)))
     device = train_device()
-    workload = WORKLOADS[plan.workload]
+    workload = load_workload(plan.workload)
     wrap = partial(ray.train.torch.prepare_model, move_to_device=device) if plan.workers > 1 else (lambda m: m)
     trainee = loop.build(workload, cfg, plan.meta, device=device, wrap_model=wrap,
                          resume=resume_files(ray.train.get_checkpoint()))

@@ -12,7 +12,7 @@ from typing import Any
 from raysweep.datasets import shards
 from raysweep.search import space
 from raysweep.search.space import Param
-from raysweep.workloads import WORKLOADS
+from raysweep.workloads import load_workload
 
 # The spec as run, in every experiment directory (raysweep.experiment writes and reads it;
 # a warm start's experiment is checked for it here).
@@ -149,7 +149,7 @@ class Spec:
 
     @property
     def epochs(self) -> int:
-        return int(self.fixed.get("epochs", WORKLOADS[self.workload].Config().epochs))
+        return int(self.fixed.get("epochs", load_workload(self.workload).Config().epochs))
 
     @property
     def asha_max_t(self) -> int:

@@ -23,7 +23,7 @@ from raysweep.spec.data_checks import readable_meta
 from raysweep.spec.parsing import apply_overrides, parse_yaml
 from raysweep.spec.problems import Problems, SpecError, check_type, type_name
 from raysweep.spec.schema import DATA_FORMATS, SECTION_KEYS, TOP_KEYS, Data, Spec
-from raysweep.workloads import WORKLOADS, choices, field_types
+from raysweep.workloads import WORKLOADS, check_reference, choices, field_types, load_workload, references
 
 
 def load(path: str | Path, overrides: list[str] | None = None, *, check_data: bool = True) -> Spec:
@@ -74,19 +74,15 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
     name = raw.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name or ""):
         problems.bad("name", f"must be a non-empty name of letters, digits, '_', '.', '-', got {name!r}")
-    workload = raw.get("workload")
-    if workload not in WORKLOADS:
-        problems.bad("workload", f"unknown workload {workload!r}.{did_you_mean(workload, WORKLOADS)}"
-                     f" Known: {', '.join(WORKLOADS)}.")
-        workload = None
-    hints = field_types(WORKLOADS[workload]) if workload else {}
-    values = choices(WORKLOADS[workload]) if workload else {}
+    workload = check_workload(problems, raw.get("workload"))
+    hints = field_types(load_workload(workload)) if workload else {}
+    values = choices(load_workload(workload)) if workload else {}
     fixed = check_fixed(problems, raw.get("fixed") or {}, hints, values)
     params = check_params(problems, raw.get("params") or {}, hints, fixed, values)
     search = sections.search(problems, section(problems, raw, "search"), params)
     data, meta = check_data_section(problems, section(problems, raw, "data"), workload, check_data)
     metric, mode = objective(problems, raw, workload)
-    epochs = fixed.get("epochs", WORKLOADS[workload].Config().epochs if workload else None)
+    epochs = fixed.get("epochs", load_workload(workload).Config().epochs if workload else None)
     scheduler = sections.scheduler(problems, section(problems, raw, "scheduler"), epochs, params)
     resources = sections.resources(problems, section(problems, raw, "resources"))
     failure = sections.failure(problems, section(problems, raw, "failure"))
@@ -102,6 +98,21 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
                 fixed=fixed, params=tuple(params), search=search, scheduler=scheduler,
                 resources=resources, failure=failure, storage_path=storage, lr_find=lr_find,
                 io_search=io_search, source=problems.source)
+
+
+def check_workload(problems: Problems, reference) -> str | None:
+    """`workload:` as a reference that loads and keeps the contract (a file made absolute
+    against the spec's folder), or None with the problems reported."""
+    if not isinstance(reference, str) or not reference:
+        problems.bad("workload", f"required: a workload ({', '.join(WORKLOADS)}), a module path "
+                     "(my_project.models.brake) or a file (./brake.py)")
+        return None
+    base = Path(problems.source).parent if Path(problems.source).is_file() else Path.cwd()
+    reference = references.absolute(reference, base)
+    _, found = check_reference(reference)
+    for line in found:
+        problems.bad("workload", line)
+    return None if found else reference
 
 
 def section(problems: Problems, raw: dict, name: str) -> dict:
@@ -140,11 +151,11 @@ def check_params(problems: Problems, params, hints: dict, fixed: dict, values: d
 def objective(problems: Problems, raw: dict, workload: str | None) -> tuple[str, str]:
     """`metric` must be one the workload reports, and `mode` its direction."""
     metric, mode = raw.get("metric"), raw.get("mode")
-    metrics = WORKLOADS[workload].METRICS if workload else {}
+    metrics = load_workload(workload).METRICS if workload else {}
     if not isinstance(metric, str):
         problems.bad("metric", f"required: the reported metric to optimise, one of {', '.join(metrics)}")
     elif metrics and metric not in metrics:
-        problems.bad("metric", f"{workload} does not report {metric!r}.{did_you_mean(metric, metrics)}"
+        problems.bad("metric", f"{references.label(workload)} does not report {metric!r}.{did_you_mean(metric, metrics)}"
                      f" Known: {', '.join(metrics)}.")
     if mode not in ("min", "max"):
         problems.bad("mode", f"must be 'min' or 'max', got {mode!r}")
@@ -183,11 +194,13 @@ def dataset_fit(problems: Problems, workload: str | None, meta: dict | None, raw
     if not workload or meta is None:
         return
     made_for = meta.get("workload")
-    if made_for and made_for != workload:
+    # A built-in workload's data records its name; a user's workload is matched where it sets NAME.
+    expected = workload if workload in WORKLOADS else getattr(load_workload(workload), "NAME", None)
+    if made_for and expected and made_for != expected:
         problems.bad("data.path", f"{raw['data']['path']} holds {made_for} data, but the spec's workload is "
-                     f"{workload}; point data.path at {workload} data ({WORKLOADS[workload].DATA.example('DIR')})")
+                     f"{workload}; point data.path at {workload} data ({load_workload(workload).DATA.example('DIR')})")
         return
-    check = getattr(WORKLOADS[workload], "spec_problems", None)
+    check = getattr(load_workload(workload), "spec_problems", None)
     if check:
         params = raw.get("params") if isinstance(raw.get("params"), dict) else {}
         for key, message in check(meta, fixed, params, metric):

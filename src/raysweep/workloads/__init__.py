@@ -1,19 +1,14 @@
-"""The workload registry: one module per workload, registered here by an explicit import.
+"""Workloads: the contract a workload module satisfies, the built-in ones, and loading a user's own.
 
-A workload module satisfies `contract.Workload` (see `contract.py` for every name it provides).
-Adding a workload is one module plus one line in `WORKLOADS` below: `raysweep data NAME`, spec
-validation, the trial executors, the plots and export all find it here.
+A spec's `workload:` is a registered name (`registry.WORKLOADS`), a module path
+(`my_project.models.brake`) or a Python file (`./brake_coast.py`); `load_workload` turns any of
+them into the module, checked against `contract.Workload`.
 """
 
-from raysweep.workloads import glideator, tabular, trajectory
 from raysweep.workloads.configs import choices, config_from_trial, field_types
 from raysweep.workloads.contract import DataCommand, Option, Workload, task_of
+from raysweep.workloads.references import WorkloadError, check_reference, load_workload
+from raysweep.workloads.registry import WORKLOADS
 
-WORKLOADS: dict[str, Workload] = {
-    "glideator": glideator,
-    "trajectory": trajectory,
-    "tabular": tabular,
-}
-
-__all__ = ["WORKLOADS", "DataCommand", "Option", "Workload", "choices", "config_from_trial",
-           "field_types", "task_of"]
+__all__ = ["WORKLOADS", "DataCommand", "Option", "Workload", "WorkloadError", "check_reference", "choices",
+           "config_from_trial", "field_types", "load_workload", "task_of"]

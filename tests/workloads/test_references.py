@@ -1,0 +1,94 @@
+"""A spec's workload by reference: a file beside the spec or a module path, checked against the
+contract with one clear line per problem, and trained by a real sweep."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from raysweep import cli, spec
+from raysweep.analysis import leaderboard
+from raysweep.phases import sweep
+from raysweep.workloads import load_workload
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def readme_workload_source() -> str:
+    """The README's example workload (`linear`), as a user would save it."""
+    text = (ROOT / "README.md").read_text()
+    return re.search(r"```python\n(# src/raysweep/workloads/linear\.py\n.*?)```", text, re.S).group(1)
+
+
+def linear_spec(folder: Path, data: Path, workload: str = "./linear.py") -> Path:
+    raw = {"name": "lin", "workload": workload, "data": {"path": str(data)}, "metric": "val_r2", "mode": "max",
+           "fixed": {"epochs": 3, "batch_size": 64, "learning_rate": 0.01},
+           "params": {"hidden_units": {"type": "choice", "values": [8, 16]}},
+           "search": {"algorithm": "grid"}, "storage_path": str(folder / "results")}
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A user's folder: the README's workload in linear.py, its data, and a spec naming ./linear.py."""
+    (tmp_path / "linear.py").write_text(readme_workload_source())
+    workload = load_workload(str(tmp_path / "linear.py"))
+    workload.DATA.write(tmp_path / "data", n_rows=1500)
+    return tmp_path
+
+
+def test_a_file_beside_the_spec_is_the_workload(project):
+    s = spec.load(linear_spec(project, project / "data"))
+    assert s.workload == str(project / "linear.py"), "made absolute, so trials load the same file"
+    assert s.epochs == 3 and s.tuned == ["hidden_units"]
+
+
+def problems_of(project, source: str, capsys) -> list[str]:
+    (project / "linear.py").write_text(source)
+    assert cli.main(["validate", str(linear_spec(project, project / "data"))]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err.splitlines()
+
+
+def test_a_workload_off_the_contract_gets_one_line_per_problem(project, capsys):
+    source = readme_workload_source()
+    source = source.replace("def compute_loss(model, batch, cfg):", "def compute_loss(outputs, labels):")
+    source = source.replace('METRICS = {"val_loss": "min", "train_loss": "min", "val_r2": "max"}', "")
+    lines = problems_of(project, source, capsys)
+    assert any(line.endswith("workload: linear.py: compute_loss takes (model, batch, cfg), found (outputs, labels)")
+               for line in lines), lines
+    assert any("linear.py: METRICS must map each reported metric to 'min' or 'max'" in line for line in lines)
+
+
+def test_a_workload_that_fails_to_import_shows_its_own_error(project, capsys):
+    source = readme_workload_source().replace("TASK = ", "oops\nTASK = ")
+    (line,) = [x for x in problems_of(project, source, capsys) if "workload:" in x]
+    number = source.splitlines().index("oops") + 1
+    assert line.endswith(f"linear.py: could not be imported: NameError: name 'oops' is not defined (line {number})")
+
+
+def test_a_module_path_is_a_workload_and_a_missing_one_is_named(project, monkeypatch, capsys):
+    package = project / "my_project"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "models.py").write_text(readme_workload_source())
+    monkeypatch.syspath_prepend(str(project))
+    assert spec.load(linear_spec(project, project / "data", "my_project.models")).workload == "my_project.models"
+    assert cli.main(["validate", str(linear_spec(project, project / "data", "my_project.modles"))]) == 2
+    assert "workload: my_project.modles: no such module" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_sweep_trains_the_users_workload(ray_session, project):
+    experiment_dir = sweep.run(spec.load(linear_spec(project, project / "data")))
+    table = leaderboard.leaderboard(experiment_dir)
+    assert len(table) == 2 and set(table["status"]) == {"finished"}
+    assert table["best_val_r2"].max() > 0.5, "trials in Ray workers loaded linear.py and trained it"
+    assert copy.deepcopy(table)["hidden_units"].tolist() != []
