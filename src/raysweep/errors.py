@@ -10,8 +10,15 @@ from __future__ import annotations
 
 
 class UserError(ValueError):
-    """A mistake in what the user gave; `lines` is what the command prints, one `error:` each."""
+    """A mistake in what the user gave: one message, or several found in one pass (`problems`).
+
+    `lines` is what the command prints, one `error:` each.
+    """
+
+    def __init__(self, problems: str | list[str]):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
 
     @property
     def lines(self) -> list[str]:
-        return [str(self)]
+        return self.problems

@@ -148,11 +148,11 @@ def run(spec: Spec, *, address: str | None = None) -> tuple[Path, pd.DataFrame]:
                               warmup_steps=spec.io_search.warmup_steps)
     log.info("io-search %s: %d settings, timed one at a time; results in %s", spec.name,
              math.prod(len(v) for v in grid.values()), experiment_dir)
+    storage, name = experiment.tune_location(experiment_dir)
     results = tune.Tuner(
         tune.with_resources(fn, per_trial), param_space=param_space,
         tune_config=tune.TuneConfig(metric=OBJECTIVE, mode="max", max_concurrent_trials=1, reuse_actors=True),
-        run_config=tune.RunConfig(name=experiment.tune_location(experiment_dir)[1],
-                                  storage_path=experiment.tune_location(experiment_dir)[0],
+        run_config=tune.RunConfig(name=name, storage_path=storage,
                                   failure_config=tune.FailureConfig(max_failures=0), verbose=0),
     ).fit()
     rows = []

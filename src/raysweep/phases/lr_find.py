@@ -137,11 +137,11 @@ def run(spec: Spec, *, address: str | None = None) -> Outcome:
                               subset=subset, settings=settings)
     log.info("lr-find %s: %d range test(s), %d at once; results in %s", spec.name,
              math.prod(len(p.values) for p in over.values()), allocation.max_concurrent, experiment_dir)
+    storage, name = experiment.tune_location(experiment_dir)
     results = tune.Tuner(
         tune.with_resources(fn, allocation.trial), param_space=param_space,
         tune_config=tune.TuneConfig(max_concurrent_trials=allocation.max_concurrent, reuse_actors=True),
-        run_config=tune.RunConfig(name=experiment.tune_location(experiment_dir)[1],
-                                  storage_path=experiment.tune_location(experiment_dir)[0],
+        run_config=tune.RunConfig(name=name, storage_path=storage,
                                   failure_config=tune.FailureConfig(max_failures=0), verbose=0),
     ).fit()
     tests, curves = [], []

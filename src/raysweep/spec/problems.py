@@ -21,14 +21,6 @@ from raysweep.errors import UserError
 class SpecError(UserError):
     """A spec has problems; `problems` holds one line each, all found in one pass."""
 
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-    @property
-    def lines(self) -> list[str]:
-        return self.problems
-
 
 @dataclass
 class Problems:

@@ -37,14 +37,6 @@ FUNCTIONS = ("build_model", "compute_loss", "predict", "compute_metrics", "model
 class WorkloadError(UserError):
     """A workload reference that cannot be loaded or does not keep the contract."""
 
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-    @property
-    def lines(self) -> list[str]:
-        return self.problems
-
 
 def is_file(reference: str) -> bool:
     return reference.endswith(".py") or "/" in reference
