@@ -7,6 +7,11 @@ reached 0.8 M rows/s, about a third of reading the same shards with pyarrow, bec
 every small batch through its own collate path; whole blocks converted once and sliced in torch
 run faster than the direct read.
 
+A block holds every column of its rows: scalars, vectors and tensors of any fixed shape (a
+sequence [T, F], a set per step [T, N, F] with its mask [T, N], several label heads). Each column
+becomes one tensor per block (`arrow_to_torch`), and shuffling and batching index all of them
+with the same permutation and slices: no work per row, nor per column in Python beyond that.
+
 Shuffling follows Ray's local shuffle: hold at least `shuffle_buffer` rows, permute them with a
 seeded generator, emit full batches, carry the rest into the next buffer. Same blocks in the same
 order and the same seed give the same batches.
@@ -23,12 +28,21 @@ import torch
 Batch = dict[str, torch.Tensor]
 
 
+def _tensor_chunk(chunk: pa.FixedSizeListArray) -> np.ndarray:
+    """A Parquet tensor column (nested fixed-size lists) as one (rows, *shape) array: the flat
+    values under all the list levels, viewed in the shape the levels' sizes give."""
+    shape, values = [], chunk
+    while pa.types.is_fixed_size_list(values.type):
+        shape.append(values.type.list_size)
+        values = values.flatten()   # honours the chunk's offset, unlike .values
+    return values.to_numpy(zero_copy_only=False).reshape(len(chunk), *shape)
+
+
 def _column_to_numpy(column: pa.ChunkedArray) -> np.ndarray:
     parts = []
     for chunk in column.chunks:
-        width = getattr(chunk.type, "list_size", None)   # FixedSizeList vector column (Parquet)
-        if width:
-            parts.append(chunk.flatten().to_numpy(zero_copy_only=False).reshape(len(chunk), width))
+        if pa.types.is_fixed_size_list(chunk.type):   # a tensor column (Parquet)
+            parts.append(_tensor_chunk(chunk))
         elif isinstance(chunk.type, pa.ExtensionType):   # Ray's tensor type (WebDataset .npy)
             parts.append(np.asarray(chunk.to_numpy()))
         else:

@@ -7,9 +7,13 @@ import wrote it::
     DIR/train/part-00000.parquet   (or shard-00000.tar)
     DIR/val/part-00000.parquet
 
-A dataset is a dict of equally long numpy arrays ("columns"); 2-D arrays are vector columns
-(Parquet `FixedSizeList<float32>`, `.npy` members in WebDataset), which Ray Data hands to the
-training loop as `(batch, width)` tensors without any per-row Python work.
+A dataset is a dict of equally long numpy arrays ("columns"). A column may hold one value per
+row or a fixed-shape tensor per row: a vector (n, F), a sequence (n, T, F), a set per step
+(n, T, N, F) with its mask (n, T, N). Parquet stores a tensor column as nested fixed-size lists,
+one level per dimension, so the shard's own schema carries the shape; WebDataset stores one
+`.npy` member per row and column. Floating-point tensors are written as float32; integer and
+boolean ones (codes, masks) keep their type. Ray Data hands such columns to the training loop
+as `(batch, *shape)` tensors without any per-row Python work (`batching.py`).
 
 This module imports neither Ray nor torch, so the generators and `validate` stay fast.
 """
@@ -56,23 +60,33 @@ def write_split(columns: dict[str, np.ndarray], out_dir: Path, split: str, *,
 
 
 def _to_arrow(columns: dict[str, np.ndarray]) -> pa.Table:
-    arrays = {}
-    for name, values in columns.items():
-        if values.ndim == 2:
-            flat = pa.array(np.ascontiguousarray(values, dtype=np.float32).ravel())
-            arrays[name] = pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
-        else:
-            arrays[name] = pa.array(values)
-    return pa.table(arrays)
+    return pa.table({name: _arrow_column(values) for name, values in columns.items()})
+
+
+def _tensor_values(values: np.ndarray) -> np.ndarray:
+    """Floating-point tensors as float32 (what the loop trains in); codes and masks as they are."""
+    return values.astype(np.float32, copy=False) if np.issubdtype(values.dtype, np.floating) else values
+
+
+def _arrow_column(values: np.ndarray) -> pa.Array:
+    """One value per row as is; a tensor per row as nested fixed-size lists (innermost dimension
+    first), built over one flat buffer without touching rows one by one."""
+    if values.ndim == 1:
+        return pa.array(values)
+    array = pa.array(np.ascontiguousarray(_tensor_values(values)).reshape(-1))
+    for width in reversed(values.shape[1:]):
+        array = pa.FixedSizeListArray.from_arrays(array, width)
+    return array
 
 
 def _write_tar(columns: dict[str, np.ndarray], path: Path, first_key: int) -> None:
-    """One tar member per sample and column, named `<key>.<column>.npy` (or `.cls` for ints).
+    """One tar member per sample and column, named `<key>.<column>.npy` (or `.cls` for integer scalars).
 
     Member metadata is pinned (mtime 0, uid 0) so the same seed gives the same bytes.
     """
     n_rows = len(next(iter(columns.values())))
     with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
+        columns = {name: _tensor_values(values) for name, values in columns.items()}
         for row in range(n_rows):
             key = f"{first_key + row:09d}"
             for name, values in columns.items():
@@ -81,7 +95,7 @@ def _write_tar(columns: dict[str, np.ndarray], path: Path, first_key: int) -> No
                     payload, suffix = str(int(value)).encode(), "cls"
                 else:
                     buf = io.BytesIO()
-                    np.save(buf, np.asarray(value, dtype=np.float32), allow_pickle=False)
+                    np.save(buf, np.asarray(value), allow_pickle=False)
                     payload, suffix = buf.getvalue(), "npy"
                 info = tarfile.TarInfo(f"{key}.{name}.{suffix}")
                 info.size, info.mtime, info.mode = len(payload), 0, 0o644
