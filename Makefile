@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 DEMO_DATA ?= data/glideator
 
-.PHONY: demo test test-fast lint cluster-smoke install data clean browser
+.PHONY: demo example test test-fast lint cluster-smoke install data clean browser
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,11 @@ demo: $(VENV)/.installed $(DEMO_DATA)/meta.json
 	$(BIN)/raysweep run search_spaces/glideator_asha_random.yaml --set data.path=$(DEMO_DATA)
 	$(BIN)/raysweep report $$(ls -td results/glideator_asha_random-* | head -n 1)
 
+# The README's "Bring your own model": a workload in a file of its own, its data, a sweep.
+example: $(VENV)/.installed
+	$(BIN)/raysweep data ./examples/linear/linear.py --out data/linear
+	$(BIN)/raysweep run examples/linear/spec.yaml
+
 # The report test opens the HTML report in headless Chromium (Debian's package). It is
 # installed here when missing, where apt-get and root are at hand; elsewhere that test skips.
 browser:
@@ -46,7 +51,7 @@ test-fast: $(VENV)/.installed
 # ruff (pyproject.toml [tool.ruff]) and the layer contracts (pyproject.toml [tool.importlinter],
 # drawn in docs/architecture.md): a module that imports a layer above its own fails here.
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench examples
 	$(BIN)/lint-imports --no-logo
 
 # `ray up cluster.local.yaml` for real on this machine: two nodes, each an sshd of its own in

@@ -4,6 +4,8 @@ contract with one clear line per problem, and trained by a real sweep."""
 from __future__ import annotations
 
 import copy
+import json
+import os
 import re
 from pathlib import Path
 
@@ -13,19 +15,19 @@ import yaml
 from raysweep import cli, spec
 from raysweep.analysis import leaderboard
 from raysweep.phases import sweep
-from raysweep.workloads import load_workload
+from raysweep.runner import session
+from raysweep.workloads import load_workload, references
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def readme_workload_source() -> str:
-    """The README's example workload (`linear`), as a user would save it."""
-    text = (ROOT / "README.md").read_text()
-    return re.search(r"```python\n(# src/raysweep/workloads/linear\.py\n.*?)```", text, re.S).group(1)
+    """The README's minimal workload (examples/linear/linear.py), as a user would save it."""
+    return (ROOT / "examples" / "linear" / "linear.py").read_text()
 
 
 def linear_spec(folder: Path, data: Path, workload: str = "./linear.py") -> Path:
-    raw = {"name": "lin", "workload": workload, "data": {"path": str(data)}, "metric": "val_r2", "mode": "max",
+    raw = {"name": "lin", "workload": workload, "data": {"path": str(data)}, "metric": "val_loss", "mode": "min",
            "fixed": {"epochs": 3, "batch_size": 64, "learning_rate": 0.01},
            "params": {"hidden_units": {"type": "choice", "values": [8, 16]}},
            "search": {"algorithm": "grid"}, "storage_path": str(folder / "results")}
@@ -39,7 +41,7 @@ def project(tmp_path):
     """A user's folder: the README's workload in linear.py, its data, and a spec naming ./linear.py."""
     (tmp_path / "linear.py").write_text(readme_workload_source())
     workload = load_workload(str(tmp_path / "linear.py"))
-    workload.DATA.write(tmp_path / "data", n_rows=1500)
+    workload.DATA.write(tmp_path / "data")
     return tmp_path
 
 
@@ -60,7 +62,7 @@ def problems_of(project, source: str, capsys) -> list[str]:
 def test_a_workload_off_the_contract_gets_one_line_per_problem(project, capsys):
     source = readme_workload_source()
     source = source.replace("def compute_loss(model, batch, cfg):", "def compute_loss(outputs, labels):")
-    source = source.replace('METRICS = {"val_loss": "min", "train_loss": "min", "val_r2": "max"}', "")
+    source = re.sub(r"\nMETRICS = .*", "", source)
     lines = problems_of(project, source, capsys)
     assert any(line.endswith("workload: linear.py: compute_loss takes (model, batch, cfg), found (outputs, labels)")
                for line in lines), lines
@@ -90,5 +92,31 @@ def test_a_sweep_trains_the_users_workload(ray_session, project):
     experiment_dir = sweep.run(spec.load(linear_spec(project, project / "data")))
     table = leaderboard.leaderboard(experiment_dir)
     assert len(table) == 2 and set(table["status"]) == {"finished"}
-    assert table["best_val_r2"].max() > 0.5, "trials in Ray workers loaded linear.py and trained it"
+    assert table["best_val_loss"].min() < 0.5, "trials in Ray workers loaded linear.py and trained it"
     assert copy.deepcopy(table)["hidden_units"].tolist() != []
+
+
+def test_data_of_a_users_workload_is_written_by_its_file(project, monkeypatch, capsys):
+    monkeypatch.chdir(project)
+    assert cli.main(["data", "./linear.py", "--out", "fresh", "--seed", "3"]) == 0
+    assert "wrote linear data to fresh (parquet; rows: train 4000, val 1000; 4 features)" in capsys.readouterr().out
+    # A spec whose data is missing names the command that writes it, with the file as typed here.
+    assert cli.main(["validate", str(linear_spec(project, project / "absent"))]) == 2
+    assert f"Create it with: raysweep data ./linear.py --out {project / 'absent'}" in capsys.readouterr().err
+    assert cli.main(["data", "./lineer.py", "--out", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "lineer.py: no such file" in err and "Traceback" not in err
+
+
+def test_what_travels_to_a_cluster(project, monkeypatch):
+    assert references.shipment("glideator") is None, "raysweep's own workloads are installed on the nodes"
+    assert references.shipment("numpy.linalg") is None, "an installed package is the cluster setup's job"
+    env = session.cluster_runtime_env(str(project / "linear.py"))
+    assert env["py_modules"] == [str(project)] and "__pycache__/" in env["excludes"]
+    assert json.loads(env["env_vars"][references.SHIPPED_ENV])["file"] == "linear.py"
+    assert set(session.RAY_ENV) <= set(env["env_vars"])
+    # A job submitted with py_modules of its own keeps them beside ours.
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps({"runtime_env": {"py_modules": ["gcs://x.zip"]}}))
+    monkeypatch.delenv("RAY_OVERRIDE_JOB_RUNTIME_ENV", raising=False)
+    assert session.cluster_runtime_env(str(project / "linear.py"))["py_modules"] == ["gcs://x.zip", str(project)]
+    assert os.environ["RAY_OVERRIDE_JOB_RUNTIME_ENV"] == "1"

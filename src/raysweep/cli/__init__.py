@@ -10,7 +10,7 @@ import importlib
 import logging
 import sys
 
-from raysweep.cli.parser import build_parser
+from raysweep.cli.parser import build_parser, user_data_command
 from raysweep.errors import UserError
 
 EXIT_USAGE = 2
@@ -22,10 +22,11 @@ DEFAULT_HANDLERS = "raysweep.cli.commands"
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="raysweep: %(message)s")
-    handlers = importlib.import_module(HANDLERS.get(args.command, DEFAULT_HANDLERS))
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        args = build_parser(user_data_command(argv)).parse_args(argv)
+        logging.basicConfig(level=logging.INFO, format="raysweep: %(message)s")
+        handlers = importlib.import_module(HANDLERS.get(args.command, DEFAULT_HANDLERS))
         return handlers.COMMANDS[args.command](args)
     except UserError as exc:
         print("\n".join(f"error: {line}" for line in exc.lines), file=sys.stderr)

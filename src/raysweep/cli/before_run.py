@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import inspect
 
-from raysweep.cli.parser import data_commands
 from raysweep.datasets import location
 from raysweep.datasets.shards import DataError
 from raysweep.spec import load as spec_load
@@ -18,7 +17,7 @@ def _data(args: argparse.Namespace) -> int:
     if location.is_uri(args.out_dir):
         raise DataError(f"--out {args.out_dir}: data commands write a local directory; write it there, "
                         f"then upload it (e.g. aws s3 sync DIR {args.out_dir}) and point data.path at the URI")
-    write = data_commands()[args.generator].write
+    write = args.data_command.write
     options = {k: v for k, v in vars(args).items() if k in inspect.signature(write).parameters}
     meta = write(**options)
     rows = ", ".join(f"{k} {v}" for k, v in meta["rows"].items())

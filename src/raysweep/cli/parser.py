@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from raysweep import __version__
-from raysweep.workloads import WORKLOADS, DataCommand
+from raysweep.workloads import WORKLOADS, DataCommand, load_workload, references
 
 DESCRIPTION = ("The `raysweep` command: data, validate, run, lr-find, io-search, resume, rank, report, plots, "
                "export, predict.")
@@ -16,9 +17,21 @@ def data_commands() -> dict[str, DataCommand]:
     return {w.DATA.name: w.DATA for w in WORKLOADS.values()}
 
 
-def add_data_command(generators, command: DataCommand) -> None:
+def user_data_command(argv: list[str]) -> tuple[str, DataCommand] | None:
+    """`raysweep data ./my_workload.py ...` (or `my_project.models.brake`): the user's workload's
+    data command, under the reference as typed. Raises WorkloadError where it does not load."""
+    if len(argv) < 2 or argv[0] != "data" or argv[1] in data_commands() or argv[1].startswith("-"):
+        return None
+    typed = argv[1]
+    if not (references.is_file(typed) or "." in typed):
+        return None   # an unknown name: argparse lists the known ones
+    return typed, load_workload(references.absolute(typed, Path.cwd())).DATA
+
+
+def add_data_command(generators, command: DataCommand, invoked_as: str | None = None) -> None:
     """`raysweep data NAME`: each option reaches the writer by its `dest` keyword."""
-    parser = generators.add_parser(command.name, help=command.help)
+    parser = generators.add_parser(invoked_as or command.name, help=command.help)
+    parser.set_defaults(data_command=command)
     parser.add_argument("--out", dest="out_dir", required=True, help="output directory")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--format", dest="fmt", choices=("parquet", "webdataset"), default="parquet")
@@ -33,7 +46,8 @@ def add_data_command(generators, command: DataCommand) -> None:
                                 **kwargs)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(user_data: tuple[str, DataCommand] | None = None) -> argparse.ArgumentParser:
+    """The parser; `user_data` adds the data command of a user's workload (`user_data_command`)."""
     parser = argparse.ArgumentParser(prog="raysweep", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"raysweep {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -43,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for command in data_commands().values():
         add_data_command(generators, command)
+    if user_data:
+        add_data_command(generators, user_data[1], invoked_as=user_data[0])
 
     overrides = dict(action="append", default=[], metavar="KEY=VALUE",
                      help="override a spec value, e.g. --set search.num_samples=4 (repeatable)")

@@ -116,6 +116,32 @@ def tar_members(path: str | Path) -> dict[str, str]:
         return out
 
 
+def write_dataset(out_dir: str | Path, splits: dict[str, dict[str, np.ndarray]], *, fmt: str = "parquet",
+                  rows_per_shard: int = 8192, **meta) -> dict:
+    """Write every split and a meta.json that lists their columns and rows; returns the meta.
+
+    The shortest way for a user's workload to write its data (its `DATA.write`):
+
+        shards.write_dataset(out_dir, {"train": {"x": x_train, "labels": y_train}, "val": {...}},
+                             fmt=fmt, workload="mine", feature_names=[...])
+
+    Columns are numpy arrays (or CPU tensors) of equal length; `meta` adds what the workload's
+    `build_model` reads (sizes, scalers fitted on train).
+    """
+    for split in SPLITS:
+        if split not in splits:
+            raise DataError(f"write_dataset: the {split!r} split is missing (give {', '.join(SPLITS)})")
+    arrays = {split: {name: np.asarray(values) for name, values in columns.items()}
+              for split, columns in splits.items()}
+    for split, columns in arrays.items():
+        write_split(columns, Path(out_dir), split, fmt=fmt, rows_per_shard=rows_per_shard)
+    names = list(arrays["train"])
+    meta = {"format": fmt, "columns": dict(zip(names, names)), "feature_names": [],
+            "rows": {split: len(next(iter(columns.values()))) for split, columns in arrays.items()}, **meta}
+    write_meta(Path(out_dir), meta)
+    return meta
+
+
 def standardisation(features: np.ndarray) -> tuple[list[float], list[float]]:
     """Per-feature mean and std (std floored so constant features do not divide by zero)."""
     mean = features.astype(np.float64).mean(axis=0)

@@ -198,7 +198,7 @@ def dataset_fit(problems: Problems, workload: str | None, meta: dict | None, raw
     expected = workload if workload in WORKLOADS else getattr(load_workload(workload), "NAME", None)
     if made_for and expected and made_for != expected:
         problems.bad("data.path", f"{raw['data']['path']} holds {made_for} data, but the spec's workload is "
-                     f"{workload}; point data.path at {workload} data ({load_workload(workload).DATA.example('DIR')})")
+                     f"{workload}; point data.path at {workload} data ({references.data_example(workload, 'DIR')})")
         return
     check = getattr(load_workload(workload), "spec_problems", None)
     if check:

@@ -54,13 +54,14 @@ class DataCommand:
     write: Callable[..., dict]
     options: tuple[Option, ...] = ()
 
-    def example(self, path: str) -> str:
+    def example(self, path: str, invoked_as: str | None = None) -> str:
         """The command line that writes this dataset to `path` (for error messages' hints):
         positionals and required options, a repeatable metavar (`COL[,COL...]`) as its first item.
+        A user's workload is invoked by its file or module (`invoked_as`), not by `name`.
         The command writes a local directory: for a URI, it says to upload that directory there."""
         if location.is_uri(path):
-            return f"{self.example('DIR')}, then upload DIR to {path} (e.g. aws s3 sync DIR {path})"
-        words = ["raysweep", "data", self.name]
+            return f"{self.example('DIR', invoked_as)}, then upload DIR to {path} (e.g. aws s3 sync DIR {path})"
+        words = ["raysweep", "data", invoked_as or self.name]
         for o in self.options:
             shown = "|".join(map(str, o.choices)) if o.choices else (o.metavar or o.dest.upper()).split("[")[0]
             if o.positional:

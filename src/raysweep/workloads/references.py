@@ -9,7 +9,12 @@ A user's module is imported once per process and checked against the contract
 class, the metrics' directions. What does not fit comes back as one line each, naming the file
 and the fix, so `raysweep validate` can list them; a module that fails to import is reported with
 its own error and line. A file reference is made absolute when the spec is validated, so trials
-and later commands load the same file.
+and later commands load the same file; its folder goes on the Python path first, as Python does
+for a script, so the module can import the files beside it.
+
+On a cluster the nodes lack the user's files. `shipment` names what Ray's runtime environment
+must carry (`py_modules`): a file's folder, or a module's top-level package where it is not
+installed. A trial on another node finds the shipped copy of a file through `SHIPPED_ENV`.
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ import functools
 import importlib
 import importlib.util
 import inspect
+import json
+import os
 import re
 import sys
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -31,6 +39,11 @@ from raysweep.training.config import TrainingConfig
 from raysweep.workloads.contract import TASKS, DataCommand, Workload
 from raysweep.workloads.registry import WORKLOADS
 
+# Set in the trials' environment when a file reference's folder was shipped: {"reference": the
+# absolute path the spec holds, "folder": the folder's name, "file": the file's name}.
+SHIPPED_ENV = "RAYSWEEP_SHIPPED_WORKLOAD"
+# Never worth shipping: bytecode caches and version control.
+SHIPPING_EXCLUDES = ["__pycache__/", ".git/"]
 FUNCTIONS = ("build_model", "compute_loss", "predict", "compute_metrics", "model_inputs")
 
 
@@ -50,6 +63,23 @@ def absolute(reference: str, base_dir: Path) -> str:
 def label(reference: str) -> str:
     """How messages name a workload: a file by its name, a module by its path."""
     return Path(reference).name if is_file(reference) else reference
+
+
+def shown_reference(reference: str) -> str:
+    """A reference as a user types it in this folder: a file relative to it where it lies below."""
+    if reference in WORKLOADS or not is_file(reference):
+        return reference
+    path = Path(reference).resolve()
+    try:
+        return "./" + str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def data_example(reference: str, path: str) -> str:
+    """The `raysweep data ...` command line that writes a workload's dataset to `path`."""
+    command = load_workload(reference).DATA
+    return command.example(path, None if reference in WORKLOADS else shown_reference(reference))
 
 
 def check_reference(reference: str) -> tuple[ModuleType | None, list[str]]:
@@ -89,10 +119,12 @@ def _import(reference: str) -> ModuleType:
                                  "PYTHONPATH?"]) from None
         except Exception as exc:  # noqa: BLE001 - the user's module failed as it imported
             raise WorkloadError([_import_failure(reference, exc)]) from None
-    path = Path(reference)
+    path = _shipped_copy(reference) or Path(reference)
     if not path.is_file():
         raise WorkloadError([f"{reference}: no such file; give the workload's path relative to the spec"])
     name = "raysweep_workload_" + re.sub(r"\W", "_", path.stem)
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))   # the files beside it import as they would from a script
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module   # dataclasses and pickling look modules up by name
@@ -102,6 +134,54 @@ def _import(reference: str) -> ModuleType:
         del sys.modules[name]
         raise WorkloadError([_import_failure(path.name, exc, path)]) from None
     return module
+
+
+@dataclass(frozen=True)
+class Shipment:
+    """What of a user's workload Ray's runtime environment carries to every node."""
+
+    py_modules: tuple[str, ...]    # local folders (shipped with their contents) or single files
+    env_vars: dict[str, str]
+
+    def runtime_env(self) -> dict:
+        return {"py_modules": list(self.py_modules), "env_vars": dict(self.env_vars),
+                "excludes": list(SHIPPING_EXCLUDES)}
+
+
+def shipment(reference: str) -> Shipment | None:
+    """The code a cluster's nodes need for `reference`; None where they have it already.
+
+    A file ships with the folder it lives in (the modules and files beside it come along; list
+    big files in a .gitignore or .rayignore there to leave them behind). A module ships its
+    top-level package, unless that is installed in site-packages: then the cluster's setup
+    commands must install it too, as they install raysweep.
+    """
+    if reference in WORKLOADS:
+        return None
+    if is_file(reference):
+        path = Path(reference)
+        env = {SHIPPED_ENV: json.dumps({"reference": reference, "folder": path.parent.name, "file": path.name})}
+        return Shipment((str(path.parent),), env)
+    found = importlib.util.find_spec(reference.split(".")[0])
+    if found is None:
+        return None
+    where = Path(next(iter(found.submodule_search_locations or []), None) or found.origin)
+    if {"site-packages", "dist-packages"} & set(where.parts):
+        return None
+    return Shipment((str(where),), {})
+
+
+def _shipped_copy(reference: str) -> Path | None:
+    """In a trial whose runtime environment shipped this file's folder: the copy Ray unpacked,
+    the first folder of that name on the Python path (Ray puts its copies in front)."""
+    shipped = json.loads(os.environ.get(SHIPPED_ENV) or "{}")
+    if shipped.get("reference") != reference:
+        return None
+    for entry in sys.path:
+        candidate = Path(entry or ".") / shipped["folder"] / shipped["file"]
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def _import_failure(shown: str, exc: Exception, path: Path | None = None) -> str:
