@@ -1,4 +1,5 @@
-"""Metrics in numpy: ROC-AUC with ties, expected calibration error, regression errors.
+"""Metrics in numpy: ROC-AUC with ties, precision-recall (average precision, F1 at its best
+threshold), expected calibration error, regression errors.
 
 Plain numpy rather than scikit-learn: two small functions do not justify the dependency, and
 they run on the worker after each validation pass.
@@ -31,6 +32,45 @@ def macro_roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     aucs = [roc_auc(labels[:, k], scores[:, k]) for k in range(labels.shape[1])]
     aucs = [a for a in aucs if not np.isnan(a)]
     return float(np.mean(aucs)) if aucs else float("nan")
+
+
+def _precision_recall(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(precision, recall, threshold) at each distinct score, from the highest down, and the
+    number of positives. Predicting positive at `score >= threshold` gives that point."""
+    labels = np.asarray(labels).astype(bool).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    order = np.argsort(-scores, kind="stable")
+    sorted_scores, sorted_labels = scores[order], labels[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(sorted_scores)), sorted_scores.size - 1]
+    true_pos = np.cumsum(sorted_labels)[last_of_tie]
+    predicted_pos = last_of_tie + 1
+    n_pos = int(labels.sum())
+    return true_pos / predicted_pos, true_pos / max(n_pos, 1), sorted_scores[last_of_tie], n_pos
+
+
+def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the precision-recall curve, as scikit-learn's average_precision_score computes
+    it (precision summed over the steps in recall). What matters for rare positives, where the
+    ROC-AUC flatters a model. NaN without positives."""
+    if labels.size == 0:
+        return float("nan")
+    precision, recall, _, n_pos = _precision_recall(labels, scores)
+    if n_pos == 0:
+        return float("nan")
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def best_f1(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """(F1, threshold): the best F1 over the thresholds the scores offer, and that threshold,
+    the operating point a deployment would pick on validation data. (NaN, NaN) without positives."""
+    if labels.size == 0:
+        return float("nan"), float("nan")
+    precision, recall, thresholds, n_pos = _precision_recall(labels, scores)
+    if n_pos == 0:
+        return float("nan"), float("nan")
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+    best = int(np.argmax(f1))
+    return float(f1[best]), float(thresholds[best])
 
 
 def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> float:

@@ -1,0 +1,29 @@
+"""Precision-recall metrics agree with scikit-learn's on random scores with ties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, precision_recall_curve
+
+from raysweep.training.metrics import average_precision, best_f1
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_average_precision_and_best_f1_match_scikit_learn(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 400))
+    labels = rng.random(n) < rng.uniform(0.02, 0.5)
+    labels[0] = True
+    scores = np.round(rng.random(n) + labels * rng.random(n), int(rng.integers(1, 4)))   # ties
+    assert average_precision(labels, scores) == pytest.approx(average_precision_score(labels, scores))
+    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    best = int(np.argmax(f1[:-1]))
+    assert best_f1(labels, scores) == pytest.approx((f1[best], thresholds[best]))
+
+
+def test_without_positives_the_metrics_are_undefined():
+    assert np.isnan(average_precision(np.zeros(5), np.arange(5)))
+    assert all(np.isnan(best_f1(np.zeros(5), np.arange(5))))
+    assert best_f1(np.array([0, 1, 1]), np.array([0.1, 0.8, 0.9])) == (1.0, 0.8)
