@@ -123,3 +123,15 @@ def test_the_shipped_spec_sweeps_all_twelve_architectures(ray_session, data, tmp
     export.export(experiment_dir, tmp_path / "champion")
     _, scores = export.predict(tmp_path / "champion", data)
     assert scores["val_auc_pr"] == pytest.approx(trials["best_val_auc_pr"].max(), abs=1e-4)
+
+
+@pytest.mark.slow
+def test_a_torch_trainer_with_two_ddp_workers_trains_it(ray_session, data, tmp_path):
+    s = spec.load(EXAMPLE / "spec.yaml", [
+        f"data.path={data}", f"storage_path={tmp_path / 'results'}", "search.num_samples=1", "fixed.epochs=2",
+        "scheduler.type=fifo", "resources.workers_per_trial=2", "resources.max_concurrent_trials=1",
+        "params.encoder.values=[attention]", "params.fusion.values=[query]", "params.decoder.values=[transformer]"])
+    assert s.executor == "torch_trainer"
+    trials = store.load(sweep.run(s)).trials
+    assert list(trials["status"]) == ["finished"], trials[["status", "error"]]
+    assert trials["epochs_run"].tolist() == [2] and np.isfinite(trials["best_val_auc_pr"]).all()
