@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from raysweep.workloads import write_dataset
+from raysweep.workloads import DataError, write_dataset
 
 HZ = 2                      # frames per second
 WINDOW, STRIDE = 20, 5      # frames per sample, frames between window ends
@@ -131,7 +131,7 @@ def write(out_dir, *, n_drives: int = 80, seconds: int = 180, val_fraction: floa
           fmt: str = "parquet") -> dict:
     """`raysweep data ./examples/brake_coast/brake_coast.py`: windows of whole drives, split by drive."""
     if n_drives < 4 or seconds * HZ < WINDOW + max(HORIZONS_S) * HZ + 1:
-        raise ValueError(f"need at least 4 drives of {(WINDOW + max(HORIZONS_S) * HZ + 1) / HZ:g} s "
+        raise DataError(f"need at least 4 drives of {(WINDOW + max(HORIZONS_S) * HZ + 1) / HZ:g} s "
                          f"(got {n_drives} drives of {seconds} s)")
     rng = np.random.default_rng(seed)
     frames = simulate(n_drives, seconds * HZ, rng)

@@ -36,7 +36,8 @@ def add_data_command(generators, command: DataCommand, invoked_as: str | None = 
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--format", dest="fmt", choices=("parquet", "webdataset"), default="parquet")
     for option in command.options:
-        kwargs = dict(type=option.type, help=option.help or None, metavar=option.metavar)
+        # argparse formats help with %: a user's "70 % of cells" must reach it as text
+        kwargs = dict(type=option.type, help=option.help.replace("%", "%%") or None, metavar=option.metavar)
         if option.choices:
             kwargs["choices"] = option.choices
         if option.positional:
