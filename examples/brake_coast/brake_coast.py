@@ -16,10 +16,11 @@ A learned "no detection" token is always present among a frame's boxes, so atten
 empty frame is defined. Telemetry is min-max scaled inside the model (buffers fitted on train),
 so an exported model takes raw telemetry.
 
-Training follows the seed: focal loss per task (brake: alpha 0.2, gamma 3 easing by 0.25 per
-horizon; coast: alpha 0.3, gamma 2) with task weights (brake first: it is the safety-critical
-one), warm-up, gradient clipping, early stopping. Metrics: per task AUC-PR (average precision,
-the measure that does not flatter rare positives) and F1 at its best threshold, and their means.
+Training follows the seed: focal loss per task (brake: alpha 0.2, gamma 3; coast: alpha 0.3,
+gamma 2; each gamma easing by 0.25 per further second, as the seed's table does) with task
+weights (brake first: it is the safety-critical one), warm-up, gradient clipping, early
+stopping. Metrics: per task AUC-PR (average precision, the measure that does not flatter rare
+positives) and F1 at its best threshold, and their means.
 `val_loss` is the mean binary cross-entropy, the same whatever focal settings a trial used, so
 trials rank on one scale.
 """

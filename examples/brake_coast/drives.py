@@ -130,13 +130,15 @@ def windows(frames: dict[str, np.ndarray], drive_ids: np.ndarray) -> dict[str, n
 def write(out_dir, *, n_drives: int = 80, seconds: int = 180, val_fraction: float = 0.25, seed: int = 0,
           fmt: str = "parquet") -> dict:
     """`raysweep data ./examples/brake_coast/brake_coast.py`: windows of whole drives, split by drive."""
+    if not 0 < val_fraction < 1:
+        raise DataError(f"--val-fraction must lie between 0 and 1 (the share of drives held out), got {val_fraction}")
     if n_drives < 4 or seconds * HZ < WINDOW + max(HORIZONS_S) * HZ + 1:
         raise DataError(f"need at least 4 drives of {(WINDOW + max(HORIZONS_S) * HZ + 1) / HZ:g} s "
                          f"(got {n_drives} drives of {seconds} s)")
     rng = np.random.default_rng(seed)
     frames = simulate(n_drives, seconds * HZ, rng)
     order = rng.permutation(n_drives)
-    n_val = max(1, round(val_fraction * n_drives))
+    n_val = min(max(1, round(val_fraction * n_drives)), n_drives - 1)
     splits = {}
     for split, ids in (("train", np.sort(order[n_val:])), ("val", np.sort(order[:n_val]))):
         splits[split] = windows({k: v[ids] for k, v in frames.items()}, ids)

@@ -7,6 +7,8 @@ its type, and every column of a batch must hold the same rows.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -65,3 +67,35 @@ def test_tensor_columns_stream_through_ray_data(tmp_path, ray_session, fmt):
         assert torch.equal(b["codes"][:, 1], ids)
         assert torch.equal(b["labels"][:, 1].long(), ids % 2)
         assert torch.equal(b["mask"], torch.from_numpy(data["mask"][ids.numpy()]))
+
+
+def test_write_dataset_refuses_what_training_cannot_use(tmp_path):
+    good = rows(8)
+    cases = {
+        "columns differ in length": {"train": {**good, "id": good["id"][:5]}, "val": good},
+        "object values": {"train": {**good, "id": good["id"].astype(object)}, "val": good},
+        "val has columns": {"train": good, "val": {k: v for k, v in good.items() if k != "mask"}},
+        "val.sequence: rows of shape (5, 3)": {"train": good, "val": {**good, "sequence": good["sequence"][..., :3]}},
+        "the 'val' split is missing": {"train": good},
+        "val has no rows": {"train": good, "val": {k: v[:0] for k, v in good.items()}},
+    }
+    for message, splits in cases.items():
+        with pytest.raises(shards.DataError, match=re.escape(message)):
+            shards.write_dataset(tmp_path / "d", splits)
+    meta = shards.write_dataset(tmp_path / "ok", {"train": good, "val": good}, workload="mine", task="binary")
+    assert meta["rows"] == {"train": 8, "val": 8} and meta["columns"]["mask"] == "mask"
+    assert shards.read_meta(tmp_path / "ok") == meta
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "webdataset"])
+def test_rewriting_a_split_leaves_no_old_rows(tmp_path, fmt):
+    shards.write_split(rows(20), tmp_path, "train", fmt=fmt, rows_per_shard=5)
+    shards.write_split(rows(6), tmp_path, "train", fmt=fmt, rows_per_shard=5)
+    assert len(shards.shard_paths(tmp_path, "train", fmt)) == 2
+
+
+def test_floats_are_float32_in_both_formats(tmp_path):
+    table = {"x": np.arange(4, dtype=np.float64), "labels": np.ones((4, 2))}
+    shards.write_split(table, tmp_path, "train")
+    schema = pq.read_schema(next((tmp_path / "train").glob("*.parquet")))
+    assert str(schema.field("x").type) == "float" and str(schema.field("labels").type.value_type) == "float"

@@ -118,7 +118,10 @@ def test_the_shipped_spec_sweeps_all_twelve_architectures(ray_session, data, tmp
     assert len(trials) == 12
     assert len(set(zip(trials["encoder"], trials["fusion"], trials["decoder"]))) == 12
     assert set(trials["status"]) <= {"finished", "stopped by ASHA"}, trials[["status", "error"]]
-    assert np.isfinite(trials["best_val_auc_pr"]).all() and trials["best_val_auc_pr"].max() > 0.1
+    assert np.isfinite(trials["best_val_auc_pr"]).all()
+    # a constant score's AUC-PR is the positive rate: the champion must rank better than that
+    chance = float(split_rows(data, "val")["labels"].mean(dim=0).mean())
+    assert trials["best_val_auc_pr"].max() > chance + 0.05, (trials["best_val_auc_pr"].max(), chance)
     # The champion exports with its three inputs and predicts the validation split again.
     export.export(experiment_dir, tmp_path / "champion")
     _, scores = export.predict(tmp_path / "champion", data)

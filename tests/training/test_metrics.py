@@ -27,3 +27,5 @@ def test_without_positives_the_metrics_are_undefined():
     assert np.isnan(average_precision(np.zeros(5), np.arange(5)))
     assert all(np.isnan(best_f1(np.zeros(5), np.arange(5))))
     assert best_f1(np.array([0, 1, 1]), np.array([0.1, 0.8, 0.9])) == (1.0, 0.8)
+    diverged = np.array([0.2, np.nan, 0.9])
+    assert np.isnan(average_precision(np.array([0, 1, 1]), diverged)) and np.isnan(best_f1([0, 1, 1], diverged)[0])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 from pathlib import Path
 
@@ -108,15 +107,44 @@ def test_data_of_a_users_workload_is_written_by_its_file(project, monkeypatch, c
     assert "lineer.py: no such file" in err and "Traceback" not in err
 
 
-def test_what_travels_to_a_cluster(project, monkeypatch):
+def test_what_travels_to_a_cluster(project):
     assert references.shipment("glideator") is None, "raysweep's own workloads are installed on the nodes"
+    assert references.shipment("raysweep.workloads.glideator") is None
     assert references.shipment("numpy.linalg") is None, "an installed package is the cluster setup's job"
-    env = session.cluster_runtime_env(str(project / "linear.py"))
-    assert env["py_modules"] == [str(project)] and "__pycache__/" in env["excludes"]
+    s = spec.load(linear_spec(project, project / "data"))   # the data (and results) lie in the folder
+    env, override = session.cluster_runtime_env(s, job_env={})
+    assert env["py_modules"] == [str(project)] and not override
+    assert {"__pycache__/", ".venv/", "/data/", "/results/"} <= set(env["excludes"])
     assert json.loads(env["env_vars"][references.SHIPPED_ENV])["file"] == "linear.py"
     assert set(session.RAY_ENV) <= set(env["env_vars"])
-    # A job submitted with py_modules of its own keeps them beside ours.
-    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps({"runtime_env": {"py_modules": ["gcs://x.zip"]}}))
-    monkeypatch.delenv("RAY_OVERRIDE_JOB_RUNTIME_ENV", raising=False)
-    assert session.cluster_runtime_env(str(project / "linear.py"))["py_modules"] == ["gcs://x.zip", str(project)]
-    assert os.environ["RAY_OVERRIDE_JOB_RUNTIME_ENV"] == "1"
+    # A submitted job's own py_modules, excludes and variables are kept beside ours; ours win.
+    job = {"working_dir": "gcs://wd.zip", "py_modules": ["gcs://x.zip"], "excludes": ["big/"],
+           "env_vars": {"MINE": "1", "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "9"}}
+    env, override = session.cluster_runtime_env(s, job_env=job)
+    assert override and env["py_modules"] == ["gcs://x.zip", str(project)] and "big/" in env["excludes"]
+    assert env["env_vars"]["MINE"] == "1" and env["env_vars"]["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] == "0.2"
+    assert "working_dir" not in env, "keys only the job sets are Ray's to merge"
+    # Without a workload of the user's, only raysweep's variables.
+    assert session.cluster_runtime_env(None, job_env={}) == ({"env_vars": dict(session.RAY_ENV)}, False)
+
+
+def test_a_data_option_may_not_take_a_common_name(project, capsys):
+    source = readme_workload_source().replace(
+        'DATA = DataCommand("linear", "a noisy linear target", write)',
+        'from raysweep.workloads import Option\n'
+        'DATA = DataCommand("linear", "a noisy linear target", write, (Option("--seed", "seed", "", int, 0),))')
+    lines = problems_of(project, source, capsys)
+    assert any("DATA option --seed uses '--seed', which every data command has already" in line for line in lines)
+
+
+def test_the_data_must_be_the_workloads_and_hold_its_columns(project, capsys):
+    # brake_coast's spec on linear data: the data command's name says whose data it is.
+    assert cli.main(["validate", str(ROOT / "examples/brake_coast/spec.yaml"), "--set", f"data.path={project / 'data'}"]) == 2
+    assert "holds linear data, but the spec's workload is" in capsys.readouterr().err
+    # data without the labels column
+    meta_path = project / "data" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["columns"] = {"features": "features"}
+    meta_path.write_text(json.dumps(meta))
+    assert cli.main(["validate", str(linear_spec(project, project / "data"))]) == 2
+    assert "has no column 'labels' (meta.json columns: features)" in capsys.readouterr().err

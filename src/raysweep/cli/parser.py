@@ -6,8 +6,11 @@ import argparse
 from pathlib import Path
 
 from raysweep import __version__
+from raysweep.errors import UserError
 from raysweep.workloads import WORKLOADS, DataCommand, load_workload, references
+from raysweep.workloads.contract import COMMON_DATA_OPTIONS
 
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 DESCRIPTION = ("The `raysweep` command: data, validate, run, lr-find, io-search, resume, rank, report, plots, "
                "export, predict.")
 
@@ -25,6 +28,9 @@ def user_data_command(argv: list[str]) -> tuple[str, DataCommand] | None:
     typed = argv[1]
     if not (references.is_file(typed) or "." in typed):
         return None   # an unknown name: argparse lists the known ones
+    if typed.lower().endswith(TABLE_SUFFIXES):
+        raise UserError(f"{typed} is a table, not a workload; import it with: raysweep data import {typed} "
+                        "--target COL --task regression|binary|multiclass|multilabel --out DIR")
     return typed, load_workload(references.absolute(typed, Path.cwd())).DATA
 
 
@@ -32,9 +38,10 @@ def add_data_command(generators, command: DataCommand, invoked_as: str | None = 
     """`raysweep data NAME`: each option reaches the writer by its `dest` keyword."""
     parser = generators.add_parser(invoked_as or command.name, help=command.help)
     parser.set_defaults(data_command=command)
-    parser.add_argument("--out", dest="out_dir", required=True, help="output directory")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--format", dest="fmt", choices=("parquet", "webdataset"), default="parquet")
+    out, seed, fmt = COMMON_DATA_OPTIONS
+    parser.add_argument(out, dest=COMMON_DATA_OPTIONS[out], required=True, help="output directory")
+    parser.add_argument(seed, dest=COMMON_DATA_OPTIONS[seed], type=int, default=0)
+    parser.add_argument(fmt, dest=COMMON_DATA_OPTIONS[fmt], choices=("parquet", "webdataset"), default="parquet")
     for option in command.options:
         # argparse formats help with %: a user's "70 % of cells" must reach it as text
         kwargs = dict(type=option.type, help=option.help.replace("%", "%%") or None, metavar=option.metavar)
@@ -53,7 +60,10 @@ def build_parser(user_data: tuple[str, DataCommand] | None = None) -> argparse.A
     parser.add_argument("--version", action="version", version=f"raysweep {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    data = sub.add_parser("data", help="generate a demo dataset, or import your own table")
+    data = sub.add_parser("data", help="generate a demo dataset, import your own table, or write your workload's data",
+                          description="NAME: a built-in dataset, `import` for a table, or a workload of your own "
+                                      "by file (./my_workload.py) or module (my_project.models.brake), whose DATA "
+                                      "command writes its data.")
     generators = data.add_subparsers(dest="generator", required=True)
 
     for command in data_commands().values():

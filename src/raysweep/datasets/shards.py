@@ -43,12 +43,18 @@ class DataError(UserError):
 
 def write_split(columns: dict[str, np.ndarray], out_dir: Path, split: str, *,
                 fmt: str = "parquet", rows_per_shard: int = 8192) -> int:
-    """Write one split as shards; returns the number of shards written."""
+    """Write one split as shards; returns the number of shards written.
+
+    Shards an earlier run left in the split's folder are removed first: fewer shards this time
+    would otherwise leave old rows that the readers (which list the folder) would still read.
+    """
     if fmt not in FORMATS:
         raise DataError(f"unknown data format {fmt!r}; known: {', '.join(FORMATS)}")
     n_rows = len(next(iter(columns.values())))
     split_dir = Path(out_dir) / split
     split_dir.mkdir(parents=True, exist_ok=True)
+    for old in [*split_dir.glob("part-*.parquet"), *split_dir.glob("shard-*.tar")]:
+        old.unlink()
     n_shards = max(1, -(-n_rows // rows_per_shard))
     for i in range(n_shards):
         part = {k: v[i * rows_per_shard:(i + 1) * rows_per_shard] for k, v in columns.items()}
@@ -72,7 +78,7 @@ def _arrow_column(values: np.ndarray) -> pa.Array:
     """One value per row as is; a tensor per row as nested fixed-size lists (innermost dimension
     first), built over one flat buffer without touching rows one by one."""
     if values.ndim == 1:
-        return pa.array(values)
+        return pa.array(_tensor_values(values))
     array = pa.array(np.ascontiguousarray(_tensor_values(values)).reshape(-1))
     for width in reversed(values.shape[1:]):
         array = pa.FixedSizeListArray.from_arrays(array, width)
@@ -133,6 +139,7 @@ def write_dataset(out_dir: str | Path, splits: dict[str, dict[str, np.ndarray]],
             raise DataError(f"write_dataset: the {split!r} split is missing (give {', '.join(SPLITS)})")
     arrays = {split: {name: np.asarray(values) for name, values in columns.items()}
               for split, columns in splits.items()}
+    _check_splits(arrays)
     for split, columns in arrays.items():
         write_split(columns, Path(out_dir), split, fmt=fmt, rows_per_shard=rows_per_shard)
     names = list(arrays["train"])
@@ -140,6 +147,30 @@ def write_dataset(out_dir: str | Path, splits: dict[str, dict[str, np.ndarray]],
             "rows": {split: len(next(iter(columns.values()))) for split, columns in arrays.items()}, **meta}
     write_meta(Path(out_dir), meta)
     return meta
+
+
+def _check_splits(splits: dict[str, dict[str, np.ndarray]]) -> None:
+    """Every split non-empty, its columns equally long, numeric or boolean, and of the same
+    names and row shapes as train's: what the shards and the training loop assume."""
+    train = splits["train"]
+    for split, columns in splits.items():
+        where = f"write_dataset: {split}"
+        if not columns:
+            raise DataError(f"{where} has no columns")
+        lengths = {name: len(values) for name, values in columns.items()}
+        if len(set(lengths.values())) > 1:
+            raise DataError(f"{where}: columns differ in length ({', '.join(f'{k} {v}' for k, v in lengths.items())})")
+        if not next(iter(lengths.values())):
+            raise DataError(f"{where} has no rows")
+        for name, values in columns.items():
+            if values.dtype.kind not in "biuf":
+                raise DataError(f"{where}.{name}: {values.dtype} values; columns hold numbers or booleans "
+                                "of one fixed shape per row (ragged rows: pad them and add a mask)")
+        if set(columns) != set(train):
+            raise DataError(f"{where} has columns {sorted(columns)}, train has {sorted(train)}")
+        for name, values in columns.items():
+            if values.shape[1:] != train[name].shape[1:]:
+                raise DataError(f"{where}.{name}: rows of shape {values.shape[1:]}, train's are {train[name].shape[1:]}")
 
 
 def standardisation(features: np.ndarray) -> tuple[list[float], list[float]]:

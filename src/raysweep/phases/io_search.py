@@ -129,7 +129,7 @@ def run(spec: Spec, *, address: str | None = None) -> tuple[Path, pd.DataFrame]:
                          "prefetch_batches: [1, 4]}}"])
     grid = dict(spec.io_search.grid)
     experiment_dir = experiment.create(spec, "io_search")
-    start_ray(address, spec.workload)
+    start_ray(address, spec)
     meta = shards.read_meta(spec.data.path)
     streams = False in grid.get("materialize", [spec.data.materialize])
     per_trial = _trial_resources(spec, ray.cluster_resources().get("CPU", 0), streams)

@@ -124,7 +124,7 @@ def lr_find_trial(config: dict, *, plan, subset, settings) -> None:
 def run(spec: Spec, *, address: str | None = None) -> Outcome:
     """Run one range test per combination of `lr_find.over` and read the curves back."""
     experiment_dir = experiment.create(spec, "lr_find")
-    session.start_ray(address, spec.workload)
+    session.start_ray(address, spec)
     settings = spec.lr_find
     meta = shards.read_meta(spec.data.path)
     executors.configure_ray_data()

@@ -32,7 +32,7 @@ def run(spec: Spec, *, address: str | None = None) -> Path:
     `storage_path` URI, its working copy, brought up to date)."""
     experiment_dir = experiment.create(spec)
     experiment.record_provenance(experiment_dir, "run")
-    start_ray(address, spec.workload)
+    start_ray(address, spec)
     prepared = tuning.prepare(spec, experiment_dir)
     log.info("sweep %s: %d trials at most at once, each with %s; results in %s", spec.name,
              prepared.allocation.max_concurrent, prepared.allocation.trial, experiment.home(experiment_dir))
@@ -50,7 +50,7 @@ def resume(experiment_dir: str | Path, *, address: str | None = None) -> Path:
         raise SpecError([f"{stored}: Tune saved no state here yet, so there is "
                          "nothing to resume; start it again with `raysweep run`."])
     experiment.record_provenance(experiment_dir, "resume")
-    start_ray(address, spec.workload)
+    start_ray(address, spec)
     prepared = tuning.prepare(spec, experiment_dir)
     tuner = tune.Tuner.restore(stored, trainable=prepared.trainable,
                                resume_unfinished=True, resume_errored=False, restart_errored=False)

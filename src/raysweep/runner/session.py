@@ -11,6 +11,7 @@ import os
 import ray
 
 from raysweep.runner.resources import DRIVER_RESOURCE, LOCAL_DRIVER_SLOTS
+from raysweep.spec import Spec
 from raysweep.workloads import references
 
 # Train V2's controller polls its workers every 2 s by default, and report() and shutdown wait
@@ -33,12 +34,12 @@ def joined_a_cluster() -> bool:
 _joined = False
 
 
-def start_ray(address: str | None = None, workload: str | None = None) -> None:
+def start_ray(address: str | None = None, spec: Spec | None = None) -> None:
     """Connect to `address` (or RAY_ADDRESS), else start a local Ray with the driver resource.
 
-    On a cluster, a user's `workload` (a file or a module of their own) travels to every node in
-    the job's runtime environment (`references.shipment`); a local Ray's workers read it where
-    it is.
+    On a cluster, the `spec`'s workload, where it is the user's own (a file or a module), travels
+    to every node in the job's runtime environment (`cluster_runtime_env`); a local Ray's
+    workers read it where it is.
 
     The dashboard is started (bound to localhost) because Train V2 frees the placement groups of
     trials that ASHA stops through the dashboard's State API; without it their CPUs stay taken
@@ -52,25 +53,37 @@ def start_ray(address: str | None = None, workload: str | None = None) -> None:
     address = address or os.environ.get("RAY_ADDRESS")
     _joined = bool(address)
     if address:
-        ray.init(address=address, runtime_env=cluster_runtime_env(workload), log_to_driver=False)
+        runtime_env, override_job = cluster_runtime_env(spec, _submitted_job_env())
+        if override_job:
+            os.environ["RAY_OVERRIDE_JOB_RUNTIME_ENV"] = "1"
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
     else:
         ray.init(num_cpus=os.cpu_count(), resources={DRIVER_RESOURCE: LOCAL_DRIVER_SLOTS},
                  include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False)
 
 
-def cluster_runtime_env(workload: str | None) -> dict:
-    """raysweep's settings for every process of the job, and the user's workload code.
+def _submitted_job_env() -> dict:
+    """The runtime environment `ray job submit` gave this driver's job (empty outside a job)."""
+    return json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") or "{}").get("runtime_env") or {}
 
-    A job submitted with `--py-modules` of its own keeps them: Ray refuses to merge two lists of
-    py_modules, so the job's are added to ours and ours override.
+
+def cluster_runtime_env(spec: Spec | None, job_env: dict) -> tuple[dict, bool]:
+    """raysweep's settings for every process of the job and the user's workload code, and
+    whether Ray must let them override the submitted job's (RAY_OVERRIDE_JOB_RUNTIME_ENV).
+
+    Ray merges a submitted job's runtime environment (`--working-dir . --py-modules ...`) with
+    the driver's key by key and refuses where both set one; so keys both set are merged here
+    first (py_modules and excludes joined, environment variables with ours winning), and ours
+    then override. The spec's dataset and results are left behind where they lie in the
+    workload's folder.
     """
-    shipment = references.shipment(workload) if workload else None
-    if shipment is None:
-        return {"env_vars": dict(RAY_ENV)}
-    runtime_env = shipment.runtime_env()
-    runtime_env["env_vars"].update(RAY_ENV)
-    job = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") or "{}").get("runtime_env") or {}
-    if job.get("py_modules"):
-        runtime_env["py_modules"] = list(job["py_modules"]) + runtime_env["py_modules"]
-        os.environ["RAY_OVERRIDE_JOB_RUNTIME_ENV"] = "1"
-    return runtime_env
+    shipment = references.shipment(spec.workload) if spec else None
+    ours = shipment.runtime_env(keep_out=(spec.data.path, spec.storage_path)) if shipment else {}
+    ours["env_vars"] = {**ours.get("env_vars", {}), **RAY_ENV}
+    shared = set(job_env) & set(ours)
+    for key in shared:
+        if key == "env_vars":
+            ours[key] = {**job_env[key], **ours[key]}
+        else:   # py_modules, excludes
+            ours[key] = list(dict.fromkeys([*job_env[key], *ours[key]]))
+    return ours, bool(shared)

@@ -194,11 +194,20 @@ def dataset_fit(problems: Problems, workload: str | None, meta: dict | None, raw
     if not workload or meta is None:
         return
     made_for = meta.get("workload")
-    # A built-in workload's data records its name; a user's workload is matched where it sets NAME.
-    expected = workload if workload in WORKLOADS else getattr(load_workload(workload), "NAME", None)
+    module = load_workload(workload)
+    # A built-in workload's data records its name; a user's, its NAME or else its data command's.
+    expected = workload if workload in WORKLOADS else getattr(module, "NAME", None) or module.DATA.name
+    shown = references.shown_reference(workload)
     if made_for and expected and made_for != expected:
         problems.bad("data.path", f"{raw['data']['path']} holds {made_for} data, but the spec's workload is "
-                     f"{workload}; point data.path at {workload} data ({references.data_example(workload, 'DIR')})")
+                     f"{shown}; point data.path at its data ({references.data_example(workload, 'DIR')})")
+        return
+    columns = set(meta.get("columns", {}).values())
+    missing = [c for c in dict.fromkeys(["labels", *module.model_inputs(meta)]) if c not in columns]
+    if missing:
+        problems.bad("data.path", f"{raw['data']['path']} has no column {', '.join(map(repr, missing))} "
+                     f"(meta.json columns: {', '.join(sorted(columns)) or 'none'}); {shown} trains on "
+                     "`labels` and the columns its model_inputs names")
         return
     check = getattr(load_workload(workload), "spec_problems", None)
     if check:

@@ -34,6 +34,11 @@ def macro_roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(np.mean(aucs)) if aucs else float("nan")
 
 
+def _undefined(labels: np.ndarray, scores: np.ndarray) -> bool:
+    """No rows, or a score that is not a number (a diverged model must not look like a ranking)."""
+    return np.asarray(labels).size == 0 or not np.isfinite(np.asarray(scores, dtype=np.float64)).all()
+
+
 def _precision_recall(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """(precision, recall, threshold) at each distinct score, from the highest down, and the
     number of positives. Predicting positive at `score >= threshold` gives that point."""
@@ -51,8 +56,8 @@ def _precision_recall(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarra
 def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
     """Area under the precision-recall curve, as scikit-learn's average_precision_score computes
     it (precision summed over the steps in recall). What matters for rare positives, where the
-    ROC-AUC flatters a model. NaN without positives."""
-    if labels.size == 0:
+    ROC-AUC flatters a model. NaN without positives or with non-finite scores."""
+    if _undefined(labels, scores):
         return float("nan")
     precision, recall, _, n_pos = _precision_recall(labels, scores)
     if n_pos == 0:
@@ -62,8 +67,9 @@ def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
 
 def best_f1(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     """(F1, threshold): the best F1 over the thresholds the scores offer, and that threshold,
-    the operating point a deployment would pick on validation data. (NaN, NaN) without positives."""
-    if labels.size == 0:
+    the operating point a deployment would pick on validation data. (NaN, NaN) without positives
+    or with non-finite scores."""
+    if _undefined(labels, scores):
         return float("nan"), float("nan")
     precision, recall, thresholds, n_pos = _precision_recall(labels, scores)
     if n_pos == 0:

@@ -21,6 +21,10 @@ from raysweep.datasets import location
 from raysweep.training.contract import Trainable
 
 TASKS = ("regression", "binary", "multiclass", "multilabel")
+# The options every `raysweep data` command has (flag -> the writer's keyword), and the names
+# argparse itself takes: a workload's own options must use others.
+COMMON_DATA_OPTIONS = {"--out": "out_dir", "--seed": "seed", "--format": "fmt"}
+RESERVED_DESTS = ("command", "generator", "data_command", "help")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -36,14 +37,14 @@ from types import ModuleType
 from raysweep.checks import did_you_mean
 from raysweep.errors import UserError
 from raysweep.training.config import TrainingConfig
-from raysweep.workloads.contract import TASKS, DataCommand, Workload
+from raysweep.workloads.contract import COMMON_DATA_OPTIONS, RESERVED_DESTS, TASKS, DataCommand, Workload
 from raysweep.workloads.registry import WORKLOADS
 
 # Set in the trials' environment when a file reference's folder was shipped: {"reference": the
 # absolute path the spec holds, "folder": the folder's name, "file": the file's name}.
 SHIPPED_ENV = "RAYSWEEP_SHIPPED_WORKLOAD"
-# Never worth shipping: bytecode caches and version control.
-SHIPPING_EXCLUDES = ["__pycache__/", ".git/"]
+# Never worth shipping: bytecode caches, version control, virtual environments.
+SHIPPING_EXCLUDES = ["__pycache__/", ".git/", ".venv/", "venv/", ".ipynb_checkpoints/"]
 FUNCTIONS = ("build_model", "compute_loss", "predict", "compute_metrics", "model_inputs")
 
 
@@ -121,8 +122,11 @@ def _import(reference: str) -> ModuleType:
             raise WorkloadError([_import_failure(reference, exc)]) from None
     path = _shipped_copy(reference) or Path(reference)
     if not path.is_file():
-        raise WorkloadError([f"{reference}: no such file; give the workload's path relative to the spec"])
-    name = "raysweep_workload_" + re.sub(r"\W", "_", path.stem)
+        raise WorkloadError([f"{reference}: no such file (a spec names its workload's file relative to the spec's "
+                             "folder; `raysweep data` relative to the current one)"])
+    # One module per reference: two users' model.py files in one process must not replace each other.
+    digest = hashlib.sha1(reference.encode()).hexdigest()[:8]
+    name = "raysweep_workload_" + re.sub(r"\W", "_", path.stem) + "_" + digest
     if str(path.parent) not in sys.path:
         sys.path.insert(0, str(path.parent))   # the files beside it import as they would from a script
     spec = importlib.util.spec_from_file_location(name, path)
@@ -143,9 +147,16 @@ class Shipment:
     py_modules: tuple[str, ...]    # local folders (shipped with their contents) or single files
     env_vars: dict[str, str]
 
-    def runtime_env(self) -> dict:
-        return {"py_modules": list(self.py_modules), "env_vars": dict(self.env_vars),
-                "excludes": list(SHIPPING_EXCLUDES)}
+    def runtime_env(self, keep_out: tuple[str, ...] = ()) -> dict:
+        """Ray's `py_modules`, `env_vars` and `excludes`; the local paths in `keep_out` (a
+        dataset, a results folder) are excluded where they lie inside a shipped folder."""
+        excludes = list(SHIPPING_EXCLUDES)
+        for folder in map(Path, self.py_modules):
+            for path in keep_out:
+                inside = Path(path).resolve()
+                if "://" not in str(path) and inside.is_relative_to(folder) and inside != folder:
+                    excludes.append(f"/{inside.relative_to(folder)}/")
+        return {"py_modules": list(self.py_modules), "env_vars": dict(self.env_vars), "excludes": excludes}
 
 
 def shipment(reference: str) -> Shipment | None:
@@ -154,12 +165,20 @@ def shipment(reference: str) -> Shipment | None:
     A file ships with the folder it lives in (the modules and files beside it come along; list
     big files in a .gitignore or .rayignore there to leave them behind). A module ships its
     top-level package, unless that is installed in site-packages: then the cluster's setup
-    commands must install it too, as they install raysweep.
+    commands must install it too, as they install raysweep. A shipped folder is a top-level
+    package of its name on the workers' path, so a folder named like a package the trials
+    import (`datasets`, `torch`) would shadow it: name it after the project.
+
+    Raises:
+        WorkloadError: a file at the top of the filesystem (its folder is everything).
     """
-    if reference in WORKLOADS:
-        return None
+    if reference in WORKLOADS or reference.split(".")[0] == "raysweep":
+        return None   # raysweep's own: the nodes' install has it (an editable one must not shadow it)
     if is_file(reference):
         path = Path(reference)
+        if path.parent == Path(path.anchor):
+            raise WorkloadError([f"{reference}: a workload at the top of the filesystem would ship all of it; "
+                                 "move it into a folder of its own"])
         env = {SHIPPED_ENV: json.dumps({"reference": reference, "folder": path.parent.name, "file": path.name})}
         return Shipment((str(path.parent),), env)
     found = importlib.util.find_spec(reference.split(".")[0])
@@ -222,7 +241,15 @@ def contract_problems(module: ModuleType, shown: str) -> list[str]:
                         "with val_loss: 'min' among them")
     if getattr(module, "TASK", "missing") not in TASKS + (None,):
         problems.append(f"{shown}: TASK must be one of {', '.join(TASKS)} (or None: the dataset's meta.json names it)")
-    if not isinstance(getattr(module, "DATA", None), DataCommand):
+    data = getattr(module, "DATA", None)
+    if not isinstance(data, DataCommand):
         problems.append(f"{shown}: DATA must be a raysweep.workloads.DataCommand: the command that writes its "
                         "dataset (shards plus meta.json)")
+    else:
+        taken = {*COMMON_DATA_OPTIONS, *COMMON_DATA_OPTIONS.values(), *RESERVED_DESTS, "-h", "--help"}
+        for option in data.options:
+            clash = [x for x in (option.flag, option.dest) if x in taken]
+            if clash:
+                problems.append(f"{shown}: DATA option {option.flag} uses {clash[0]!r}, which every data command "
+                                f"has already ({', '.join(COMMON_DATA_OPTIONS)}); name it otherwise")
     return problems
