@@ -101,3 +101,14 @@ def test_the_champion_is_never_a_failed_trial(monkeypatch, raw_spec):
     monkeypatch.setattr(leaderboard, "leaderboard", lambda *a, **k: table[table["status"] != "finished"])
     with pytest.raises(spec.SpecError, match="no trial that did not fail"):
         champion.select("unused")
+
+
+def test_failures_are_grouped_by_cause():
+    trials = pd.DataFrame({"status": ["errored", "errored", "diverged", "finished", "errored"],
+                           "error": ["KeyError: 'x' (compute_loss, a.py:3)", "KeyError: 'x' (compute_loss, a.py:3)",
+                                     "DivergedError: train_loss became nan", "", None]})
+    assert diagnose.failure_groups(trials) == ["2 errored: KeyError: 'x' (compute_loss, a.py:3)",
+                                               "1 diverged: DivergedError: train_loss became nan",
+                                               "1 errored: no error text"]
+    assert not diagnose.all_failed(trials) and diagnose.all_failed(trials[trials["status"] != "finished"])
+    assert "Most often: 2 errored: KeyError" in diagnose.failure_warning(trials.drop(index=2))

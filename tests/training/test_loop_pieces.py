@@ -203,3 +203,17 @@ def test_loss_scaling_unscales_before_clipping_and_still_trains():
         loop.train_step(Linear, Cfg(learning_rate=0.1), t, batches(64, 64)[0], device=torch.device("cpu"))
     after = loop.forward_backward(Linear, cfg, t, batches(64, 64)[0], device=torch.device("cpu"))
     assert after < before / 2
+
+
+def test_a_diverged_loss_says_whether_the_data_or_the_learning_rate_is_at_fault():
+    data = batches(64, 16)
+    data[1]["x"][3, 2] = float("nan")
+    with pytest.raises(loop.DivergedError) as bad_data:
+        loop.train_epoch(Linear, Cfg(), trainee(), data, epoch=0, device=torch.device("cpu"))
+    assert "epoch 1, step 2" in str(bad_data.value) and "x (1 values)" in str(bad_data.value)
+    assert loop.BAD_INPUT in str(bad_data.value)
+
+    huge = [{"x": b["x"] * 1e30, "y": b["y"] * 1e30} for b in batches(64, 16)]   # finite inputs, a loss past float32
+    with pytest.raises(loop.DivergedError) as too_high:
+        loop.train_epoch(Linear, Cfg(learning_rate=10.0), trainee(), huge, epoch=0, device=torch.device("cpu"))
+    assert loop.BAD_INPUT not in str(too_high.value) and "Lower learning_rate" in str(too_high.value)

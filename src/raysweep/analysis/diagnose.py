@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from raysweep.search import space
+from raysweep.training.loop import BAD_INPUT
 
 EDGE_FRACTION = 0.1      # the outer tenth of a range (of its log for loguniform) counts as the edge
 FAILED_STATUSES = ("errored", "diverged")
@@ -65,14 +66,34 @@ def edge_warnings(table: pd.DataFrame, params: tuple[space.Param, ...], metric: 
     return warnings
 
 
+def failure_groups(trials: pd.DataFrame) -> list[str]:
+    """Failed trials (the results store's trials, with their `error`) grouped by status and
+    cause, most frequent first: `12 errored: KeyError: 'features' (compute_loss, brake.py:31)`."""
+    table = trials
+    failed = table[table["status"].isin(FAILED_STATUSES)]
+    if failed.empty:
+        return []
+    errors = failed["error"] if "error" in failed else pd.Series("", index=failed.index)
+    causes = errors.fillna("").replace("", "no error text")
+    counts = failed.assign(cause=causes).groupby(["status", "cause"], sort=False).size().sort_values(ascending=False)
+    return [f"{n} {status}: {cause}" for (status, cause), n in counts.items()]
+
+
+def all_failed(table: pd.DataFrame) -> bool:
+    """No trial of the sweep got anywhere: each one errored or diverged."""
+    return len(table) > 0 and bool(table["status"].isin(FAILED_STATUSES).all())
+
+
 def failure_warning(table: pd.DataFrame) -> str | None:
+    """A warning where a fifth or more of the trials (the store's, with `error`) failed."""
     failed = table["status"].isin(FAILED_STATUSES)
-    if len(table) == 0 or failed.mean() < FAILURE_SHARE:
+    if len(table) == 0 or failed.mean() < FAILURE_SHARE or all_failed(table):
         return None
     counts = table.loc[failed, "status"].value_counts()
     detail = ", ".join(f"{n} {s}" for s, n in counts.items())
-    hint = (" Diverged trials point at a learning-rate range that reaches too high."
-            if "diverged" in counts else " See each trial's error.txt.")
+    bad_input = "error" in table and table["error"].fillna("").str.contains(BAD_INPUT).any()
+    hint = (f" Most often: {failure_groups(table)[0]}." if "diverged" not in counts or bad_input
+            else " Diverged trials point at a learning-rate range that reaches too high.")
     return f"{failed.sum()} of {len(table)} trials failed ({detail}); the ranking covers the rest only.{hint}"
 
 

@@ -6,7 +6,7 @@ gathers them, during the sweep and after it, into two Parquet files in the exper
 
 - `trials.parquet`: one row per trial: trial id, every parameter (fixed and tuned) as its own
   column (lists as JSON text; `value()` decodes), status (finished, stopped by ASHA, early
-  stopped, diverged, errored, unfinished), the error's last line, `epochs_run`, best and last
+  stopped, diverged, errored, unfinished), the error in one line (`errors.describe_failure`), `epochs_run`, best and last
   value of every metric (`best_<m>`, `last_<m>`), the epoch of the best objective, wall time,
   resources, where it ran (`node_id`, `nodes`, `cuda_visible_devices`) and how often it was
   retried after a failure (`retries`);
@@ -29,6 +29,7 @@ import pandas as pd
 from ray.tune import Callback, ExperimentAnalysis
 
 from raysweep import experiment
+from raysweep.errors import describe_failure
 from raysweep.search import space
 from raysweep.workloads import load_workload
 
@@ -67,11 +68,6 @@ def stop_reason(status: str, epochs_run: int, planned: int, error: str, asha: bo
 def _error_text(trial_path: str) -> str:
     path = Path(trial_path) / "error.txt"
     return path.read_text(errors="replace") if path.is_file() else ""
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
 
 
 def _cell(value):
@@ -135,7 +131,7 @@ def build(experiment_dir: str | Path) -> Results:
         patience = "restored_best_epoch" in history and history["restored_best_epoch"].notna().any()
         row = {"trial": t.trial_id, **{k: _cell(v) for k, v in config.items()},
                "status": stop_reason(t.status, epochs_run, planned, error, spec.scheduler.type == "asha", patience),
-               "error": _last_line(error) if t.status == "ERROR" else "", "epochs_run": epochs_run}
+               "error": describe_failure(error) if t.status == "ERROR" else "", "epochs_run": epochs_run}
         best_index = _best(history[spec.metric], spec.mode)[1] if spec.metric in history else None
         row["best_epoch"] = int(history.loc[best_index, "epoch"]) if best_index is not None else None
         for m in metrics:   # best and last of each metric; last only of what is no score (lr)

@@ -10,10 +10,10 @@ import importlib
 import logging
 import sys
 
+from raysweep.cli.exit_codes import USAGE as EXIT_USAGE
 from raysweep.cli.parser import build_parser, user_data_command
 from raysweep.errors import UserError
 
-EXIT_USAGE = 2
 # Where each command's handler lives. A command imports its module only when it runs:
 # `data` and `validate` never import Ray, and the others wait for it (seconds) only once
 # their arguments parse, not for `--help` or a mistyped option.

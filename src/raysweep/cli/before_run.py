@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import inspect
 
+from raysweep.cli import exit_codes
 from raysweep.datasets import location
 from raysweep.datasets.shards import DataError
 from raysweep.spec import load as spec_load
@@ -24,7 +25,7 @@ def _data(args: argparse.Namespace) -> int:
     features = len(meta["feature_names"]) + len(meta.get("categorical_names", []))
     print(f"wrote {meta['workload']} data to {args.out_dir} ({meta['format']}; rows: {rows}; "
           f"{features} features)")
-    return 0
+    return exit_codes.OK
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -42,7 +43,7 @@ def _validate(args: argparse.Namespace) -> int:
           + (f", warm start from {s.search.warm_start.experiment}" if s.search.warm_start else "")
           + f", {s.scheduler.type} scheduler, executor {s.executor}, optimising {s.metric} ({s.mode})."
           + (f" io-search: {len(dict(s.io_search.grid))} settings varied." if s.io_search else ""))
-    return 0
+    return exit_codes.OK
 
 
 COMMANDS = {"data": _data, "validate": _validate}

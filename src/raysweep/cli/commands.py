@@ -12,11 +12,15 @@ import json
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from raysweep import experiment
 from raysweep.analysis import diagnose, leaderboard, plots, report, store
 from raysweep.checks import did_you_mean
+from raysweep.cli import exit_codes
 from raysweep.deploy import export
 from raysweep.phases import io_search, lr_find, sweep
+from raysweep.runner import logs
 from raysweep.spec import SpecError
 from raysweep.spec import load as spec_load
 
@@ -28,14 +32,14 @@ def _push_outputs(experiment_dir: Path) -> None:
 
 
 def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int = 10,
-                       group_by: str | None = None) -> int:
-    """Print and save the leaderboard; returns how many trials are unfinished."""
+                       group_by: str | None = None) -> pd.DataFrame:
+    """Print and save the leaderboard; returns it."""
     s = experiment.load_spec(experiment_dir)
     metric, mode = metric or s.metric, mode or s.mode
     table = leaderboard.leaderboard(experiment_dir, metric=metric, mode=mode)
     if table.empty:
         print(f"{experiment_dir}: no trials have reported yet.")
-        return 0
+        return table
     paths = leaderboard.write(table, experiment_dir)
     _push_outputs(experiment_dir)
     print(leaderboard.format_table(table, top))
@@ -53,20 +57,28 @@ def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int
         print(f"\nby {group_by} ({metric}: spread of each trial's best over the other parameters):")
         print(leaderboard.format_table(leaderboard.group_by(table, group_by, metric, mode), None))
     warnings = diagnose.edge_warnings(table, s.params, metric)
-    failed = diagnose.failure_warning(table)
+    failed = diagnose.failure_warning(store.load(experiment_dir).trials)
     for line in warnings + ([failed] if failed else []):
         print(f"warning: {line}", file=sys.stderr)
     print("leaderboard: " + ", ".join(str(p) for p in paths))
-    return int((table["status"] == "unfinished").sum())
+    return table
 
 
 def _finish(experiment_dir: Path) -> int:
-    unfinished = _print_leaderboard(experiment_dir)
+    """After a sweep: the leaderboard, and an exit code that says how it went (exit_codes.py)."""
+    table = _print_leaderboard(experiment_dir)
+    unfinished = int((table["status"] == "unfinished").sum()) if len(table) else 0
     if unfinished:
         print(f"\ninterrupted with {unfinished} trials unfinished; finish the sweep with:\n"
               f"  raysweep resume {experiment_dir}", file=sys.stderr)
-        return 130
-    return 0
+        return exit_codes.INTERRUPTED
+    if diagnose.all_failed(table):
+        groups = diagnose.failure_groups(store.load(experiment_dir).trials)
+        print(f"\nerror: all {len(table)} trials failed:\n" + "\n".join(f"  {g}" for g in groups)
+              + f"\ntracebacks: each trial's error.txt, and {experiment.home(experiment_dir)}/{logs.LOG_FILE}",
+              file=sys.stderr)
+        return exit_codes.ALL_TRIALS_FAILED
+    return exit_codes.OK
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -76,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; finish it with: raysweep resume <experiment dir printed above>",
               file=sys.stderr)
-        return 130
+        return exit_codes.INTERRUPTED
     print(f"\nresults: {experiment.home(experiment_dir)}")
     return _finish(experiment_dir)
 
@@ -93,11 +105,11 @@ def _lr_find(args: argparse.Namespace) -> int:
     print(f"\ncurves: {outcome.experiment_dir / lr_find.CURVES_FILE}\n"
           f"plot:   {outcome.experiment_dir / lr_find.PLOT_FILE}")
     if outcome.low is None:
-        return 1
+        return exit_codes.NOTHING_FOUND
     if args.write_spec:
         path = lr_find.write_spec(s, outcome.low, outcome.high, args.write_spec)
         print(f"spec:   {path} (params.learning_rate over {outcome.low:.2g} .. {outcome.high:.2g})")
-    return 0
+    return exit_codes.OK
 
 
 def _io_search(args: argparse.Namespace) -> int:
@@ -107,14 +119,14 @@ def _io_search(args: argparse.Namespace) -> int:
     best = io_search.best_settings(table)
     if not best:
         print("\nevery setting failed; see the error column", file=sys.stderr)
-        return 1
+        return exit_codes.NOTHING_FOUND
     top = table.iloc[0]
     print(f"\nfastest: {', '.join(f'{k}={v}' for k, v in best.items())} "
           f"({top[io_search.OBJECTIVE]:,.0f} samples/s)")
     print(f"results: {', '.join(str(experiment_dir / f) for f in io_search.RESULTS_FILES)}")
     if args.write_spec:
         print(f"spec:    {io_search.write_spec(s, best, args.write_spec)}")
-    return 0
+    return exit_codes.OK
 
 
 def _rank(args: argparse.Namespace) -> int:
@@ -125,7 +137,7 @@ def _rank(args: argparse.Namespace) -> int:
                          f"{did_you_mean(args.group_by, s.tuned)} Tuned: {', '.join(s.tuned)}."])
     _print_leaderboard(experiment_dir, metric=args.metric, mode=args.mode, top=args.top,
                        group_by=args.group_by)
-    return 0
+    return exit_codes.OK
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -133,7 +145,7 @@ def _report(args: argparse.Namespace) -> int:
     experiment.load_spec(experiment_dir)  # a clear error for a directory that is not one
     print(f"report: {report.write(experiment_dir, args.out)}")
     _push_outputs(experiment_dir)
-    return 0
+    return exit_codes.OK
 
 
 def _plots(args: argparse.Namespace) -> int:
@@ -142,7 +154,7 @@ def _plots(args: argparse.Namespace) -> int:
     for name, path in plots.all_plots(experiment_dir, args.out).items():
         print(f"{name}: {path}")
     _push_outputs(experiment_dir)
-    return 0
+    return exit_codes.OK
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -151,13 +163,13 @@ def _export(args: argparse.Namespace) -> int:
                            min_metric=args.min_metric)
     except export.ThresholdMissed as exc:
         print(f"refused: {exc}", file=sys.stderr)
-        return 1
+        return exit_codes.NOTHING_FOUND
     card = json.loads((to / export.CARD_FILE).read_text())
     top = card["champion"]
     print(f"exported trial {top['trial']} ({top['metric']} {top['value']:.4g}, weights of epoch "
           f"{card['weights']['epoch']}) to {to}: {export.MODEL_FILE} (TorchScript), {export.STATE_FILE}, "
           f"{export.META_FILE}, {export.CARD_FILE}; one row in {card['inference']['latency_ms_one_row']:.3g} ms on CPU")
-    return 0
+    return exit_codes.OK
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -167,7 +179,7 @@ def _predict(args: argparse.Namespace) -> int:
         print("  " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     if not args.out:
         print(frame.head(5).to_string(index=False))
-    return 0
+    return exit_codes.OK
 
 
 # Each command's handler, by the name the parser records.

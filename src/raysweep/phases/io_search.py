@@ -32,7 +32,7 @@ from ray.tune.execution.placement_groups import PlacementGroupFactory
 
 from raysweep import experiment
 from raysweep.datasets import location, ray_data, shards
-from raysweep.runner import executors, tuning
+from raysweep.runner import executors, logs, tuning
 from raysweep.runner.resources import SizingError
 from raysweep.runner.session import start_ray
 from raysweep.search import space
@@ -127,8 +127,15 @@ def run(spec: Spec, *, address: str | None = None) -> tuple[Path, pd.DataFrame]:
         raise SpecError([f"{spec.source}: io_search: missing. Add the settings to try, e.g.\n"
                          "  io_search: {steps: 200, warmup_steps: 20, grid: {batch_size: [256, 1024], "
                          "prefetch_batches: [1, 4]}}"])
-    grid = dict(spec.io_search.grid)
     experiment_dir = experiment.create(spec, "io_search")
+    with logs.to_experiment_log(experiment_dir):
+        ranked = _timed_trials(spec, experiment_dir, address)
+    experiment.push(experiment_dir, [logs.LOG_FILE])
+    return experiment_dir, ranked
+
+
+def _timed_trials(spec: Spec, experiment_dir: Path, address: str | None) -> pd.DataFrame:
+    grid = dict(spec.io_search.grid)
     start_ray(address, spec)
     meta = shards.read_meta(spec.data.path)
     streams = False in grid.get("materialize", [spec.data.materialize])
@@ -168,7 +175,7 @@ def run(spec: Spec, *, address: str | None = None) -> tuple[Path, pd.DataFrame]:
     table.to_csv(experiment_dir / RESULTS_FILES[0], index=False)
     table.astype({c: str for c in grid if table[c].dtype == object}).to_parquet(experiment_dir / RESULTS_FILES[1])
     experiment.push(experiment_dir, list(RESULTS_FILES))
-    return experiment_dir, table
+    return table
 
 
 def rank(table: pd.DataFrame) -> pd.DataFrame:

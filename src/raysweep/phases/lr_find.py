@@ -33,7 +33,7 @@ from ray import tune
 from raysweep import experiment
 from raysweep.datasets import batching, ray_data, shards
 from raysweep.phases import lr_range
-from raysweep.runner import executors, resources, session, tuning
+from raysweep.runner import executors, logs, resources, session, tuning
 from raysweep.search import space
 from raysweep.spec import Spec, write_copy
 from raysweep.training import loop
@@ -124,6 +124,13 @@ def lr_find_trial(config: dict, *, plan, subset, settings) -> None:
 def run(spec: Spec, *, address: str | None = None) -> Outcome:
     """Run one range test per combination of `lr_find.over` and read the curves back."""
     experiment_dir = experiment.create(spec, "lr_find")
+    with logs.to_experiment_log(experiment_dir):
+        outcome = _range_tests(spec, experiment_dir, address)
+    experiment.push(experiment_dir, [logs.LOG_FILE])
+    return outcome
+
+
+def _range_tests(spec: Spec, experiment_dir: Path, address: str | None) -> Outcome:
     session.start_ray(address, spec)
     settings = spec.lr_find
     meta = shards.read_meta(spec.data.path)

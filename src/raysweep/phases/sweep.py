@@ -17,7 +17,7 @@ from raysweep.analysis import diagnose, leaderboard, store
 from raysweep.analysis.store import StoreWriter
 from raysweep.analysis.tensorboard import TENSORBOARD_DIR, TensorBoardWriter
 from raysweep.checks import is_missing
-from raysweep.runner import tuning
+from raysweep.runner import logs, tuning
 from raysweep.runner.progress import ProgressLines
 from raysweep.runner.session import start_ray
 from raysweep.search import searchers, space
@@ -32,11 +32,12 @@ def run(spec: Spec, *, address: str | None = None) -> Path:
     `storage_path` URI, its working copy, brought up to date)."""
     experiment_dir = experiment.create(spec)
     experiment.record_provenance(experiment_dir, "run")
-    start_ray(address, spec)
-    prepared = tuning.prepare(spec, experiment_dir)
-    log.info("sweep %s: %d trials at most at once, each with %s; results in %s", spec.name,
-             prepared.allocation.max_concurrent, prepared.allocation.trial, experiment.home(experiment_dir))
-    _tuner(spec, prepared, experiment_dir).fit()
+    with logs.to_experiment_log(experiment_dir):
+        start_ray(address, spec)
+        prepared = tuning.prepare(spec, experiment_dir)
+        log.info("sweep %s: %d trials at most at once, each with %s; results in %s", spec.name,
+                 prepared.allocation.max_concurrent, prepared.allocation.trial, experiment.home(experiment_dir))
+        _tuner(spec, prepared, experiment_dir).fit()
     return gather(experiment_dir)
 
 
@@ -50,11 +51,12 @@ def resume(experiment_dir: str | Path, *, address: str | None = None) -> Path:
         raise SpecError([f"{stored}: Tune saved no state here yet, so there is "
                          "nothing to resume; start it again with `raysweep run`."])
     experiment.record_provenance(experiment_dir, "resume")
-    start_ray(address, spec)
-    prepared = tuning.prepare(spec, experiment_dir)
-    tuner = tune.Tuner.restore(stored, trainable=prepared.trainable,
-                               resume_unfinished=True, resume_errored=False, restart_errored=False)
-    tuner.fit()
+    with logs.to_experiment_log(experiment_dir):
+        start_ray(address, spec)
+        prepared = tuning.prepare(spec, experiment_dir)
+        tuner = tune.Tuner.restore(stored, trainable=prepared.trainable,
+                                   resume_unfinished=True, resume_errored=False, restart_errored=False)
+        tuner.fit()
     return gather(experiment_dir)
 
 
@@ -64,7 +66,7 @@ def gather(experiment_dir: Path) -> Path:
     if experiment.is_copy(experiment_dir):
         experiment.pull(experiment_dir)
         store.load(experiment_dir)
-        experiment.push(experiment_dir, [store.TRIALS_FILE, store.CURVES_FILE, TENSORBOARD_DIR])
+        experiment.push(experiment_dir, [store.TRIALS_FILE, store.CURVES_FILE, TENSORBOARD_DIR, logs.LOG_FILE])
     return experiment_dir
 
 

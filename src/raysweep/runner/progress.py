@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 from ray.tune import Callback
 
+from raysweep.errors import describe_failure
 from raysweep.search import space
 
 
@@ -35,14 +37,15 @@ class ProgressLines(Callback):
             if better:
                 self.best = (value, trial.trial_id)
 
-    def _line(self, trial, how: str) -> None:
+    def _line(self, trial, how: str, shown: str | None = None) -> None:
         self.done += 1
         result = self.last.get(trial.trial_id, {})
         config = space.decode(trial.config, self.params)
         params = " ".join(f"{p.name}={_short(config[p.name])}" for p in space.all_params(self.params)
                           if p.name in config)
         value = result.get(self.metric)
-        shown = f"{self.metric} {value:.4g}" if isinstance(value, (int, float)) else "no result"
+        if shown is None:
+            shown = f"{self.metric} {value:.4g}" if isinstance(value, (int, float)) else "no result"
         best = f"best {self.best[0]:.4g} ({self.best[1]})" if self.best else "no best yet"
         total = f"/{self.total}" if self.total else ""
         elapsed = time.monotonic() - self.started
@@ -54,4 +57,8 @@ class ProgressLines(Callback):
         self._line(trial, how)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._line(trial, "failed (see its error.txt)")
+        """One line with the error and where it was raised; the traceback is in the trial's
+        error.txt and the experiment's log, not on the console (runner/logs.py)."""
+        path = Path(trial.error_file) if trial.error_file else None
+        text = path.read_text(errors="replace") if path and path.is_file() else ""
+        self._line(trial, "failed", describe_failure(text) or "see its error.txt")

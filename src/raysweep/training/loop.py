@@ -131,6 +131,22 @@ def train_step(workload: Trainable, cfg: TrainingConfig, trainee: Trainee, batch
     return loss
 
 
+BAD_INPUT = "bad input data"   # in a DivergedError's message where the batch, not the model, was at fault
+
+
+def divergence(loss: torch.Tensor, batch: Batch, cfg: TrainingConfig, *, epoch: int, step: int) -> str:
+    """Why the loss stopped being a number. The batch is checked first: NaN or infinite inputs
+    call for fixing the data, and lowering the learning rate would not help."""
+    where = f"train_loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}"
+    broken = {name: int((~torch.isfinite(values)).sum()) for name, values in batch.items()
+              if values.is_floating_point() and not torch.isfinite(values).all()}
+    if broken:
+        counts = ", ".join(f"{name} ({n} values)" for name, n in broken.items())
+        return (f"{where}: the batch holds NaN or infinite values in {counts}: {BAD_INPUT}, not the learning "
+                "rate. Fix or re-import the dataset; raysweep validate finds them.")
+    return f"{where} (learning_rate={cfg.learning_rate:g}). Lower learning_rate or its search range."
+
+
 def rows_in(batch: Batch) -> int:
     return len(next(iter(batch.values())))
 
@@ -152,9 +168,7 @@ def train_epoch(workload: Trainable, cfg: TrainingConfig, trainee: Trainee, batc
     for step, batch in enumerate(batches):
         loss = forward_backward(workload, cfg, trainee, batch, device=device, scale=1.0 / k)
         if not torch.isfinite(loss):
-            raise DivergedError(
-                f"train_loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} "
-                f"(learning_rate={cfg.learning_rate:g}). Lower learning_rate or its search range.")
+            raise DivergedError(divergence(loss, batch, cfg, epoch=epoch, step=step))
         if (step + 1) % k == 0:
             optimizer_step(cfg, trainee)
         total += loss * rows_in(batch)

@@ -1,0 +1,68 @@
+"""Where a sweep's log records go: all of them to the experiment's log file, few to the console.
+
+Ray logs a trial's full traceback to the console when it fails, and chatter on every start
+(a local Ray started, progress bars off, result files written). A user acts on none of that
+there: raysweep prints one line per failed trial (progress.py) and a summary at the end, and
+the tracebacks stay in each trial's error.txt and in `EXPERIMENT_DIR/raysweep.log`, which gets
+every record of Ray's and raysweep's own. The console keeps Ray's warnings and errors, less
+the trial failures raysweep reports itself and the notices below that ask nothing of anyone.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import ray.data
+
+LOG_FILE = "raysweep.log"
+# Ray notices that are no news to a raysweep user, matched on the start of the message.
+NOTICES = ("Token authentication is enabled", "Progress bars disabled", "Wrote the latest version",
+           "Started a local Ray instance", "Connecting to existing Ray cluster", "Connected to Ray cluster")
+# Tune's records of failed trials: raysweep reports each failure in one line and a summary.
+TRIAL_FAILURES = ("Trial task failed", "Trials did not complete")
+
+
+def _console_shows(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    if record.levelno < logging.WARNING or message.startswith(NOTICES):
+        return False
+    return not (record.name.startswith("ray.tune") and message.startswith(TRIAL_FAILURES))
+
+
+def _ray_consoles() -> list[logging.Handler]:
+    """The handlers through which Ray's loggers write to the terminal ("ray", and "ray.data"'s own)."""
+    ray.data.DataContext.get_current()   # Ray Data sets up its loggers on first use
+    found = []
+    for name in ("ray", "ray.data"):
+        found += [h for h in logging.getLogger(name).handlers
+                  if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
+    return found
+
+
+@contextmanager
+def to_experiment_log(experiment_dir: Path) -> Iterator[Path]:
+    """For the duration: every record of Ray's and raysweep's loggers in `experiment_dir/raysweep.log`,
+    and only what `_console_shows` on the console."""
+    path = Path(experiment_dir) / LOG_FILE
+    to_file = logging.FileHandler(path, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    loggers = [logging.getLogger(name) for name in ("ray", "ray.data", "raysweep")]
+    consoles = _ray_consoles()
+    for handler in consoles:
+        handler.addFilter(_console_shows)
+    for logger in loggers:
+        logger.addHandler(to_file)
+    raysweep_level = loggers[-1].level
+    loggers[-1].setLevel(logging.INFO)
+    try:
+        yield path
+    finally:
+        for logger in loggers:
+            logger.removeHandler(to_file)
+        loggers[-1].setLevel(raysweep_level)
+        for handler in consoles:
+            handler.removeFilter(_console_shows)
+        to_file.close()

@@ -1,0 +1,67 @@
+"""Failed trials: one line each on the console, the tracebacks in files, an exit code that says so.
+
+A user's workload (the README's minimal one, broken on purpose) fails in every trial or in one;
+the console must show each failure in a line that names the error and where it was raised,
+never a traceback, and `raysweep run` must exit 3 only when no trial got anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from raysweep import cli
+from raysweep.cli import exit_codes
+from raysweep.runner import logs
+from raysweep.workloads import load_workload
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+BROKEN = '    if cfg.hidden_units in FAILING:\n        raise KeyError("features")\n'
+
+
+def project(tmp_path: Path, failing: list[int]) -> Path:
+    """A user's folder: the minimal workload raising KeyError in compute_loss for some widths."""
+    source = (ROOT / "examples" / "linear" / "linear.py").read_text()
+    source = source.replace("def compute_loss(model, batch, cfg):                 # -> (loss, outputs)\n",
+                            f"FAILING = {failing}\n\ndef compute_loss(model, batch, cfg):\n" + BROKEN)
+    (tmp_path / "linear.py").write_text(source)
+    load_workload(str(tmp_path / "linear.py")).DATA.write(tmp_path / "data")
+    raw = {"name": "failing", "workload": "./linear.py", "data": {"path": str(tmp_path / "data")},
+           "metric": "val_loss", "mode": "min", "fixed": {"epochs": 1, "batch_size": 500},
+           "params": {"hidden_units": {"type": "choice", "values": [8, 16]}},
+           "search": {"algorithm": "grid"}, "storage_path": str(tmp_path / "results")}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(raw))
+    return tmp_path / "spec.yaml"
+
+
+def test_when_every_trial_fails_the_exit_code_and_summary_say_so(tmp_path):
+    # The real command in a process of its own: what reaches its terminal is what a user sees.
+    spec_file = project(tmp_path, failing=[8, 16])
+    done = subprocess.run([str(Path(sys.executable).with_name("raysweep")), "run", str(spec_file)],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "RAY_ADDRESS": ""})
+    out, err = done.stdout, done.stderr
+    assert done.returncode == exit_codes.ALL_TRIALS_FAILED, out + err
+    assert "Traceback" not in out + err, "tracebacks go to files, not the console"
+    assert "Token authentication" not in err and "Progress bars disabled" not in err
+    failed_lines = [line for line in out.splitlines() if " failed: " in line]
+    assert len(failed_lines) == 2
+    assert all("KeyError: 'features' (compute_loss, linear.py:" in line for line in failed_lines)
+    assert "all 2 trials failed:\n  2 errored: KeyError: 'features' (compute_loss, linear.py:" in err
+    (experiment_dir,) = (tmp_path / "results").iterdir()
+    log = (experiment_dir / logs.LOG_FILE).read_text()
+    assert log.count("Traceback") >= 2 and 'raise KeyError("features")' in log
+    assert len(list(experiment_dir.glob("*/error.txt"))) == 2
+
+
+def test_one_failure_among_finished_trials_is_a_warning(ray_session, tmp_path, capsys):
+    assert cli.main(["run", str(project(tmp_path, failing=[16]))]) == exit_codes.OK
+    out, err = capsys.readouterr()
+    assert " failed: KeyError: 'features' (compute_loss, linear.py:" in out
+    assert "1 of 2 trials failed (1 errored); the ranking covers the rest only. Most often: 1 errored: " \
+           "KeyError: 'features' (compute_loss, linear.py:" in err
