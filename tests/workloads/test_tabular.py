@@ -83,7 +83,8 @@ def test_import_details(csv_file, tmp_path):
     df.loc[df.day >= 60, "city"] = "paris"          # a category seen only in validation
     df.to_parquet(tmp_path / "t.parquet")
     meta = tabular.import_table(tmp_path / "t.parquet", tmp_path / "out", target=["y"], task="regression",
-                                categorical=["city"], drop=OTHER_TARGETS[1:], split_by="day", val_fraction=0.25)
+                                categorical=["city"], drop=OTHER_TARGETS[1:], split_by="day", val_fraction=0.25,
+                                missing="fill")
     assert meta["split"]["val_values"] == [str(d) for d in range(60, 80)], "the last quarter of the days"
     train = pq.read_table(shards.shard_paths(tmp_path / "out", "train", "parquet")).to_pandas()
     val = pq.read_table(shards.shard_paths(tmp_path / "out", "val", "parquet")).to_pandas()
@@ -125,7 +126,11 @@ def test_bad_inputs_exit_2_with_their_message(tmp_path, capsys):
          "--target column 'yy' is not in the table. Did you mean 'y'?"),
         ([write_csv(tmp_path, df), "--target", "y"], "'city', 'sunny' are not numeric"),
         ([write_csv(tmp_path, nan_target, "nan.csv"), "--target", "y", "--categorical", "city,sunny"],
-         "target 'y' has 1 missing (null or NaN) values"),
+         "missing (null, NaN or infinite) values in 1 of 800 rows: 'y' 1. Re-run with --missing drop"),
+        ([write_csv(tmp_path, nan_target, "nan.csv"), "--target", "y", "--categorical", "city,sunny",
+          "--missing", "fill"], "target(s) 'y' have missing (null, NaN or infinite) values, which no fill"),
+        ([write_csv(tmp_path, df.assign(x2=df.x2.where(df.index % 2 == 0, np.inf)), "inf.csv"), "--target", "y",
+          "--categorical", "city,sunny"], "in 400 of 800 rows: 'x2' 400."),
         ([write_csv(tmp_path, df.assign(day=1), "one.csv"), "--target", "y", "--categorical", "city,sunny",
           "--split-by", "day"], "--split-by column 'day' has one value ('1')"),
         ([write_csv(tmp_path, df), "--target", "y", "--categorical", "city,sunny", "--split-by", "dya"],
@@ -164,3 +169,18 @@ def test_data_import_cli_writes_a_dataset(csv_file, tmp_path, capsys):
     assert "wrote tabular data" in capsys.readouterr().out
     meta = json.loads((tmp_path / "d/meta.json").read_text())
     assert meta["feature_names"] == ["x1", "x2"] and meta["categorical_names"] == ["city"]
+
+
+def test_missing_values_are_dropped_or_filled_when_asked(tmp_path):
+    df = table()
+    df.loc[[3, 5], "x1"] = np.nan
+    df.loc[9, "y"] = np.inf
+    df.to_csv(tmp_path / "holes.csv", index=False)
+    common = dict(target=["y"], task="regression", categorical=["city"], drop=OTHER_TARGETS[1:])
+    dropped = tabular.import_table(tmp_path / "holes.csv", tmp_path / "dropped", missing="drop", **common)
+    assert sum(dropped["rows"].values()) == N - 3 and dropped["missing"] == "drop"
+    for split in ("train", "val"):
+        rows = pq.read_table(shards.shard_paths(tmp_path / "dropped", split, "parquet")).to_pandas()
+        assert np.isfinite(np.stack(rows["features"])).all() and np.isfinite(np.stack(rows["labels"])).all()
+    with pytest.raises(shards.DataError, match="in 3 of 800 rows: 'y' 1, 'x1' 2"):
+        tabular.import_table(tmp_path / "holes.csv", tmp_path / "refused", **common)

@@ -109,15 +109,43 @@ def _split(table: pa.Table, split_by: str | None, val_fraction: float, seed: int
     return names, {"by": split_by, "val_fraction": val_fraction, "val_values": sorted(val_groups)}
 
 
+MISSING = ("refuse", "drop", "fill")
+
+
+def _unusable(column: pa.ChunkedArray) -> np.ndarray:
+    """Rows where a column holds no usable number: null, NaN or infinite (text columns: null)."""
+    if not _is_numeric(column):
+        return np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    return ~np.isfinite(_numeric(column))
+
+
+def _handle_missing(table: pa.Table, targets: list[str], features: list[str], missing: str) -> pa.Table:
+    """Rows with a null, NaN or infinite feature or target: refused (the default, naming each
+    column and count), dropped, or (features only) left for the training mean to fill."""
+    if missing not in MISSING:
+        raise shards.DataError(f"unknown --missing {missing!r}. Known: {', '.join(MISSING)}.")
+    holes = {name: _unusable(table[name]) for name in [*targets, *features]}
+    holes = {name: rows for name, rows in holes.items() if rows.any()}
+    if not holes:
+        return table
+    bad_rows = np.logical_or.reduce(list(holes.values()))
+    counts = ", ".join(f"{name!r} {int(rows.sum())}" for name, rows in holes.items())
+    missing_targets = [name for name in holes if name in targets]
+    if missing == "drop":
+        return table.filter(pa.array(~bad_rows))
+    if missing == "fill" and not missing_targets:
+        return table
+    if missing == "fill":
+        raise shards.DataError(f"target(s) {', '.join(map(repr, missing_targets))} have missing (null, NaN or "
+                               "infinite) values, which no fill can stand in for; use --missing drop")
+    raise shards.DataError(f"missing (null, NaN or infinite) values in {int(bad_rows.sum())} of {table.num_rows} "
+                           f"rows: {counts}. Re-run with --missing drop (leave those rows out) or --missing fill "
+                           "(features take their training mean; targets cannot be filled)")
+
+
 def _targets(table: pa.Table, targets: list[str], task: str) -> tuple[np.ndarray, dict]:
     """Labels as the loop reads them, and the classes where the task has them."""
     columns = [_column(table, t, "--target") for t in targets]
-    for name, column in zip(targets, columns):
-        missing = column.null_count + (int(pc.sum(pc.is_nan(column)).as_py() or 0)
-                                       if pa.types.is_floating(column.type) else 0)
-        if missing:
-            raise shards.DataError(f"target {name!r} has {missing} missing (null or NaN) values; "
-                                   "drop those rows or fill them before importing")
     if task in ("binary", "multiclass"):
         if len(targets) != 1:
             raise shards.DataError(f"--task {task} takes one target column, got {len(targets)}; "
@@ -153,9 +181,14 @@ def _as_number(value: str) -> float | None:
 
 def import_table(path: str | Path, out_dir: str | Path, *, target: list[str], task: str,
                  categorical: list[str] = (), drop: list[str] = (), split_by: str | None = None,
-                 val_fraction: float = 0.2,
+                 val_fraction: float = 0.2, missing: str = "refuse",
                  seed: int = 0, fmt: str = "parquet", rows_per_shard: int = 8192) -> dict:
-    """Import a table as a raysweep dataset; returns the meta dict."""
+    """Import a table as a raysweep dataset; returns the meta dict.
+
+    Missing values (null, NaN, infinite) in a feature or target stop the import unless
+    `missing` says what to do with them ("drop" the rows, or "fill" features with the training
+    mean): a model that trains on holes diverges or learns from them without anyone knowing.
+    """
     if task not in TASKS:
         raise shards.DataError(f"unknown --task {task!r}.{did_you_mean(task, TASKS)} Known: {', '.join(TASKS)}.")
     if not 0 < val_fraction < 1:
@@ -169,8 +202,8 @@ def import_table(path: str | Path, out_dir: str | Path, *, target: list[str], ta
         _column(table, name, "--categorical")
     for name in drop:
         _column(table, name, "--drop")
-    split_names, split_info = _split(table, split_by, val_fraction, seed)
-    labels, classes = _targets(table, list(target), task)
+    for name in target:
+        _column(table, name, "--target")
 
     taken = set(target) | set(drop) | ({split_by} if split_by else set())
     feature_cols = [c for c in table.column_names if c not in taken and c not in categorical]
@@ -181,6 +214,11 @@ def import_table(path: str | Path, out_dir: str | Path, *, target: list[str], ta
                                f"--categorical {','.join(undeclared)}, or drop them from the file")
     if not feature_cols and not categorical:
         raise shards.DataError("the table has no feature columns besides the target and split column")
+    table = _handle_missing(table, list(target), feature_cols, missing)
+    if table.num_rows == 0:
+        raise shards.DataError(f"{path}: no rows left once those with missing values are dropped")
+    split_names, split_info = _split(table, split_by, val_fraction, seed)
+    labels, classes = _targets(table, list(target), task)
 
     is_train = split_names == "train"
     if not is_train.any() or not (split_names == "val").any():
@@ -190,6 +228,7 @@ def import_table(path: str | Path, out_dir: str | Path, *, target: list[str], ta
     scaler = {"fitted_on": "train", "mean": [], "std": []}
     if feature_cols:
         x = np.stack([_numeric(table[c]) for c in feature_cols], axis=1)
+        x = np.where(np.isfinite(x), x, np.nan)              # --missing fill: infinities count as holes
         mean = np.nanmean(np.where(is_train[:, None], x, np.nan), axis=0)
         mean = np.where(np.isnan(mean), 0.0, mean)          # a column missing in every train row
         x = np.where(np.isnan(x), mean, x).astype(np.float32)
@@ -229,6 +268,7 @@ def import_table(path: str | Path, out_dir: str | Path, *, target: list[str], ta
         **classes,
         "rows": rows,
         "split": split_info,
+        "missing": missing,
         "scaler": scaler,
     }
     if task == "regression":
