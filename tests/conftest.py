@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 import ray
+import yaml
 
 from raysweep import spec
 from raysweep.datasets import glideator
@@ -75,6 +76,13 @@ def experiment(ray_session, tiny_data, tmp_path_factory):
     raw["fixed"]["epochs"] = 4
     raw["scheduler"] = {"type": "asha", "grace_period": 1, "reduction_factor": 2}
     return sweep.run(spec.validate(raw, overrides=["search.num_samples=1"]))
+
+
+def write_spec(tmp_path: Path, raw: dict) -> Path:
+    """A raw spec written as the YAML file a user would give the CLI."""
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
 
 
 def run_cluster_script(script: Path, raw: dict, tmp_path: Path, *args: str, timeout_s: int = 600) -> dict:

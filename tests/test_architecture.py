@@ -94,7 +94,7 @@ def test_validate_and_data_never_import_ray(tmp_path):
     """The commands before a run stay light: no Ray in the process, end to end."""
     spec_file = ROOT / "search_spaces" / "glideator_asha_random.yaml"
     script = ("import sys\nfrom raysweep.cli import main\n"
-              f"main(['data', 'glideator', '--out', {str(tmp_path / 'd')!r}, '--sites', '2', '--days', '10'])\n"
+              f"main(['data', 'glideator', '--out', {str(tmp_path / 'd')!r}, '--sites', '4', '--days', '200'])\n"
               f"main(['validate', {str(spec_file)!r}, '--set', 'data.path={tmp_path / 'd'}'])\n"
               "print('RAY IMPORTED' if 'ray' in sys.modules else 'NO RAY')\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)

@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from raysweep import cli
+
+from conftest import write_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,12 +18,6 @@ ROOT = Path(__file__).resolve().parents[2]
 def raysweep(*args, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "raysweep.cli", *map(str, args)],
                           capture_output=True, text=True, cwd=cwd, timeout=300)
-
-
-def write_spec(tmp_path, raw) -> Path:
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
 
 
 def test_validate_ok(tmp_path, raw_spec, capsys):

@@ -21,40 +21,16 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator
 
-import numpy as np
 import pyarrow as pa
 import torch
+
+from raysweep.datasets import shards
 
 Batch = dict[str, torch.Tensor]
 
 
-def _tensor_chunk(chunk: pa.FixedSizeListArray) -> np.ndarray:
-    """A Parquet tensor column (nested fixed-size lists) as one (rows, *shape) array: the flat
-    values under all the list levels, viewed in the shape the levels' sizes give."""
-    shape, values = [], chunk
-    while pa.types.is_fixed_size_list(values.type):
-        shape.append(values.type.list_size)
-        values = values.flatten()   # honours the chunk's offset, unlike .values
-    return values.to_numpy(zero_copy_only=False).reshape(len(chunk), *shape)
-
-
-def _column_to_numpy(column: pa.ChunkedArray) -> np.ndarray:
-    parts = []
-    for chunk in column.chunks:
-        if pa.types.is_fixed_size_list(chunk.type):   # a tensor column (Parquet)
-            parts.append(_tensor_chunk(chunk))
-        elif isinstance(chunk.type, pa.ExtensionType):   # Ray's tensor type (WebDataset .npy)
-            parts.append(np.asarray(chunk.to_numpy()))
-        else:
-            parts.append(chunk.to_numpy(zero_copy_only=False))
-    array = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    # Zero-copy views of the object store are read-only; an in-place op in a workload must not
-    # reach shared memory, so such a block is copied once (a memcpy, cheap next to a batch).
-    return array if array.flags.writeable else array.copy()
-
-
 def arrow_to_torch(table: pa.Table) -> Batch:
-    return {name: torch.from_numpy(_column_to_numpy(table[name])) for name in table.column_names}
+    return {name: torch.from_numpy(shards.column_values(table[name])) for name in table.column_names}
 
 
 def _concat(parts: list[Batch]) -> Batch:

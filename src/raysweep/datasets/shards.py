@@ -41,6 +41,34 @@ class DataError(UserError):
     """A dataset on disk is missing, empty or unreadable; the message says how to fix it."""
 
 
+def _tensor_chunk(chunk: pa.FixedSizeListArray) -> np.ndarray:
+    """A Parquet tensor column (nested fixed-size lists) as one (rows, *shape) array: the flat
+    values under all the list levels, viewed in the shape the levels' sizes give."""
+    shape, values = [], chunk
+    while pa.types.is_fixed_size_list(values.type):
+        shape.append(values.type.list_size)
+        values = values.flatten()   # honours the chunk's offset, unlike .values
+    return values.to_numpy(zero_copy_only=False).reshape(len(chunk), *shape)
+
+
+def column_values(column: pa.ChunkedArray) -> np.ndarray:
+    """A column of Arrow chunks as one numpy array of (rows, *shape), writable, without work per row."""
+    if not column.chunks:
+        return np.empty(0)
+    parts = []
+    for chunk in column.chunks:
+        if pa.types.is_fixed_size_list(chunk.type):   # a tensor column (Parquet)
+            parts.append(_tensor_chunk(chunk))
+        elif isinstance(chunk.type, pa.ExtensionType):   # Ray's tensor type (WebDataset .npy)
+            parts.append(np.asarray(chunk.to_numpy()))
+        else:
+            parts.append(chunk.to_numpy(zero_copy_only=False))
+    array = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    # Zero-copy views of the object store are read-only; an in-place op in a workload must not
+    # reach shared memory, so such a block is copied once (a memcpy, cheap next to a batch).
+    return array if array.flags.writeable else array.copy()
+
+
 def write_split(columns: dict[str, np.ndarray], out_dir: Path, split: str, *,
                 fmt: str = "parquet", rows_per_shard: int = 8192) -> int:
     """Write one split as shards; returns the number of shards written.
@@ -215,22 +243,3 @@ def read_meta(data_dir: str | Path, *, make_hint: str = "") -> dict:
 def shard_paths(data_dir: str | Path, split: str, fmt: str) -> list[str]:
     """A split's shard files, sorted (local paths, or URIs for a dataset at a URI)."""
     return location.files(location.join(data_dir, split), ".parquet" if fmt == "parquet" else ".tar")
-
-
-def check_readable(data_dir: str | Path, meta: dict) -> None:
-    """Open every shard's header before a sweep starts, so a corrupt file fails here, clearly.
-
-    Reads Parquet footers and tar indexes only; a sweep would otherwise fail inside each trial.
-    """
-    fmt = meta.get("format", "parquet")
-    for split in SPLITS:
-        for path in shard_paths(data_dir, split, fmt):
-            try:
-                if fmt == "parquet":
-                    pq.read_metadata(path)
-                else:
-                    with location.open_input(path) as stream, tarfile.open(fileobj=stream) as tar:
-                        tar.getmembers()
-            except Exception as exc:  # noqa: BLE001 - pyarrow and tarfile raise several types
-                raise DataError(f"shard {path} is unreadable ({type(exc).__name__}: {exc}). "
-                                "Regenerate or re-import the dataset.") from None

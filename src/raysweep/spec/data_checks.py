@@ -1,18 +1,53 @@
-"""Check a dataset a spec names: its meta.json reads and every shard opens."""
+"""Check the dataset a spec names, before Ray starts: its meta.json, its shards, and whether its
+splits hold enough rows for the batches the spec asks for."""
 
 from __future__ import annotations
 
-from raysweep.datasets import shards
+from raysweep.checks import is_int
+from raysweep.datasets import inspection, shards
+from raysweep.search.space import Param
 from raysweep.spec.problems import Problems
 from raysweep.workloads.references import data_example
 
 
 def readable_meta(problems: Problems, key: str, path: str, workload: str) -> dict | None:
-    """The meta.json of a dataset whose shards open; else a problem naming the command that makes it."""
+    """The meta.json of a dataset whose shards match it (`datasets.inspection`); else the
+    problems, with the command that makes the dataset where it is missing."""
     try:
         meta = shards.read_meta(path, make_hint=data_example(workload, path))
-        shards.check_readable(path, meta)
-        return meta
     except shards.DataError as exc:
         problems.bad(key, str(exc))
         return None
+    found = inspection.inspect(path, meta)
+    for line in found.problems:
+        problems.bad(key, line)
+    return None if found.problems else meta
+
+
+def largest_batch(fixed: dict, params: list[Param], default: int) -> tuple[str, int | None]:
+    """(key, rows): the largest batch size any trial of the spec may ask for, and where it is
+    set; None where the spec's value is not a number (reported by its own check)."""
+    for p in params:
+        if p.name == "batch_size":
+            values = [v for v in p.values if is_int(v)] if p.is_choice else [p.high]
+            return "params.batch_size", int(max(values)) if values and is_int(max(values)) else None
+    if "batch_size" in fixed:
+        return "fixed.batch_size", int(fixed["batch_size"]) if is_int(fixed["batch_size"]) else None
+    return "batch_size", default
+
+
+def enough_rows(problems: Problems, meta: dict, fixed: dict, params: list[Param], default_batch: int,
+                lr_find_rows: int | None) -> None:
+    """A training split smaller than one batch trains on a single short batch per epoch; an LR
+    range test over fewer rows than a batch cannot take a step."""
+    train = meta.get("rows", {}).get("train", 0)
+    key, batch = largest_batch(fixed, params, default_batch)
+    if batch is None:
+        return
+    if 0 < train < batch:
+        problems.bad(key, f"a batch of {batch} rows is more than the whole train split ({train} rows); "
+                     f"lower it to {train} or less, or use more data")
+    if lr_find_rows is not None and 0 < min(lr_find_rows, train) < batch:
+        problems.bad("lr_find.subset_rows", f"the LR range test trains on {min(lr_find_rows, train)} rows "
+                     f"(lr_find.subset_rows {lr_find_rows}, train {train}), fewer than one batch of {batch}; "
+                     "raise subset_rows or lower batch_size")

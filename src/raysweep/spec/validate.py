@@ -18,7 +18,7 @@ import yaml
 from raysweep.checks import did_you_mean, is_int
 from raysweep.search import space
 from raysweep.search.space import Param
-from raysweep.spec import phase_sections, sections
+from raysweep.spec import data_checks, phase_sections, sections
 from raysweep.spec.data_checks import readable_meta
 from raysweep.spec.parsing import apply_overrides, parse_yaml
 from raysweep.spec.problems import Problems, SpecError, check_type, type_name
@@ -91,6 +91,9 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
         problems.bad("storage_path", f"must be a directory path, got {storage!r}")
     dataset_fit(problems, workload, meta, raw, fixed, metric)
     lr_find = phase_sections.lr_find(problems, section(problems, raw, "lr_find"), params)
+    if meta is not None and workload:
+        data_checks.enough_rows(problems, meta, fixed, params, load_workload(workload).Config().batch_size,
+                                lr_find.subset_rows if "lr_find" in raw else None)
     io_search = phase_sections.io_search(problems, raw.get("io_search"), hints, workload, check_data)
     if problems.lines:
         return None
