@@ -23,27 +23,33 @@ Tune's own state is read through Tune's `ExperimentAnalysis`.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import platform
 import shlex
+import socket
 import sys
 import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from typing import Iterator
 
 import pyarrow.fs as pafs
 import yaml
 
 from raysweep import __version__
 from raysweep.datasets import location
+from raysweep.errors import UserError
 from raysweep.spec import SNAPSHOT_FILE, Spec, SpecError, load
 
 PROVENANCE_FILE = "provenance.json"
 TRAIN_RUNS_DIR = "train_runs"   # TorchTrainer trials keep their checkpoints here
 HOME_FILE = ".raysweep_home"    # in a working copy: the URI of the experiment it copies
+LOCK_FILE = ".raysweep.lock"    # held by the process that runs or resumes the experiment (held())
 TUNE_STATE_GLOB = "experiment_state-*.json"   # Tune's experiment state, the truth about its trials
 
 
@@ -81,11 +87,49 @@ def create(spec: Spec, phase: str = "") -> Path:
     while location.exists(home):  # two sweeps started within one second
         home += "x"
     local = _working_copy(home) if location.is_uri(home) else Path(home)
-    local.mkdir(parents=True, exist_ok=True)
-    (local / SNAPSHOT_FILE).write_text(
-        f"# {spec.source} as run by raysweep\n" + yaml.safe_dump(snapshot(spec), sort_keys=False))
-    push(local, [SNAPSHOT_FILE])
+    try:
+        local.mkdir(parents=True, exist_ok=True)
+        (local / SNAPSHOT_FILE).write_text(
+            f"# {spec.source} as run by raysweep\n" + yaml.safe_dump(snapshot(spec), sort_keys=False))
+        push(local, [SNAPSHOT_FILE])
+    except OSError as exc:   # not a folder, no permission, a read-only disk, a bucket out of reach
+        raise UserError(f"storage_path {spec.storage_path}: cannot write the experiment at {home} "
+                        f"({type(exc).__name__}: {exc.strerror or exc}). Point storage_path at a folder "
+                        "you can write (--set storage_path=DIR) or a bucket you can reach.") from None
     return local
+
+
+@contextlib.contextmanager
+def held(experiment_dir: Path, command: str) -> Iterator[None]:
+    """This process runs the experiment: another `run` or `resume` of it is refused meanwhile.
+
+    The lock is an flock on `EXPERIMENT_DIR/.raysweep.lock`, which the operating system releases
+    when the holder ends, however it ends (SIGKILL included), so a crashed driver never leaves
+    the experiment locked. It guards one machine's processes (and a shared filesystem's, where
+    it supports flock); a working copy of a bucket is locked on this machine only.
+
+    Raises:
+        UserError: another live process holds the experiment, named with its pid and host.
+    """
+    handle = open(Path(experiment_dir) / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise UserError(f"{experiment_dir} is being run by {holder}; wait for it to end, or stop it "
+                        "(Ctrl-C), then try again") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"raysweep {command} (pid {os.getpid()} on {socket.gethostname()}, "
+                 f"since {time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+    handle.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 def is_copy(experiment_dir: Path) -> bool:

@@ -17,7 +17,7 @@ from raysweep.analysis import diagnose, leaderboard, store
 from raysweep.analysis.store import StoreWriter
 from raysweep.analysis.tensorboard import TENSORBOARD_DIR, TensorBoardWriter
 from raysweep.checks import is_missing
-from raysweep.runner import logs, tuning
+from raysweep.runner import logs, storage, tuning
 from raysweep.runner.progress import ProgressLines
 from raysweep.runner.session import start_ray
 from raysweep.search import searchers, space
@@ -30,9 +30,10 @@ log = logging.getLogger("raysweep")
 def run(spec: Spec, *, address: str | None = None) -> Path:
     """Run a validated spec to the end; returns the experiment's local directory (for a
     `storage_path` URI, its working copy, brought up to date)."""
+    storage.check_room(spec)
     experiment_dir = experiment.create(spec)
     experiment.record_provenance(experiment_dir, "run")
-    with logs.to_experiment_log(experiment_dir):
+    with experiment.held(experiment_dir, "run"), logs.to_experiment_log(experiment_dir):
         start_ray(address, spec)
         prepared = tuning.prepare(spec, experiment_dir)
         log.info("sweep %s: %d trials at most at once, each with %s; results in %s", spec.name,
@@ -50,8 +51,8 @@ def resume(experiment_dir: str | Path, *, address: str | None = None) -> Path:
     if not tune.Tuner.can_restore(stored):
         raise SpecError([f"{stored}: Tune saved no state here yet, so there is "
                          "nothing to resume; start it again with `raysweep run`."])
-    experiment.record_provenance(experiment_dir, "resume")
-    with logs.to_experiment_log(experiment_dir):
+    with experiment.held(experiment_dir, "resume"), logs.to_experiment_log(experiment_dir):
+        experiment.record_provenance(experiment_dir, "resume")
         start_ray(address, spec)
         prepared = tuning.prepare(spec, experiment_dir)
         tuner = tune.Tuner.restore(stored, trainable=prepared.trainable,

@@ -1,0 +1,83 @@
+"""Before a sweep's first trial: is there room on its storage for the checkpoints it will keep?
+
+A disk that fills mid-sweep fails every trial still running, at its next checkpoint, hours in.
+The estimate is the baseline model's size (built on the driver: a choice's first value, a
+range's middle) times what a trial keeps: two checkpoints (Tune's `num_to_keep`), each the last
+epoch's weights and Adam's two moments plus the best epoch's weights, and about a megabyte of
+logs and results. A model that grows with a tuned size may need more than the baseline's.
+Storage at a URI (a bucket) has no free space to ask about and is not checked.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from raysweep.datasets import location, shards
+from raysweep.errors import UserError
+from raysweep.runner.tuning import fixed_values
+from raysweep.search import searchers, space
+from raysweep.spec import Spec
+from raysweep.workloads import config_from_trial, load_workload
+
+CHECKPOINTS_KEPT = 2              # per trial (tune.CheckpointConfig num_to_keep in phases/sweep.py)
+COPIES_PER_CHECKPOINT = 4         # weights + Adam's two moments (last.pt) + the best weights (best.pt)
+LOGS_PER_TRIAL = 1 << 20          # result.json, progress.csv, params, error files, TensorBoard
+
+
+@dataclass(frozen=True)
+class Estimate:
+    trials: int
+    parameters: int
+    bytes_needed: int
+
+    def __str__(self) -> str:
+        per_checkpoint = self.parameters * 4 * COPIES_PER_CHECKPOINT
+        return (f"about {_size(self.bytes_needed)}: {self.trials} trials x {CHECKPOINTS_KEPT} checkpoints x "
+                f"{_size(per_checkpoint)} (a model of {self.parameters:,} parameters with its optimiser state)")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def estimate(spec: Spec, meta: dict) -> Estimate:
+    """What the sweep's checkpoints and logs will take, from its baseline model."""
+    workload = load_workload(spec.workload)
+    cfg = config_from_trial(workload, {**fixed_values(spec), **space.baseline(spec.params)}, spec.params)
+    try:
+        with torch.device("meta"):   # shapes only: no memory, no time, whatever the model's size
+            model = workload.build_model(cfg, meta)
+    except Exception:  # noqa: BLE001 - a model that reads tensor values as it is built: build it for real
+        model = workload.build_model(cfg, meta)
+    parameters = sum(p.numel() for p in model.parameters())
+    trials = searchers.planned_trials(spec.search.algorithm, spec.params, spec.search.num_samples)
+    per_trial = CHECKPOINTS_KEPT * COPIES_PER_CHECKPOINT * 4 * parameters + LOGS_PER_TRIAL
+    return Estimate(trials, parameters, trials * per_trial)
+
+
+def check_room(spec: Spec) -> Estimate | None:
+    """Refuse a sweep whose checkpoints would not fit the free space of its storage.
+
+    Raises:
+        UserError: the estimate exceeds the free space, with both figures and the fixes.
+    """
+    if location.is_uri(spec.storage_path):
+        return None
+    found = estimate(spec, shards.read_meta(spec.data.path))
+    existing = Path(spec.storage_path).resolve()
+    while not existing.exists():   # the storage folder is made with the experiment
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if found.bytes_needed > free:
+        raise UserError(f"storage_path {spec.storage_path}: {_size(free)} free, but the sweep's checkpoints need "
+                        f"{found}. Free some space, point storage_path at a larger disk or a bucket "
+                        "(s3://...), or run fewer trials (search.num_samples).")
+    return found
