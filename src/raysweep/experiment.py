@@ -50,6 +50,7 @@ PROVENANCE_FILE = "provenance.json"
 TRAIN_RUNS_DIR = "train_runs"   # TorchTrainer trials keep their checkpoints here
 HOME_FILE = ".raysweep_home"    # in a working copy: the URI of the experiment it copies
 LOCK_FILE = ".raysweep.lock"    # held by the process that runs or resumes the experiment (held())
+STALLED_FILE = "stalled.json"   # trials stopped for reporting nothing too long (runner/watchdog.py)
 TUNE_STATE_GLOB = "experiment_state-*.json"   # Tune's experiment state, the truth about its trials
 
 
@@ -130,6 +131,12 @@ def held(experiment_dir: Path, command: str) -> Iterator[None]:
     finally:
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+
+
+def stalled_trials(experiment_dir: str | Path) -> dict[str, str]:
+    """Trial id -> why it was stopped as stalled, for the trials the stall watchdog stopped."""
+    path = Path(experiment_dir) / STALLED_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def is_copy(experiment_dir: Path) -> bool:

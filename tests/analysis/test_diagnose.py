@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from raysweep.analysis import diagnose, leaderboard
+from raysweep.analysis import diagnose, leaderboard, store
 from raysweep.search.space import Param
 
 LR = Param("learning_rate", "loguniform", low=1e-4, high=1e-1)
@@ -112,3 +112,22 @@ def test_failures_are_grouped_by_cause():
                                                "1 errored: no error text"]
     assert not diagnose.all_failed(trials) and diagnose.all_failed(trials[trials["status"] != "finished"])
     assert "Most often: 2 errored: KeyError" in diagnose.failure_warning(trials.drop(index=2))
+
+
+@pytest.mark.parametrize("error, status", [
+    ("ray.exceptions.OutOfMemoryError: Task was killed due to the node running low on memory.", "out of memory"),
+    ("ray.exceptions.ActorDiedError: The actor died ... Worker exit type: NODE_OUT_OF_MEMORY", "out of memory"),
+    ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", "out of memory"),
+    ("raysweep.training.loop.DivergedError: train_loss became nan", "diverged"),
+    ("KeyError: 'features'", "errored"),
+])
+def test_how_a_trial_failed_is_read_from_its_error(error, status):
+    assert store.stop_reason("ERROR", 1, 4, error, asha=True, patience_ran_out=False) == status
+    assert store.stop_reason("ERROR", 1, 4, error, asha=True, patience_ran_out=False, stalled=True) == "stalled"
+
+
+def test_out_of_memory_comes_with_what_to_lower():
+    trials = pd.DataFrame({"status": ["out of memory"], "error": ["OutOfMemoryError: killed"]})
+    assert diagnose.failure_groups(trials) == [
+        "1 out of memory: OutOfMemoryError: killed; lower batch_size, or run fewer trials at once "
+        "(resources.max_concurrent_trials)"]

@@ -8,14 +8,17 @@ never a traceback, and `raysweep run` must exit 3 only when no trial got anywher
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from raysweep import cli
+from raysweep.analysis import store
 from raysweep.cli import exit_codes
 from raysweep.runner import logs
 from raysweep.workloads import load_workload
@@ -65,3 +68,22 @@ def test_one_failure_among_finished_trials_is_a_warning(ray_session, tmp_path, c
     assert " failed: KeyError: 'features' (compute_loss, linear.py:" in out
     assert "1 of 2 trials failed (1 errored); the ranking covers the rest only. Most often: 1 errored: " \
            "KeyError: 'features' (compute_loss, linear.py:" in err
+
+
+def test_a_trial_that_stalls_is_stopped_and_named(ray_session, tmp_path, capsys):
+    spec_file = project(tmp_path, failing=[])
+    source = (tmp_path / "linear.py").read_text().replace(
+        BROKEN, '    if cfg.hidden_units == 8:\n        time.sleep(3600)   # a hang: no error, no report\n')
+    (tmp_path / "linear.py").write_text("import time\n" + source)
+    raw = yaml.safe_load(spec_file.read_text())
+    raw["failure"] = {"stall_timeout_s": 5}
+    spec_file.write_text(yaml.safe_dump(raw))
+    started = time.monotonic()
+    assert cli.main(["run", str(spec_file)]) == exit_codes.OK
+    assert time.monotonic() - started < 120, "the stalled trial was stopped, not waited for"
+    out, err = capsys.readouterr()
+    assert re.search(r"stopped: stalled: no report for \d+ s \(failure.stall_timeout_s 5\)", out), out
+    (experiment_dir,) = (tmp_path / "results").iterdir()
+    trials = store.load(experiment_dir).trials.set_index("hidden_units")
+    assert trials.loc[8, "status"] == "stalled" and trials.loc[16, "status"] == "finished"
+    assert trials.loc[8, "error"].startswith("stalled: no report for")

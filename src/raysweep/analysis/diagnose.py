@@ -16,7 +16,10 @@ from raysweep.search import space
 from raysweep.training.loop import BAD_INPUT
 
 EDGE_FRACTION = 0.1      # the outer tenth of a range (of its log for loguniform) counts as the edge
-FAILED_STATUSES = ("errored", "diverged")
+FAILED_STATUSES = ("errored", "diverged", "out of memory", "stalled")
+# What to do about each kind of failure, added to its line in the summary.
+HINTS = {"out of memory": "lower batch_size, or run fewer trials at once (resources.max_concurrent_trials)",
+         "stalled": "see raysweep.log for what it waited on; raise failure.stall_timeout_s if its epochs are slow"}
 FAILURE_SHARE = 0.2      # warn when at least this share of trials failed
 
 
@@ -76,7 +79,8 @@ def failure_groups(trials: pd.DataFrame) -> list[str]:
     errors = failed["error"] if "error" in failed else pd.Series("", index=failed.index)
     causes = errors.fillna("").replace("", "no error text")
     counts = failed.assign(cause=causes).groupby(["status", "cause"], sort=False).size().sort_values(ascending=False)
-    return [f"{n} {status}: {cause}" for (status, cause), n in counts.items()]
+    return [f"{n} {status}: {cause}" + (f"; {HINTS[status]}" if status in HINTS else "")
+            for (status, cause), n in counts.items()]
 
 
 def all_failed(table: pd.DataFrame) -> bool:

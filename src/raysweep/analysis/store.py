@@ -6,7 +6,8 @@ gathers them, during the sweep and after it, into two Parquet files in the exper
 
 - `trials.parquet`: one row per trial: trial id, every parameter (fixed and tuned) as its own
   column (lists as JSON text; `value()` decodes), status (finished, stopped by ASHA, early
-  stopped, diverged, errored, unfinished), the error in one line (`errors.describe_failure`), `epochs_run`, best and last
+  stopped, diverged, errored, out of memory, stalled, unfinished), the error in one line
+  (`errors.describe_failure`), `epochs_run`, best and last
   value of every metric (`best_<m>`, `last_<m>`), the epoch of the best objective, wall time,
   resources, where it ran (`node_id`, `nodes`, `cuda_visible_devices`) and how often it was
   retried after a failure (`retries`);
@@ -51,10 +52,18 @@ class Results:
     curves: pd.DataFrame
 
 
+# How an out-of-memory end reads: Ray's memory monitor killing a worker, or CUDA running out.
+OUT_OF_MEMORY_SIGNS = ("OutOfMemoryError", "NODE_OUT_OF_MEMORY", "running low on memory", "CUDA out of memory")
+
+
 def stop_reason(status: str, epochs_run: int, planned: int, error: str, asha: bool,
-                patience_ran_out: bool) -> str:
+                patience_ran_out: bool, stalled: bool = False) -> str:
     """Why a trial ended, in words: from Tune's status, the epochs it ran and its error."""
     if status == "ERROR":
+        if stalled:
+            return "stalled"
+        if any(sign in error for sign in OUT_OF_MEMORY_SIGNS):
+            return "out of memory"
         return "diverged" if "DivergedError" in error else "errored"
     if status != "TERMINATED":
         return "unfinished"
@@ -114,6 +123,7 @@ def build(experiment_dir: str | Path) -> Results:
     analysis = ExperimentAnalysis(str(Path(experiment_dir).resolve()))
     modes = load_workload(spec.workload).METRICS
     frames = analysis.trial_dataframes
+    stalled = experiment.stalled_trials(experiment_dir)
     trial_rows, curve_parts = [], []
     for t in analysis.trials:
         history = frames.get(t.trial_id, pd.DataFrame())
@@ -129,9 +139,12 @@ def build(experiment_dir: str | Path) -> Results:
         planned = int(config.get("epochs", spec.epochs))
         error = _error_text(t.path)
         patience = "restored_best_epoch" in history and history["restored_best_epoch"].notna().any()
+        was_stalled = t.status == "ERROR" and t.trial_id in stalled
         row = {"trial": t.trial_id, **{k: _cell(v) for k, v in config.items()},
-               "status": stop_reason(t.status, epochs_run, planned, error, spec.scheduler.type == "asha", patience),
-               "error": describe_failure(error) if t.status == "ERROR" else "", "epochs_run": epochs_run}
+               "status": stop_reason(t.status, epochs_run, planned, error, spec.scheduler.type == "asha", patience,
+                                     stalled=was_stalled),
+               "error": (stalled[t.trial_id] if was_stalled else describe_failure(error)) if t.status == "ERROR" else "",
+               "epochs_run": epochs_run}
         best_index = _best(history[spec.metric], spec.mode)[1] if spec.metric in history else None
         row["best_epoch"] = int(history.loc[best_index, "epoch"]) if best_index is not None else None
         for m in metrics:   # best and last of each metric; last only of what is no score (lr)

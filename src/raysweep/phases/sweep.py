@@ -20,6 +20,7 @@ from raysweep.checks import is_missing
 from raysweep.runner import logs, storage, tuning
 from raysweep.runner.progress import ProgressLines
 from raysweep.runner.session import start_ray
+from raysweep.runner.watchdog import StallWatchdog
 from raysweep.search import searchers, space
 from raysweep.spec import Spec, SpecError
 from raysweep.workloads import load_workload
@@ -67,7 +68,8 @@ def gather(experiment_dir: Path) -> Path:
     if experiment.is_copy(experiment_dir):
         experiment.pull(experiment_dir)
         store.load(experiment_dir)
-        experiment.push(experiment_dir, [store.TRIALS_FILE, store.CURVES_FILE, TENSORBOARD_DIR, logs.LOG_FILE])
+        experiment.push(experiment_dir, [store.TRIALS_FILE, store.CURVES_FILE, TENSORBOARD_DIR, logs.LOG_FILE,
+                                         experiment.STALLED_FILE])
     return experiment_dir
 
 
@@ -76,13 +78,15 @@ def _tuner(spec: Spec, prepared: tuning.Prepared, experiment_dir: Path) -> tune.
     progress = ProgressLines(metric=spec.metric, mode=spec.mode, params=spec.params,
                              total=searchers.planned_trials(spec.search.algorithm, spec.params,
                                                             spec.search.num_samples),
-                             planned_epochs=spec.epochs)
+                             planned_epochs=spec.epochs, experiment_dir=str(experiment_dir))
     param_space, search_alg = tuning.searcher(spec, max_concurrent=prepared.allocation.max_concurrent,
                                               points=points)
     storage, name = experiment.tune_location(experiment_dir)
     # The store is kept current from Tune's files as trials end; for an experiment stored at a
     # URI those are remote until the end, so `gather` builds it then.
     store_writer = [] if experiment.is_copy(experiment_dir) else [StoreWriter(str(experiment_dir))]
+    stall = spec.failure.stall_timeout_s
+    watchdog = [StallWatchdog(str(experiment_dir), stall)] if stall else []
     return tune.Tuner(
         prepared.trainable,
         param_space=param_space,
@@ -94,7 +98,7 @@ def _tuner(spec: Spec, prepared: tuning.Prepared, experiment_dir: Path) -> tune.
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=2, checkpoint_score_attribute=spec.metric, checkpoint_score_order=spec.mode),
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries),
-            callbacks=[progress, *store_writer,
+            callbacks=[progress, *store_writer, *watchdog,
                        TensorBoardWriter(str(experiment_dir), spec.params, load_workload(spec.workload).METRICS)],
             verbose=0),
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ray.tune import Callback
 
+from raysweep import experiment
 from raysweep.errors import describe_failure
 from raysweep.search import space
 
@@ -20,8 +21,9 @@ class ProgressLines(Callback):
     """Prints `[done/total] trial: ended how, metric; best so far` as trials end."""
 
     def __init__(self, *, metric: str, mode: str, params: tuple, total: int | None,
-                 planned_epochs: int):
+                 planned_epochs: int, experiment_dir: str | None = None):
         self.metric, self.mode, self.params = metric, mode, params
+        self.experiment_dir = experiment_dir   # where the stall watchdog says why it stopped a trial
         # No callables stored here: Tune pickles its callbacks with the experiment state.
         self.total, self.planned_epochs = total, planned_epochs
         self.done = 0
@@ -59,6 +61,10 @@ class ProgressLines(Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         """One line with the error and where it was raised; the traceback is in the trial's
         error.txt and the experiment's log, not on the console (runner/logs.py)."""
+        stalled = experiment.stalled_trials(self.experiment_dir).get(trial.trial_id) if self.experiment_dir else None
+        if stalled:
+            self._line(trial, "stopped", stalled)
+            return
         path = Path(trial.error_file) if trial.error_file else None
         text = path.read_text(errors="replace") if path and path.is_file() else ""
         self._line(trial, "failed", describe_failure(text) or "see its error.txt")

@@ -36,7 +36,7 @@ SECTION_KEYS = {
     "scheduler": ("type", "max_t", "grace_period", "reduction_factor"),
     "resources": ("workers_per_trial", "cpus_per_worker", "gpus_per_worker",
                   "max_concurrent_trials", "executor"),
-    "failure": ("max_retries",),
+    "failure": ("max_retries", "stall_timeout_s"),
     "lr_find": LR_FIND_KEYS,
     "io_search": IO_SEARCH_KEYS,
 }
@@ -91,9 +91,14 @@ class Failure:
     A trial fails when its node is lost (a spot instance taken back, a machine down) or its
     process dies; Tune then starts it again elsewhere from its last epoch's checkpoint. A
     trial that raises (a bug, a diverged loss) is retried too, so keep this small.
+
+    A trial that reports nothing for `stall_timeout_s` seconds (since it started or last
+    reported an epoch) is stopped and marked "stalled": a deadlock, a hung collective, a read
+    that never returns. Set it well above the slowest epoch; None never stops one.
     """
 
     max_retries: int = 0
+    stall_timeout_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,9 @@ def resources(problems: Problems, r: dict) -> Resources:
 
 
 def failure(problems: Problems, f: dict) -> Failure:
-    """`failure:`: how often a failed trial (a lost node, a crash) is retried from its checkpoint."""
+    """`failure:`: how often a failed trial (a lost node, a crash) is retried from its checkpoint,
+    and how long a trial may go without reporting before it is stopped as stalled."""
     retries = problems.number(f, "failure", "max_retries", Failure.max_retries, low=0, integer=True)
-    return Failure(max_retries=retries)
+    stall = problems.number(f, "failure", "stall_timeout_s", Failure.stall_timeout_s, low=0, strict=True,
+                            optional=True)
+    return Failure(max_retries=retries, stall_timeout_s=stall)
