@@ -87,3 +87,32 @@ def test_a_trial_that_stalls_is_stopped_and_named(ray_session, tmp_path, capsys)
     trials = store.load(experiment_dir).trials.set_index("hidden_units")
     assert trials.loc[8, "status"] == "stalled" and trials.loc[16, "status"] == "finished"
     assert trials.loc[8, "error"].startswith("stalled: no report for")
+
+
+def test_a_trial_killed_by_rays_memory_monitor_is_out_of_memory(tmp_path):
+    """Ray's own memory monitor, set to act 3 GiB above what the machine uses now, kills the
+    trial that takes 6 GiB; the sweep goes on (Ray 2.60 would stop: runner/ray_fixes.py), the
+    other trial finishes, and the killed one reads "out of memory"."""
+    spec_file = project(tmp_path, failing=[])
+    source = (tmp_path / "linear.py").read_text().replace(
+        BROKEN, "    if cfg.hidden_units == 8:\n        HOARD.append(torch.ones(6 << 28))   # 6 GiB of float32\n"
+                "        time.sleep(60)\n")
+    (tmp_path / "linear.py").write_text("import time\nHOARD = []\n" + source)
+    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    total, available = (int(meminfo[k].split()[0]) * 1024 for k in ("MemTotal", "MemAvailable"))
+    if available < (8 << 30):
+        pytest.skip("needs 8 GiB of free memory to fill")
+    threshold = (total - available + (3 << 30)) / total
+    raw = yaml.safe_load(spec_file.read_text())
+    raw["resources"] = {"max_concurrent_trials": 1}   # the hog trains alone, then the other
+    spec_file.write_text(yaml.safe_dump(raw))
+    env = {**os.environ, "RAY_ADDRESS": "", "RAY_memory_usage_threshold": f"{threshold:.3f}",
+           "RAY_memory_monitor_refresh_ms": "100"}
+    done = subprocess.run([str(Path(sys.executable).with_name("raysweep")), "run", str(spec_file)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == exit_codes.OK, done.stdout + done.stderr
+    (experiment_dir,) = (tmp_path / "results").iterdir()
+    trials = store.load(experiment_dir).trials.set_index("hidden_units")
+    assert trials.loc[8, "status"] == "out of memory", trials[["status", "error"]]
+    assert trials.loc[16, "status"] == "finished"
+    assert " failed: " in done.stdout and "Traceback" not in done.stdout + done.stderr

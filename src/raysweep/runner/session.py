@@ -10,6 +10,7 @@ import os
 
 import ray
 
+from raysweep.runner import ray_fixes
 from raysweep.runner.resources import DRIVER_RESOURCE, LOCAL_DRIVER_SLOTS
 from raysweep.spec import Spec
 from raysweep.workloads import references
@@ -46,6 +47,7 @@ def start_ray(address: str | None = None, spec: Spec | None = None) -> None:
     and later trials wait forever.
     """
     global _joined
+    ray_fixes.apply()
     if ray.is_initialized():
         return
     for key, value in {**RAY_ENV, **DRIVER_ENV}.items():
