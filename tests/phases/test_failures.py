@@ -7,6 +7,7 @@ never a traceback, and `raysweep run` must exit 3 only when no trial got anywher
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -116,3 +117,29 @@ def test_a_trial_killed_by_rays_memory_monitor_is_out_of_memory(tmp_path):
     assert trials.loc[8, "status"] == "out of memory", trials[["status", "error"]]
     assert trials.loc[16, "status"] == "finished"
     assert " failed: " in done.stdout and "Traceback" not in done.stdout + done.stderr
+
+
+def test_an_exception_is_retried_from_the_last_checkpoint(ray_session, tmp_path):
+    """A fault in epoch 3's training, once: with failure.max_retries 1 the trial goes on from
+    its epoch-2 checkpoint and finishes, each epoch reported once."""
+    spec_file = project(tmp_path, failing=[])
+    marker = tmp_path / "failed_once"
+    flaky = (f"    if model.training and len(VALIDATED) == 2 and not Path({str(marker)!r}).exists():\n"
+             f"        Path({str(marker)!r}).write_text('x')\n"
+             "        raise RuntimeError('a transient fault')\n")
+    source = (tmp_path / "linear.py").read_text().replace(BROKEN, flaky).replace(
+        "def compute_metrics(outputs, labels, meta):          # numpy arrays: the whole validation split\n",
+        "def compute_metrics(outputs, labels, meta):\n    VALIDATED.append(1)\n")
+    (tmp_path / "linear.py").write_text("from pathlib import Path\nVALIDATED = []\n" + source)
+    raw = yaml.safe_load(spec_file.read_text())
+    raw["fixed"]["epochs"] = 4
+    raw["params"]["hidden_units"]["values"] = [8]
+    raw["failure"] = {"max_retries": 1}
+    spec_file.write_text(yaml.safe_dump(raw))
+    assert cli.main(["run", str(spec_file)]) == exit_codes.OK
+    assert marker.exists(), "the fault happened"
+    (experiment_dir,) = (tmp_path / "results").iterdir()
+    trial = store.load(experiment_dir).trials.iloc[0]
+    assert trial["status"] == "finished" and trial["retries"] == 1
+    results = next(experiment_dir.glob("run_in_trial_*/result.json")).read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in results] == [1, 2, 3, 4], "epochs 1 and 2 ran once"
