@@ -14,12 +14,13 @@ import time
 from pathlib import Path
 
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 import pytest
 import ray
 import yaml
 
 from raysweep import spec
-from raysweep.datasets import glideator
+from raysweep.datasets import glideator, shards
 from raysweep.phases import sweep
 from raysweep.runner.session import start_ray
 
@@ -76,6 +77,21 @@ def experiment(ray_session, tiny_data, tmp_path_factory):
     raw["fixed"]["epochs"] = 4
     raw["scheduler"] = {"type": "asha", "grace_period": 1, "reduction_factor": 2}
     return sweep.run(spec.validate(raw, overrides=["search.num_samples=1"]))
+
+
+def read_split(data_dir: Path, split: str):
+    """A split of a Parquet dataset as one Arrow table."""
+    return pq.read_table(shards.shard_paths(data_dir, split, "parquet"))
+
+
+def assert_same_seed_same_data(write, written: Path, tmp_path: Path, seed: int, **options) -> None:
+    """A generator writes the same shards and meta.json again for `seed`, other data for another."""
+    write(tmp_path / "again", seed=seed, **options)
+    write(tmp_path / "other", seed=seed + 1, **options)
+    for split in ("train", "val", "test"):
+        assert read_split(tmp_path / "again", split).equals(read_split(written, split))
+    assert json.loads((tmp_path / "again/meta.json").read_text()) == json.loads((written / "meta.json").read_text())
+    assert not read_split(tmp_path / "other", "train").equals(read_split(written, "train"))
 
 
 def write_spec(tmp_path: Path, raw: dict) -> Path:

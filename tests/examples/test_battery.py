@@ -8,7 +8,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -18,6 +17,8 @@ from raysweep.datasets import batching, shards
 from raysweep.deploy import export
 from raysweep.phases import sweep
 from raysweep.workloads import load_workload
+
+from conftest import assert_same_seed_same_data, read_split
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "battery"
 SPEC = EXAMPLE / "spec.yaml"
@@ -33,17 +34,8 @@ def small_data(tmp_path_factory):
     return out
 
 
-def read_split(data_dir, split):
-    return pq.read_table(shards.shard_paths(data_dir, split, "parquet"))
-
-
 def test_the_generator_is_reproducible(tmp_path, small_data):
-    cells.write(tmp_path / "again", seed=5, **SMALL)
-    cells.write(tmp_path / "other", seed=6, **SMALL)
-    for split in ("train", "val", "test"):
-        assert read_split(tmp_path / "again", split).equals(read_split(small_data, split))
-    assert json.loads((tmp_path / "again/meta.json").read_text()) == json.loads((small_data / "meta.json").read_text())
-    assert not read_split(tmp_path / "other", "train").equals(read_split(small_data, "train"))
+    assert_same_seed_same_data(cells.write, small_data, tmp_path, seed=5, **SMALL)
 
 
 def test_cells_are_split_whole_and_scalers_come_from_train(small_data):

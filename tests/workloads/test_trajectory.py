@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 import torch
 
 from raysweep import cli, spec
 from raysweep.analysis import leaderboard
-from raysweep.datasets import batching, shards
+from raysweep.datasets import batching
 from raysweep.datasets import trajectory as generator
 from raysweep.phases import sweep
 from raysweep.training import loop
 from raysweep.workloads import trajectory
+
+from conftest import assert_same_seed_same_data, read_split
 
 SMALL = dict(layers_per_part=3, seconds_per_layer=16.0, sequence_length=10, stride=4, rows_per_shard=512)
 
@@ -27,17 +28,8 @@ def traj_data(tmp_path_factory):
     return out
 
 
-def read_split(data_dir, split):
-    return pq.read_table(shards.shard_paths(data_dir, split, "parquet"))
-
-
 def test_the_generator_is_deterministic(tmp_path, traj_data):
-    generator.write(tmp_path / "again", seed=5, **SMALL)
-    generator.write(tmp_path / "other", seed=6, **SMALL)
-    for split in ("train", "val", "test"):
-        assert read_split(tmp_path / "again", split).equals(read_split(traj_data, split))
-    assert json.loads((tmp_path / "again/meta.json").read_text()) == json.loads((traj_data / "meta.json").read_text())
-    assert not read_split(tmp_path / "other", "train").equals(read_split(traj_data, "train"))
+    assert_same_seed_same_data(generator.write, traj_data, tmp_path, seed=5, **SMALL)
 
 
 def test_splits_share_no_layer_and_scalers_come_from_train(traj_data):
