@@ -61,6 +61,9 @@ def test_when_every_trial_fails_the_exit_code_and_summary_say_so(tmp_path):
     log = (experiment_dir / logs.LOG_FILE).read_text()
     assert log.count("Traceback") >= 2 and 'raise KeyError("features")' in log
     assert len(list(experiment_dir.glob("*/error.txt"))) == 2
+    assert cli.main(["report", str(experiment_dir)]) == exit_codes.OK
+    html = (experiment_dir / "report.html").read_text()
+    assert "all 2 trials failed: 2 errored: KeyError: &#x27;features&#x27; (compute_loss, linear.py:" in html
 
 
 def test_one_failure_among_finished_trials_is_a_warning(ray_session, tmp_path, capsys):

@@ -91,7 +91,10 @@ def write(experiment_dir: str | Path, out: str | Path | None = None, top: int = 
         counts = ", ".join(f"{n} {s}" for s, n in table["status"].value_counts().items())
         parts.append(f"<p>{len(table)} trials ({_e(counts)}), ranked on {_e(spec.metric)} ({_e(spec.mode)}).</p>")
         warnings = diagnose.edge_warnings(table, spec.params, spec.metric)
-        failed = diagnose.failure_warning(store.load(experiment_dir).trials)
+        trials = store.load(experiment_dir).trials
+        failed = diagnose.failure_warning(trials)
+        if diagnose.all_failed(table):
+            failed = f"all {len(table)} trials failed: " + "; ".join(diagnose.failure_groups(trials))
         parts += [f'<div class="warning">{_e(w)}</div>' for w in warnings + ([failed] if failed else [])]
         parts.append(f'<h2 id="leaderboard">Leaderboard</h2>{_table(table, top)}')
         configs = leaderboard.repeats_over(table, spec.tuned)
