@@ -146,3 +146,31 @@ def test_an_exception_is_retried_from_the_last_checkpoint(ray_session, tmp_path)
     assert trial["status"] == "finished" and trial["retries"] == 1
     results = next(experiment_dir.glob("run_in_trial_*/result.json")).read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in results] == [1, 2, 3, 4], "epochs 1 and 2 ran once"
+
+
+def test_a_normal_run_prints_only_what_a_user_acts_on(tmp_path):
+    spec_file = project(tmp_path, failing=[])
+    done = subprocess.run([str(Path(sys.executable).with_name("raysweep")), "run", str(spec_file)],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "RAY_ADDRESS": ""})
+    assert done.returncode == exit_codes.OK, done.stdout + done.stderr
+    noise = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("raysweep: ")]
+    assert noise == [], "stderr holds more than raysweep's own lines"
+    assert "Failed to fetch metrics" not in done.stdout + done.stderr
+
+
+def test_a_trial_that_fails_midway_keeps_what_it_reported(ray_session, tmp_path):
+    spec_file = project(tmp_path, failing=[])
+    source = (tmp_path / "linear.py").read_text().replace(
+        BROKEN, "    if model.training and len(VALIDATED) == 2:\n        raise RuntimeError('epoch 3 breaks')\n").replace(
+        "def compute_metrics(outputs, labels, meta):          # numpy arrays: the whole validation split\n",
+        "def compute_metrics(outputs, labels, meta):\n    VALIDATED.append(1)\n")
+    (tmp_path / "linear.py").write_text("VALIDATED = []\n" + source)
+    raw = yaml.safe_load(spec_file.read_text())
+    raw["fixed"]["epochs"] = 4
+    raw["params"]["hidden_units"]["values"] = [8]
+    spec_file.write_text(yaml.safe_dump(raw))
+    assert cli.main(["run", str(spec_file)]) == exit_codes.ALL_TRIALS_FAILED
+    (experiment_dir,) = (tmp_path / "results").iterdir()
+    results = store.load(experiment_dir)
+    assert results.trials.iloc[0]["status"] == "errored" and results.trials.iloc[0]["epochs_run"] == 2
+    assert sorted(results.curves["epoch"]) == [1, 2], "the two epochs it reported are in the store"

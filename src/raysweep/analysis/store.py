@@ -19,6 +19,7 @@ is newer than the store (an interrupted or resumed experiment).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -44,6 +45,22 @@ TUNE_COLUMNS = {"timestamp", "checkpoint_dir_name", "should_checkpoint", "done",
                 "iterations_since_restore", "training_iteration", "config", "experiment_tag"}
 # What raysweep's executors add to every report besides metrics (where the trial trained).
 PLACEMENT_COLUMNS = {"node_id", "cuda_visible_devices"}
+
+
+# Tune warns on every load about each trial without result files: those ended before their first
+# report (an error in epoch 1, a stall, a kill), which the store shows as such. No news.
+TUNE_ANALYSIS_LOGGER = "ray.tune.analysis.experiment_analysis"
+
+
+@contextlib.contextmanager
+def _quiet(name: str):
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 @dataclass
@@ -120,7 +137,8 @@ def build(experiment_dir: str | Path) -> Results:
     is what `raysweep resume` goes by and what the store must say.
     """
     spec = experiment.load_spec(experiment_dir)
-    analysis = ExperimentAnalysis(str(Path(experiment_dir).resolve()))
+    with _quiet(TUNE_ANALYSIS_LOGGER):
+        analysis = ExperimentAnalysis(str(Path(experiment_dir).resolve()))
     modes = load_workload(spec.workload).METRICS
     frames = analysis.trial_dataframes
     stalled = experiment.stalled_trials(experiment_dir)

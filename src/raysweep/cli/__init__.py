@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser(user_data_command(argv)).parse_args(argv)
         logging.basicConfig(level=logging.INFO, format="raysweep: %(message)s")
+        # matplotlib says once that it builds its font cache, and the like: nothing to act on.
+        logging.getLogger("matplotlib").setLevel(logging.ERROR)
         handlers = importlib.import_module(HANDLERS.get(args.command, DEFAULT_HANDLERS))
         return handlers.COMMANDS[args.command](args)
     except UserError as exc:

@@ -226,7 +226,8 @@ def plot(outcome: Outcome, curves: list[pd.DataFrame | None], path: Path) -> Non
     ax.set_xlabel("learning rate")
     ax.set_ylabel("smoothed training loss")
     ax.set_title("LR range test (v steepest descent, o minimum loss)")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:   # no curve (every test failed): no legend to draw
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
 
