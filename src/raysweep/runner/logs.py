@@ -18,9 +18,9 @@ from typing import Iterator
 import ray.data
 
 LOG_FILE = "raysweep.log"
-# Ray notices that are no news to a raysweep user, matched on the start of the message.
-NOTICES = ("Token authentication is enabled", "Progress bars disabled", "Wrote the latest version",
-           "Started a local Ray instance", "Connecting to existing Ray cluster", "Connected to Ray cluster")
+# Ray's warnings that ask nothing of a raysweep user, matched on the start of the message (its
+# INFO records never reach the console).
+NOTICES = ("Token authentication is enabled", "Progress bars disabled")
 # Tune's records of failed trials: raysweep reports each failure in one line and a summary.
 TRIAL_FAILURES = ("Trial task failed", "Trials did not complete")
 
@@ -56,7 +56,7 @@ def to_experiment_log(experiment_dir: Path) -> Iterator[Path]:
     for logger in loggers:
         logger.addHandler(to_file)
     raysweep_level = loggers[-1].level
-    loggers[-1].setLevel(logging.INFO)
+    loggers[-1].setLevel(logging.INFO)   # the file gets raysweep's INFO lines wherever the console's level is
     try:
         yield path
     finally:
