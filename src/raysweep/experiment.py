@@ -133,8 +133,9 @@ def held(experiment_dir: Path, command: str) -> Iterator[None]:
         handle.close()
 
 
-def stalled_trials(experiment_dir: str | Path) -> dict[str, str]:
-    """Trial id -> why it was stopped as stalled, for the trials the stall watchdog stopped."""
+def stalled_trials(experiment_dir: str | Path) -> dict[str, dict]:
+    """Trial id -> {"reason": why it was stopped as stalled, "attempt": the failure that made},
+    for the trials the stall watchdog stopped."""
     path = Path(experiment_dir) / STALLED_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
 

@@ -131,3 +131,13 @@ def test_out_of_memory_comes_with_what_to_lower():
     assert diagnose.failure_groups(trials) == [
         "1 out of memory: OutOfMemoryError: killed; lower batch_size, or run fewer trials at once "
         "(resources.max_concurrent_trials)"]
+
+
+def test_failures_alike_but_for_numbers_are_one_group():
+    trials = pd.DataFrame({"status": ["diverged"] * 3, "error": [
+        "DivergedError: train_loss became nan at epoch 3, step 7 (learning_rate=0.5)",
+        "DivergedError: train_loss became nan at epoch 1, step 2 (learning_rate=1.2e-01)",
+        "DivergedError: train_loss became inf at epoch 2, step 9 (learning_rate=0.9)"]})
+    assert diagnose.failure_groups(trials) == [
+        "2 diverged: DivergedError: train_loss became nan at epoch 3, step 7 (learning_rate=0.5)",
+        "1 diverged: DivergedError: train_loss became inf at epoch 2, step 9 (learning_rate=0.9)"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -101,3 +104,27 @@ def test_validate_refuses_bad_data_and_batches_larger_than_the_split(tmp_path, r
     err = capsys.readouterr().err
     assert "data.path: the train split's column 'features' holds 1 NaN or infinite values in 1 rows" in err
     assert "Traceback" not in err
+
+
+def test_odd_shards_are_reported_not_crashed_on(tmp_path):
+    path, meta = dataset(tmp_path)
+    assert inspection.inspect(path, {**meta, "columns": {}}).problems[0].startswith("meta.json names no columns")
+    shard = shards.shard_paths(path, "train", "parquet")[0]
+    table = pq.read_table(shard)
+    features = pa.array([None] + [[1.0, 2.0, 3.0]] * 9, pa.list_(pa.float32(), 3))
+    pq.write_table(table.set_column(0, "features", features), shard)
+    (problem,) = inspection.inspect(path, meta).problems
+    assert problem.startswith("the train split's column 'features' has 1 null values")
+
+    tar_path, tar_meta = dataset(tmp_path / "tar", "webdataset")
+    shard = shards.shard_paths(tar_path, "val", "webdataset")[0]
+    with tarfile.open(shard) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    with tarfile.open(shard, "w") as tar:   # as `tar -cf shard.tar .` writes it: ./names, a folder entry
+        folder = tarfile.TarInfo("./")
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)
+        for member, payload in members:
+            member.name = "./" + member.name
+            tar.addfile(member, io.BytesIO(payload))
+    assert inspection.inspect(tar_path, tar_meta).problems == []

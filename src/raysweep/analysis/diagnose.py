@@ -12,14 +12,12 @@ import math
 import numpy as np
 import pandas as pd
 
+from raysweep.errors import FAILURE_HINTS
 from raysweep.search import space
 from raysweep.training.loop import BAD_INPUT
 
 EDGE_FRACTION = 0.1      # the outer tenth of a range (of its log for loguniform) counts as the edge
 FAILED_STATUSES = ("errored", "diverged", "out of memory", "stalled")
-# What to do about each kind of failure, added to its line in the summary.
-HINTS = {"out of memory": "lower batch_size, or run fewer trials at once (resources.max_concurrent_trials)",
-         "stalled": "see raysweep.log for what it waited on; raise failure.stall_timeout_s if its epochs are slow"}
 FAILURE_SHARE = 0.2      # warn when at least this share of trials failed
 
 
@@ -78,9 +76,13 @@ def failure_groups(trials: pd.DataFrame) -> list[str]:
         return []
     errors = failed["error"] if "error" in failed else pd.Series("", index=failed.index)
     causes = errors.fillna("").replace("", "no error text")
-    counts = failed.assign(cause=causes).groupby(["status", "cause"], sort=False).size().sort_values(ascending=False)
-    return [f"{n} {status}: {cause}" + (f"; {HINTS[status]}" if status in HINTS else "")
-            for (status, cause), n in counts.items()]
+    # Alike but for numbers (the epoch a loss diverged at, the GiB CUDA wanted): one group,
+    # shown by its first trial's text.
+    shapes = causes.str.replace(r"\d+(\.\d+)?(e[-+]?\d+)?", "#", regex=True)
+    grouped = failed.assign(cause=causes, shape=shapes).groupby(["status", "shape"], sort=False)
+    counts = grouped.agg(n=("cause", "size"), example=("cause", "first")).sort_values("n", ascending=False, kind="stable")
+    return [f"{row.n} {status}: {row.example}" + (f"; {FAILURE_HINTS[status]}" if status in FAILURE_HINTS else "")
+            for (status, _), row in counts.iterrows()]
 
 
 def all_failed(table: pd.DataFrame) -> bool:

@@ -31,7 +31,7 @@ import pandas as pd
 from ray.tune import Callback, ExperimentAnalysis
 
 from raysweep import experiment
-from raysweep.errors import describe_failure
+from raysweep.errors import describe_failure, failure_kind
 from raysweep.search import space
 from raysweep.workloads import load_workload
 
@@ -69,19 +69,11 @@ class Results:
     curves: pd.DataFrame
 
 
-# How an out-of-memory end reads: Ray's memory monitor killing a worker, or CUDA running out.
-OUT_OF_MEMORY_SIGNS = ("OutOfMemoryError", "NODE_OUT_OF_MEMORY", "running low on memory", "CUDA out of memory")
-
-
 def stop_reason(status: str, epochs_run: int, planned: int, error: str, asha: bool,
                 patience_ran_out: bool, stalled: bool = False) -> str:
     """Why a trial ended, in words: from Tune's status, the epochs it ran and its error."""
     if status == "ERROR":
-        if stalled:
-            return "stalled"
-        if any(sign in error for sign in OUT_OF_MEMORY_SIGNS):
-            return "out of memory"
-        return "diverged" if "DivergedError" in error else "errored"
+        return "stalled" if stalled else failure_kind(error)
     if status != "TERMINATED":
         return "unfinished"
     if epochs_run < planned:
@@ -157,11 +149,13 @@ def build(experiment_dir: str | Path) -> Results:
         planned = int(config.get("epochs", spec.epochs))
         error = _error_text(t.path)
         patience = "restored_best_epoch" in history and history["restored_best_epoch"].notna().any()
-        was_stalled = t.status == "ERROR" and t.trial_id in stalled
+        # stalled in its last attempt (a retried trial may have failed otherwise since)
+        was_stalled = t.status == "ERROR" and stalled.get(t.trial_id, {}).get("attempt") == t.num_failures
         row = {"trial": t.trial_id, **{k: _cell(v) for k, v in config.items()},
                "status": stop_reason(t.status, epochs_run, planned, error, spec.scheduler.type == "asha", patience,
                                      stalled=was_stalled),
-               "error": (stalled[t.trial_id] if was_stalled else describe_failure(error)) if t.status == "ERROR" else "",
+               "error": (stalled[t.trial_id]["reason"] if was_stalled else describe_failure(error))
+               if t.status == "ERROR" else "",
                "epochs_run": epochs_run}
         best_index = _best(history[spec.metric], spec.mode)[1] if spec.metric in history else None
         row["best_epoch"] = int(history.loc[best_index, "epoch"]) if best_index is not None else None

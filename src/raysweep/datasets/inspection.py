@@ -6,9 +6,9 @@ that hold a different number of rows than meta.json says, null, NaN or infinite 
 
 Parquet footers answer the structure, the row counts and the null counts of every row without
 reading data. NaN and infinities are not in Parquet's statistics, so values are read for a
-sample: whole shards in order until `SAMPLE_ROWS` rows of each split (WebDataset: the first
-`SAMPLE_SAMPLES` samples, which are decoded one by one); every message says how many rows it
-saw. The whole check reads footers plus at most that sample, so a large dataset stays cheap.
+sample: whole shards in order until `SAMPLE_ROWS` rows or `SAMPLE_BYTES` of each split
+(WebDataset: the first `SAMPLE_SAMPLES` samples, decoded one by one, and every member header
+for the row count); every message says how many rows it saw. A large dataset stays cheap.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from raysweep.datasets import location, shards
 
 SAMPLE_ROWS = 50_000
+SAMPLE_BYTES = 256 << 20
 SAMPLE_SAMPLES = 2_000
 FIX = "regenerate or re-import the dataset"
 
@@ -38,8 +39,11 @@ class Inspection:
 def inspect(data_dir: str | Path, meta: dict) -> Inspection:
     """Every shard's structure and row count, and a sample of its values, against meta.json."""
     fmt = meta.get("format", "parquet")
-    columns = list(dict.fromkeys(meta["columns"].values()))
+    columns = list(dict.fromkeys((meta.get("columns") or {}).values()))
     found = Inspection()
+    if not columns:
+        found.problems.append(f"meta.json names no columns (its \"columns\" maps each role to a column); {FIX}")
+        return found
     for split in shards.SPLITS:
         paths = shards.shard_paths(data_dir, split, fmt)
         check = _parquet_split if fmt == "parquet" else _webdataset_split
@@ -58,7 +62,7 @@ def inspect(data_dir: str | Path, meta: dict) -> Inspection:
 
 def _parquet_split(paths: list[str], columns: list[str], split: str, problems: list[str]) -> int:
     rows, nulls, first_types = 0, Counter(), {}
-    sample, sampled = [], 0
+    sample, sampled, sampled_bytes = [], 0, 0
     for path in paths:
         metadata = _footer(path, problems)
         if metadata is None:
@@ -75,15 +79,22 @@ def _parquet_split(paths: list[str], columns: list[str], split: str, problems: l
                                 f"shard has {first_types[column]}; {FIX}")
         nulls.update(_null_counts(metadata, columns))
         rows += metadata.num_rows
-        if sampled < SAMPLE_ROWS and fits:
-            with location.open_input(path) as stream:
-                table = pq.read_table(stream, columns=columns)
+        if sampled < SAMPLE_ROWS and sampled_bytes < SAMPLE_BYTES and fits:
+            try:
+                with location.open_input(path) as stream:
+                    table = pq.read_table(stream, columns=columns)
+            except Exception as exc:  # noqa: BLE001 - a footer that reads over data that does not
+                problems.append(f"shard {path} is unreadable ({type(exc).__name__}: {exc}); {FIX}")
+                continue
             sample.append(table)
             sampled += table.num_rows
+            sampled_bytes += sum(metadata.row_group(g).total_byte_size for g in range(metadata.num_row_groups))
     for column, n in nulls.items():
         if n:
             problems.append(f"the {split} split's column {column!r} has {n} null values (all {rows} rows checked); {FIX}")
-    _non_finite(split, {c: [shards.column_values(t[c]) for t in sample] for c in columns}, sampled, rows, problems)
+    # A column with nulls is reported as such; its values cannot take one shape to be read.
+    values = {c: [shards.column_values(t[c]) for t in sample] for c in columns if not nulls[c]}
+    _non_finite(split, values, sampled, rows, problems)
     return rows
 
 
@@ -115,19 +126,21 @@ def _webdataset_split(paths: list[str], columns: list[str], split: str, problems
     for path in paths:
         try:
             with location.open_input(path) as stream, tarfile.open(fileobj=stream) as tar:
-                members = tar.getmembers()
-                keys = {m.name.split(".", 1)[0] for m in members}
-                present = {m.name.split(".", 1)[1].rsplit(".", 1)[0] for m in members if "." in m.name}
+                keys, present = set(), set()
+                for member in tar:   # headers only, but every one: the row count
+                    name = member.name.removeprefix("./")
+                    if not member.isfile() or "." not in name:
+                        continue
+                    key, rest = name.split(".", 1)
+                    column, _, suffix = rest.rpartition(".")
+                    keys.add(key)
+                    present.add(column)
+                    if column in values and suffix == "npy" and len(values[column]) < SAMPLE_SAMPLES:
+                        values[column].append(np.load(io.BytesIO(tar.extractfile(member).read()))[None])
                 for column in columns:
                     if column not in present:
                         problems.append(f"shard {path} has no member for column {column!r} "
                                         f"(meta.json names {', '.join(columns)}); {FIX}")
-                for member in members:
-                    if sampled >= SAMPLE_SAMPLES:
-                        break
-                    column, _, suffix = member.name.split(".", 1)[1].rpartition(".")
-                    if column in values and suffix == "npy":
-                        values[column].append(np.load(io.BytesIO(tar.extractfile(member).read()))[None])
                 sampled = max((len(v) for v in values.values()), default=0)
                 rows += len(keys)
         except (tarfile.TarError, OSError, ValueError) as exc:

@@ -142,7 +142,9 @@ def tar_members(path: str | Path) -> dict[str, str]:
         first = None
         out = {}
         for info in tar:
-            key, _, rest = info.name.partition(".")
+            if not info.isfile():
+                continue
+            key, _, rest = info.name.removeprefix("./").partition(".")
             if first is not None and key != first:
                 break
             first = key

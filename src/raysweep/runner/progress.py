@@ -9,7 +9,7 @@ from pathlib import Path
 from ray.tune import Callback
 
 from raysweep import experiment
-from raysweep.errors import describe_failure
+from raysweep.errors import FAILURE_HINTS, describe_failure, failure_kind
 from raysweep.search import space
 
 
@@ -62,9 +62,12 @@ class ProgressLines(Callback):
         """One line with the error and where it was raised; the traceback is in the trial's
         error.txt and the experiment's log, not on the console (runner/logs.py)."""
         stalled = experiment.stalled_trials(self.experiment_dir).get(trial.trial_id) if self.experiment_dir else None
-        if stalled:
-            self._line(trial, "stopped", stalled)
+        if stalled and stalled["attempt"] == trial.num_failures:
+            self._line(trial, "stopped", f"{stalled['reason']}; {FAILURE_HINTS['stalled']}")
             return
         path = Path(trial.error_file) if trial.error_file else None
         text = path.read_text(errors="replace") if path and path.is_file() else ""
-        self._line(trial, "failed", describe_failure(text) or "see its error.txt")
+        kind = failure_kind(text)
+        detail = describe_failure(text) or "see its error.txt"
+        hint = f"; {FAILURE_HINTS[kind]}" if kind in FAILURE_HINTS else ""
+        self._line(trial, "failed" if kind == "errored" else f"failed ({kind})", detail + hint)

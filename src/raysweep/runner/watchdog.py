@@ -45,14 +45,14 @@ class StallWatchdog(Callback):
             if actor is None:
                 continue
             reason = f"stalled: no report for {now - heard:.0f} s (failure.stall_timeout_s {self.timeout_s:g})"
-            self._record(trial.trial_id, reason)
+            self._record(trial.trial_id, {"reason": reason, "attempt": trial.num_failures + 1})
             log.warning("trial %s %s; stopping it", trial.trial_id, reason)
             self.last_heard.pop(trial.trial_id)
             ray.kill(actor, no_restart=True)
 
-    def _record(self, trial_id: str, reason: str) -> None:
+    def _record(self, trial_id: str, entry: dict) -> None:
         stalled = stalled_trials(self.experiment_dir)
-        stalled[trial_id] = reason
+        stalled[trial_id] = entry
         path = Path(self.experiment_dir) / STALLED_FILE
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(stalled, indent=2))
