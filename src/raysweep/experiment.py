@@ -85,10 +85,10 @@ def create(spec: Spec, phase: str = "") -> Path:
     storage = location.absolute(spec.storage_path)
     stem = f"{spec.name}-{phase}" if phase else spec.name
     home = location.join(storage, f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-    while location.exists(home):  # two sweeps started within one second
-        home += "x"
-    local = _working_copy(home) if location.is_uri(home) else Path(home)
     try:
+        while location.exists(home):  # two sweeps started within one second
+            home += "x"
+        local = _working_copy(home) if location.is_uri(home) else Path(home)
         local.mkdir(parents=True, exist_ok=True)
         (local / SNAPSHOT_FILE).write_text(
             f"# {spec.source} as run by raysweep\n" + yaml.safe_dump(snapshot(spec), sort_keys=False))
@@ -112,7 +112,11 @@ def held(experiment_dir: Path, command: str) -> Iterator[None]:
     Raises:
         UserError: another live process holds the experiment, named with its pid and host.
     """
-    handle = open(Path(experiment_dir) / LOCK_FILE, "a+")
+    try:
+        handle = open(Path(experiment_dir) / LOCK_FILE, "a+")
+    except OSError as exc:
+        raise UserError(f"{experiment_dir}: cannot take its lock ({type(exc).__name__}: {exc.strerror or exc}); "
+                        "a run or resume writes into the experiment, so it must be writable") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

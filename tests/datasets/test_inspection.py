@@ -91,7 +91,16 @@ def test_validate_refuses_bad_data_and_batches_larger_than_the_split(tmp_path, r
     raw_spec["lr_find"] = {"subset_rows": 4}
     assert cli.main(["validate", str(write_spec(tmp_path, raw_spec))]) == 2
     assert "lr_find.subset_rows: the LR range test trains on 4 rows" in capsys.readouterr().err
-    del raw_spec["lr_find"]
+    # The range test trains the baseline's batch (a choice's first value), unless it runs over them.
+    raw_spec["fixed"].pop("batch_size")
+    raw_spec["params"]["batch_size"] = {"type": "choice", "values": [8, 16]}
+    raw_spec["lr_find"] = {"subset_rows": 12}
+    assert cli.main(["validate", str(write_spec(tmp_path, raw_spec))]) == 0
+    raw_spec["lr_find"]["over"] = ["batch_size"]
+    assert cli.main(["validate", str(write_spec(tmp_path, raw_spec))]) == 2
+    assert "fewer than one batch of 16" in capsys.readouterr().err
+    del raw_spec["lr_find"], raw_spec["params"]["batch_size"]
+    raw_spec["fixed"]["batch_size"] = 8
 
     shard = shards.shard_paths(data, "train", "parquet")[0]
     table = pq.read_table(shard)

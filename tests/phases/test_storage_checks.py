@@ -78,3 +78,15 @@ def test_resume_refuses_an_experiment_a_live_driver_holds(experiment, capsys):
     with held(experiment, "run"):
         assert cli.main(["resume", str(experiment)]) == 2
     assert "is being run by raysweep run" in capsys.readouterr().err
+
+
+def test_a_model_that_does_not_build_skips_the_room_check(tmp_path, tiny_data, raw_spec, monkeypatch, caplog):
+    raw_spec.update(data={"path": str(tiny_data)}, storage_path=str(tmp_path / "results"))
+    s = spec.validate(raw_spec)
+
+    def broken(spec, meta):
+        raise KeyError("telemetry_scaler")   # a user's build_model reading what meta.json lacks
+
+    monkeypatch.setattr(storage, "estimate", broken)
+    assert storage.check_room(s) is None, "its trials report the error, one line each; run goes on"
+    assert "no room check, the baseline model did not build (KeyError: 'telemetry_scaler'" in caplog.text

@@ -94,7 +94,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    experiment_dir = sweep.resume(args.experiment_dir, address=args.address)
+    try:
+        experiment_dir = sweep.resume(args.experiment_dir, address=args.address)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; finish it with: raysweep resume {args.experiment_dir}", file=sys.stderr)
+        return exit_codes.INTERRUPTED
     return _finish(experiment_dir)
 
 

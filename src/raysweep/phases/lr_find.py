@@ -35,7 +35,7 @@ from raysweep.datasets import batching, ray_data, shards
 from raysweep.phases import lr_range
 from raysweep.runner import executors, logs, resources, session, tuning
 from raysweep.search import space
-from raysweep.spec import Spec, write_copy
+from raysweep.spec import Spec, SpecError, data_checks, write_copy
 from raysweep.training import loop
 from raysweep.workloads import config_from_trial, load_workload
 
@@ -123,6 +123,11 @@ def lr_find_trial(config: dict, *, plan, subset, settings) -> None:
 
 def run(spec: Spec, *, address: str | None = None) -> Outcome:
     """Run one range test per combination of `lr_find.over` and read the curves back."""
+    too_few = data_checks.lr_find_problem(shards.read_meta(spec.data.path), spec.fixed, list(spec.params),
+                                          tuple(spec.lr_find.over), spec.lr_find.subset_rows,
+                                          load_workload(spec.workload).Config().batch_size)
+    if too_few:   # checked by validate where the spec has an lr_find section; the defaults here
+        raise SpecError([f"{spec.source}: lr_find.subset_rows: {too_few}"])
     experiment_dir = experiment.create(spec, "lr_find")
     with logs.to_experiment_log(experiment_dir):
         outcome = _range_tests(spec, experiment_dir, address)

@@ -47,10 +47,10 @@ def to_experiment_log(experiment_dir: Path) -> Iterator[Path]:
     """For the duration: every record of Ray's and raysweep's loggers in `experiment_dir/raysweep.log`,
     and only what `_console_shows` on the console."""
     path = Path(experiment_dir) / LOG_FILE
+    consoles = _ray_consoles()
     to_file = logging.FileHandler(path, encoding="utf-8")
     to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     loggers = [logging.getLogger(name) for name in ("ray", "ray.data", "raysweep")]
-    consoles = _ray_consoles()
     for handler in consoles:
         handler.addFilter(_console_shows)
     for logger in loggers:

@@ -10,19 +10,22 @@ Storage at a URI (a bucket) has no free space to ask about and is not checked.
 
 from __future__ import annotations
 
+import logging
 import shutil
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from raysweep.datasets import location, shards
-from raysweep.errors import UserError
+from raysweep.errors import UserError, describe_failure
 from raysweep.runner.tuning import fixed_values
 from raysweep.search import searchers, space
 from raysweep.spec import Spec
 from raysweep.workloads import config_from_trial, load_workload
 
+log = logging.getLogger("raysweep")
 CHECKPOINTS_KEPT = 2              # per trial (tune.CheckpointConfig num_to_keep in phases/sweep.py)
 COPIES_PER_CHECKPOINT = 4         # weights + Adam's two moments (last.pt) + the best weights (best.pt)
 LOGS_PER_TRIAL = 1 << 20          # result.json, progress.csv, params, error files, TensorBoard
@@ -71,11 +74,20 @@ def check_room(spec: Spec) -> Estimate | None:
     """
     if location.is_uri(spec.storage_path):
         return None
-    found = estimate(spec, shards.read_meta(spec.data.path))
-    existing = Path(spec.storage_path).resolve()
-    while not existing.exists():   # the storage folder is made with the experiment
-        existing = existing.parent
-    free = shutil.disk_usage(existing).free
+    try:
+        found = estimate(spec, shards.read_meta(spec.data.path))
+    except Exception as exc:  # noqa: BLE001 - the user's build_model: its trials will report it, one line each
+        log.warning("storage: no room check, the baseline model did not build (%s)",
+                    describe_failure(traceback.format_exc()) or exc)
+        return None
+    try:
+        existing = Path(spec.storage_path).resolve()
+        while not existing.exists():   # the storage folder is made with the experiment
+            existing = existing.parent
+        free = shutil.disk_usage(existing).free
+    except OSError as exc:
+        raise UserError(f"storage_path {spec.storage_path}: cannot be reached ({type(exc).__name__}: "
+                        f"{exc.strerror or exc}). Point storage_path at a folder you can write.") from None
     if found.bytes_needed > free:
         raise UserError(f"storage_path {spec.storage_path}: {_size(free)} free, but the sweep's checkpoints need "
                         f"{found}. Free some space, point storage_path at a larger disk or a bucket "

@@ -3,9 +3,9 @@ splits hold enough rows for the batches the spec asks for."""
 
 from __future__ import annotations
 
-from raysweep.checks import is_int
+from raysweep.checks import is_int, is_number
 from raysweep.datasets import inspection, shards
-from raysweep.search.space import Param
+from raysweep.search.space import Param, baseline
 from raysweep.spec.problems import Problems
 from raysweep.workloads.references import data_example
 
@@ -36,18 +36,34 @@ def largest_batch(fixed: dict, params: list[Param], default: int) -> tuple[str, 
     return "batch_size", default
 
 
-def enough_rows(problems: Problems, meta: dict, fixed: dict, params: list[Param], default_batch: int,
-                lr_find_rows: int | None) -> None:
-    """A training split smaller than one batch trains on a single short batch per epoch; an LR
-    range test over fewer rows than a batch cannot take a step."""
+def enough_rows(problems: Problems, meta: dict, fixed: dict, params: list[Param], default_batch: int) -> None:
+    """A training split smaller than one batch trains on a single short batch per epoch."""
     train = meta.get("rows", {}).get("train", 0)
     key, batch = largest_batch(fixed, params, default_batch)
-    if batch is None:
-        return
-    if 0 < train < batch:
+    if batch is not None and 0 < train < batch:
         problems.bad(key, f"a batch of {batch} rows is more than the whole train split ({train} rows); "
                      f"lower it to {train} or less, or use more data")
-    if lr_find_rows is not None and 0 < min(lr_find_rows, train) < batch:
-        problems.bad("lr_find.subset_rows", f"the LR range test trains on {min(lr_find_rows, train)} rows "
-                     f"(lr_find.subset_rows {lr_find_rows}, train {train}), fewer than one batch of {batch}; "
-                     "raise subset_rows or lower batch_size")
+
+
+def lr_find_batch(fixed: dict, params: list[Param], over: tuple[str, ...], default: int) -> int | None:
+    """The largest batch an LR range test trains with: each value of batch_size where the tests
+    run over it, else the baseline's (a choice's first value, a range's middle: space.baseline)."""
+    for p in params:
+        if p.name == "batch_size":
+            values = list(p.values) if p.name in over else [baseline([p])["batch_size"]]
+            values = [v for v in values if is_int(v) or is_number(v)]
+            return int(max(values)) if values else None
+    value = fixed.get("batch_size", default)
+    return int(value) if is_int(value) else None
+
+
+def lr_find_problem(meta: dict, fixed: dict, params: list[Param], over: tuple[str, ...], subset_rows: int,
+                    default_batch: int) -> str | None:
+    """An LR range test over fewer rows than one of its batches cannot take a step."""
+    train = meta.get("rows", {}).get("train", 0)
+    batch = lr_find_batch(fixed, params, over, default_batch)
+    rows = min(subset_rows, train)
+    if batch is None or not 0 < rows < batch:
+        return None
+    return (f"the LR range test trains on {rows} rows (lr_find.subset_rows {subset_rows}, train {train}), "
+            f"fewer than one batch of {batch}; raise subset_rows or lower batch_size")

@@ -92,8 +92,12 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
     dataset_fit(problems, workload, meta, raw, fixed, metric)
     lr_find = phase_sections.lr_find(problems, section(problems, raw, "lr_find"), params)
     if meta is not None and workload:
-        data_checks.enough_rows(problems, meta, fixed, params, load_workload(workload).Config().batch_size,
-                                lr_find.subset_rows if "lr_find" in raw else None)
+        default_batch = load_workload(workload).Config().batch_size
+        data_checks.enough_rows(problems, meta, fixed, params, default_batch)
+        too_few = data_checks.lr_find_problem(meta, fixed, params, tuple(lr_find.over), lr_find.subset_rows,
+                                              default_batch) if "lr_find" in raw else None
+        if too_few:
+            problems.bad("lr_find.subset_rows", too_few)
     io_search = phase_sections.io_search(problems, raw.get("io_search"), hints, workload, check_data)
     if problems.lines:
         return None
