@@ -198,8 +198,9 @@ def push(experiment_dir: Path, names: list[str]) -> None:
                             source_filesystem=pafs.LocalFileSystem(), destination_filesystem=filesystem)
 
 
-def local_dir(path: str | Path) -> Path:
-    """A local directory for the experiment at `path`: itself, or for a URI a fresh working copy.
+def local_dir(path: str | Path, *, fetch: bool = True) -> Path:
+    """A local directory for the experiment at `path`: itself, or for a URI its working copy,
+    brought up to date unless `fetch` is False (the caller pulls, e.g. once it holds the lock).
 
     Raises:
         SpecError: where `path` holds no raysweep experiment.
@@ -208,7 +209,8 @@ def local_dir(path: str | Path) -> Path:
         return Path(path)
     if not location.exists(location.join(str(path), SNAPSHOT_FILE)):
         raise SpecError([f"{path}: not a raysweep experiment ({SNAPSHOT_FILE} is missing)"])
-    return pull(_working_copy(str(path).rstrip("/")))
+    copy = _working_copy(str(path).rstrip("/"))
+    return pull(copy) if fetch else copy
 
 
 def load_spec(experiment_dir: str | Path) -> Spec:

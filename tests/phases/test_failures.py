@@ -174,3 +174,16 @@ def test_a_trial_that_fails_midway_keeps_what_it_reported(ray_session, tmp_path)
     results = store.load(experiment_dir)
     assert results.trials.iloc[0]["status"] == "errored" and results.trials.iloc[0]["epochs_run"] == 2
     assert sorted(results.curves["epoch"]) == [1, 2], "the two epochs it reported are in the store"
+
+
+def test_lr_find_whose_every_test_fails_exits_3(ray_session, tmp_path, capsys):
+    spec_file = project(tmp_path, failing=[8, 16])
+    raw = yaml.safe_load(spec_file.read_text())
+    raw["search"] = {"algorithm": "random", "num_samples": 2, "seed": 0}
+    raw["params"]["learning_rate"] = {"type": "loguniform", "low": 1e-4, "high": 1e-1}
+    raw["lr_find"] = {"over": ["hidden_units"], "num_steps": 20, "subset_rows": 1000}
+    spec_file.write_text(yaml.safe_dump(raw))
+    assert cli.main(["lr-find", str(spec_file)]) == exit_codes.ALL_TRIALS_FAILED
+    out, err = capsys.readouterr()
+    assert "KeyError: 'features' (compute_loss, linear.py:" in out, "each test's error in the table"
+    assert "error: every range test failed; tracebacks in" in err

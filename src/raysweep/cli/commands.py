@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -108,6 +109,10 @@ def _lr_find(args: argparse.Namespace) -> int:
     print(lr_find.format_outcome(outcome))
     print(f"\ncurves: {outcome.experiment_dir / lr_find.CURVES_FILE}\n"
           f"plot:   {outcome.experiment_dir / lr_find.PLOT_FILE}")
+    if all(math.isnan(t.fit_learning_rate) for t in outcome.tests):   # what a test that failed records
+        print(f"\nerror: every range test failed; tracebacks in {outcome.experiment_dir / logs.LOG_FILE}",
+              file=sys.stderr)
+        return exit_codes.ALL_TRIALS_FAILED
     if outcome.low is None:
         return exit_codes.NOTHING_FOUND
     if args.write_spec:
@@ -122,8 +127,9 @@ def _io_search(args: argparse.Namespace) -> int:
     print(io_search.format_table(table))
     best = io_search.best_settings(table)
     if not best:
-        print("\nevery setting failed; see the error column", file=sys.stderr)
-        return exit_codes.NOTHING_FOUND
+        print(f"\nerror: every setting failed (the error column); tracebacks in {experiment_dir / logs.LOG_FILE}",
+              file=sys.stderr)
+        return exit_codes.ALL_TRIALS_FAILED
     top = table.iloc[0]
     print(f"\nfastest: {', '.join(f'{k}={v}' for k, v in best.items())} "
           f"({top[io_search.OBJECTIVE]:,.0f} samples/s)")

@@ -32,6 +32,7 @@ from ray.tune.execution.placement_groups import PlacementGroupFactory
 
 from raysweep import experiment
 from raysweep.datasets import location, ray_data, shards
+from raysweep.errors import describe_failure
 from raysweep.runner import executors, logs, tuning
 from raysweep.runner.resources import SizingError
 from raysweep.runner.session import start_ray
@@ -169,7 +170,7 @@ def _timed_trials(spec: Spec, experiment_dir: Path, address: str | None) -> pd.D
             row["data_path"] = given_paths.get(row["data_path"], row["data_path"])
         metrics = result.metrics or {}
         row.update({m: metrics.get(m) for m in MEASURES})
-        row["error"] = str(result.error).strip().splitlines()[-1] if result.error else ""
+        row["error"] = describe_failure(str(result.error)) if result.error else ""
         rows.append(row)
     table = rank(pd.DataFrame(rows))
     table.to_csv(experiment_dir / RESULTS_FILES[0], index=False)

@@ -32,6 +32,7 @@ from ray import tune
 
 from raysweep import experiment
 from raysweep.datasets import batching, ray_data, shards
+from raysweep.errors import describe_failure
 from raysweep.phases import lr_range
 from raysweep.runner import executors, logs, resources, session, tuning
 from raysweep.search import space
@@ -176,7 +177,7 @@ def _read(result, over: dict, spec: Spec, *, rows: int) -> tuple[RangeTest, pd.D
     """A trial's reports -> its RangeTest and its range curve (None where the trial failed)."""
     history = result.metrics_dataframe
     if result.error or history is None or "phase" not in history:
-        error = str(result.error).strip().splitlines()[-1] if result.error else "the trial reported nothing"
+        error = describe_failure(str(result.error)) if result.error else "the trial reported nothing"
         return RangeTest(over, None, math.nan, None, None, error), None
     fit = history[history["phase"] == "fit"].iloc[0]
     steps = int(fit["steps_to_fit"]) if fit["steps_to_fit"] > 0 else None

@@ -45,14 +45,24 @@ def run(spec: Spec, *, address: str | None = None) -> Path:
 
 def resume(experiment_dir: str | Path, *, address: str | None = None) -> Path:
     """Finish an interrupted sweep (a directory or a URI): unfinished trials continue, finished
-    ones are not re-run."""
-    experiment_dir = experiment.local_dir(experiment_dir).resolve()
-    spec = experiment.load_spec(experiment_dir)
-    stored = experiment.home(experiment_dir)
-    if not tune.Tuner.can_restore(stored):
-        raise SpecError([f"{stored}: Tune saved no state here yet, so there is "
-                         "nothing to resume; start it again with `raysweep run`."])
-    with experiment.held(experiment_dir, "resume"), logs.to_experiment_log(experiment_dir):
+    ones are not re-run. The experiment is held (experiment.held) before a bucket's working copy
+    is brought up to date, so a second resume cannot rewrite the copy a live one works in."""
+    experiment_dir = experiment.local_dir(experiment_dir, fetch=False).resolve()
+    if not experiment.is_copy(experiment_dir):
+        experiment.load_spec(experiment_dir)   # a clear error for a folder that is no experiment
+    with experiment.held(experiment_dir, "resume"):
+        if experiment.is_copy(experiment_dir):
+            experiment.pull(experiment_dir)
+        spec = experiment.load_spec(experiment_dir)
+        stored = experiment.home(experiment_dir)
+        if not tune.Tuner.can_restore(stored):
+            raise SpecError([f"{stored}: Tune saved no state here yet, so there is "
+                             "nothing to resume; start it again with `raysweep run`."])
+        return _resumed(spec, experiment_dir, stored, address)
+
+
+def _resumed(spec: Spec, experiment_dir: Path, stored: str, address: str | None) -> Path:
+    with logs.to_experiment_log(experiment_dir):
         experiment.record_provenance(experiment_dir, "resume")
         start_ray(address, spec)
         prepared = tuning.prepare(spec, experiment_dir)
