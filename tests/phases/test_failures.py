@@ -119,7 +119,9 @@ def test_a_trial_killed_by_rays_memory_monitor_is_out_of_memory(tmp_path):
     trials = store.load(experiment_dir).trials.set_index("hidden_units")
     assert trials.loc[8, "status"] == "out of memory", trials[["status", "error"]]
     assert trials.loc[16, "status"] == "finished"
-    assert " failed: " in done.stdout and "Traceback" not in done.stdout + done.stderr
+    assert " failed (out of memory): OutOfMemoryError: " in done.stdout, done.stdout
+    assert "; lower batch_size, or run fewer trials at once" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
 
 
 def test_an_exception_is_retried_from_the_last_checkpoint(ray_session, tmp_path):
