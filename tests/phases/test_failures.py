@@ -29,26 +29,43 @@ ROOT = Path(__file__).resolve().parents[2]
 BROKEN = '    if cfg.hidden_units in FAILING:\n        raise KeyError("features")\n'
 
 
-def project(tmp_path: Path, failing: list[int]) -> Path:
-    """A user's folder: the minimal workload raising KeyError in compute_loss for some widths."""
+COMPUTE_METRICS = "def compute_metrics(outputs, labels, meta):          # numpy arrays: the whole validation split\n"
+
+
+def project(tmp_path: Path, failing: list[int], *, fault: str = BROKEN, header: str = "",
+            counts_epochs: bool = False, **spec) -> Path:
+    """A user's folder: the minimal workload with `fault` at the top of compute_loss (by default
+    a KeyError for the widths in `failing`), `header` above it, and with `counts_epochs` a list
+    VALIDATED that grows by one each validation; a spec over widths 8 and 16, `spec` on top."""
     source = (ROOT / "examples" / "linear" / "linear.py").read_text()
     source = source.replace("def compute_loss(model, batch, cfg):                 # -> (loss, outputs)\n",
-                            f"FAILING = {failing}\n\ndef compute_loss(model, batch, cfg):\n" + BROKEN)
-    (tmp_path / "linear.py").write_text(source)
+                            f"FAILING = {failing}\n\ndef compute_loss(model, batch, cfg):\n" + fault)
+    if counts_epochs:
+        header += "VALIDATED = []\n"
+        source = source.replace(COMPUTE_METRICS, "def compute_metrics(outputs, labels, meta):\n    VALIDATED.append(1)\n")
+    (tmp_path / "linear.py").write_text(header + source)
     load_workload(str(tmp_path / "linear.py")).DATA.write(tmp_path / "data")
     raw = {"name": "failing", "workload": "./linear.py", "data": {"path": str(tmp_path / "data")},
            "metric": "val_loss", "mode": "min", "fixed": {"epochs": 1, "batch_size": 500},
            "params": {"hidden_units": {"type": "choice", "values": [8, 16]}},
-           "search": {"algorithm": "grid"}, "storage_path": str(tmp_path / "results")}
+           "search": {"algorithm": "grid"}, "storage_path": str(tmp_path / "results"), **spec}
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(raw))
     return tmp_path / "spec.yaml"
 
 
+def raysweep_run(spec_file: Path, **env) -> subprocess.CompletedProcess:
+    """The real command in a process of its own: what reaches its terminal is what a user sees."""
+    return subprocess.run([str(Path(sys.executable).with_name("raysweep")), "run", str(spec_file)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "RAY_ADDRESS": "", **env})
+
+
+ONE_WIDTH_FOUR_EPOCHS = dict(fixed={"epochs": 4, "batch_size": 500},
+                             params={"hidden_units": {"type": "choice", "values": [8]}})
+
+
 def test_when_every_trial_fails_the_exit_code_and_summary_say_so(tmp_path):
-    # The real command in a process of its own: what reaches its terminal is what a user sees.
-    spec_file = project(tmp_path, failing=[8, 16])
-    done = subprocess.run([str(Path(sys.executable).with_name("raysweep")), "run", str(spec_file)],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "RAY_ADDRESS": ""})
+    done = raysweep_run(project(tmp_path, failing=[8, 16]))
     out, err = done.stdout, done.stderr
     assert done.returncode == exit_codes.ALL_TRIALS_FAILED, out + err
     assert "Traceback" not in out + err, "tracebacks go to files, not the console"
@@ -75,13 +92,8 @@ def test_one_failure_among_finished_trials_is_a_warning(ray_session, tmp_path, c
 
 
 def test_a_trial_that_stalls_is_stopped_and_named(ray_session, tmp_path, capsys):
-    spec_file = project(tmp_path, failing=[])
-    source = (tmp_path / "linear.py").read_text().replace(
-        BROKEN, '    if cfg.hidden_units == 8:\n        time.sleep(3600)   # a hang: no error, no report\n')
-    (tmp_path / "linear.py").write_text("import time\n" + source)
-    raw = yaml.safe_load(spec_file.read_text())
-    raw["failure"] = {"stall_timeout_s": 5}
-    spec_file.write_text(yaml.safe_dump(raw))
+    spec_file = project(tmp_path, failing=[], header="import time\n", failure={"stall_timeout_s": 5},
+                        fault='    if cfg.hidden_units == 8:\n        time.sleep(3600)   # a hang: no error, no report\n')
     started = time.monotonic()
     assert cli.main(["run", str(spec_file)]) == exit_codes.OK
     assert time.monotonic() - started < 120, "the stalled trial was stopped, not waited for"
@@ -97,23 +109,16 @@ def test_a_trial_killed_by_rays_memory_monitor_is_out_of_memory(tmp_path):
     """Ray's own memory monitor, set to act 3 GiB above what the machine uses now, kills the
     trial that takes 6 GiB; the sweep goes on (Ray 2.60 would stop: runner/ray_fixes.py), the
     other trial finishes, and the killed one reads "out of memory"."""
-    spec_file = project(tmp_path, failing=[])
-    source = (tmp_path / "linear.py").read_text().replace(
-        BROKEN, "    if cfg.hidden_units == 8:\n        HOARD.append(torch.ones(6 << 28))   # 6 GiB of float32\n"
-                "        time.sleep(60)\n")
-    (tmp_path / "linear.py").write_text("import time\nHOARD = []\n" + source)
     meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
     total, available = (int(meminfo[k].split()[0]) * 1024 for k in ("MemTotal", "MemAvailable"))
     if available < (8 << 30):
         pytest.skip("needs 8 GiB of free memory to fill")
     threshold = (total - available + (3 << 30)) / total
-    raw = yaml.safe_load(spec_file.read_text())
-    raw["resources"] = {"max_concurrent_trials": 1}   # the hog trains alone, then the other
-    spec_file.write_text(yaml.safe_dump(raw))
-    env = {**os.environ, "RAY_ADDRESS": "", "RAY_memory_usage_threshold": f"{threshold:.3f}",
-           "RAY_memory_monitor_refresh_ms": "100"}
-    done = subprocess.run([str(Path(sys.executable).with_name("raysweep")), "run", str(spec_file)],
-                          capture_output=True, text=True, timeout=300, env=env)
+    spec_file = project(tmp_path, failing=[], header="import time\nHOARD = []\n",
+                        resources={"max_concurrent_trials": 1},   # the hog trains alone, then the other
+                        fault="    if cfg.hidden_units == 8:\n        HOARD.append(torch.ones(6 << 28))   # 6 GiB\n"
+                              "        time.sleep(60)\n")
+    done = raysweep_run(spec_file, RAY_memory_usage_threshold=f"{threshold:.3f}", RAY_memory_monitor_refresh_ms="100")
     assert done.returncode == exit_codes.OK, done.stdout + done.stderr
     (experiment_dir,) = (tmp_path / "results").iterdir()
     trials = store.load(experiment_dir).trials.set_index("hidden_units")
@@ -127,20 +132,12 @@ def test_a_trial_killed_by_rays_memory_monitor_is_out_of_memory(tmp_path):
 def test_an_exception_is_retried_from_the_last_checkpoint(ray_session, tmp_path):
     """A fault in epoch 3's training, once: with failure.max_retries 1 the trial goes on from
     its epoch-2 checkpoint and finishes, each epoch reported once."""
-    spec_file = project(tmp_path, failing=[])
     marker = tmp_path / "failed_once"
     flaky = (f"    if model.training and len(VALIDATED) == 2 and not Path({str(marker)!r}).exists():\n"
              f"        Path({str(marker)!r}).write_text('x')\n"
              "        raise RuntimeError('a transient fault')\n")
-    source = (tmp_path / "linear.py").read_text().replace(BROKEN, flaky).replace(
-        "def compute_metrics(outputs, labels, meta):          # numpy arrays: the whole validation split\n",
-        "def compute_metrics(outputs, labels, meta):\n    VALIDATED.append(1)\n")
-    (tmp_path / "linear.py").write_text("from pathlib import Path\nVALIDATED = []\n" + source)
-    raw = yaml.safe_load(spec_file.read_text())
-    raw["fixed"]["epochs"] = 4
-    raw["params"]["hidden_units"]["values"] = [8]
-    raw["failure"] = {"max_retries": 1}
-    spec_file.write_text(yaml.safe_dump(raw))
+    spec_file = project(tmp_path, failing=[], fault=flaky, header="from pathlib import Path\n", counts_epochs=True,
+                        failure={"max_retries": 1}, **ONE_WIDTH_FOUR_EPOCHS)
     assert cli.main(["run", str(spec_file)]) == exit_codes.OK
     assert marker.exists(), "the fault happened"
     (experiment_dir,) = (tmp_path / "results").iterdir()
@@ -151,9 +148,7 @@ def test_an_exception_is_retried_from_the_last_checkpoint(ray_session, tmp_path)
 
 
 def test_a_normal_run_prints_only_what_a_user_acts_on(tmp_path):
-    spec_file = project(tmp_path, failing=[])
-    done = subprocess.run([str(Path(sys.executable).with_name("raysweep")), "run", str(spec_file)],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "RAY_ADDRESS": ""})
+    done = raysweep_run(project(tmp_path, failing=[]))
     assert done.returncode == exit_codes.OK, done.stdout + done.stderr
     noise = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("raysweep: ")]
     assert noise == [], "stderr holds more than raysweep's own lines"
@@ -161,16 +156,8 @@ def test_a_normal_run_prints_only_what_a_user_acts_on(tmp_path):
 
 
 def test_a_trial_that_fails_midway_keeps_what_it_reported(ray_session, tmp_path):
-    spec_file = project(tmp_path, failing=[])
-    source = (tmp_path / "linear.py").read_text().replace(
-        BROKEN, "    if model.training and len(VALIDATED) == 2:\n        raise RuntimeError('epoch 3 breaks')\n").replace(
-        "def compute_metrics(outputs, labels, meta):          # numpy arrays: the whole validation split\n",
-        "def compute_metrics(outputs, labels, meta):\n    VALIDATED.append(1)\n")
-    (tmp_path / "linear.py").write_text("VALIDATED = []\n" + source)
-    raw = yaml.safe_load(spec_file.read_text())
-    raw["fixed"]["epochs"] = 4
-    raw["params"]["hidden_units"]["values"] = [8]
-    spec_file.write_text(yaml.safe_dump(raw))
+    spec_file = project(tmp_path, failing=[], counts_epochs=True, **ONE_WIDTH_FOUR_EPOCHS,
+                        fault="    if model.training and len(VALIDATED) == 2:\n        raise RuntimeError('epoch 3 breaks')\n")
     assert cli.main(["run", str(spec_file)]) == exit_codes.ALL_TRIALS_FAILED
     (experiment_dir,) = (tmp_path / "results").iterdir()
     results = store.load(experiment_dir)
@@ -179,12 +166,10 @@ def test_a_trial_that_fails_midway_keeps_what_it_reported(ray_session, tmp_path)
 
 
 def test_lr_find_whose_every_test_fails_exits_3(ray_session, tmp_path, capsys):
-    spec_file = project(tmp_path, failing=[8, 16])
-    raw = yaml.safe_load(spec_file.read_text())
-    raw["search"] = {"algorithm": "random", "num_samples": 2, "seed": 0}
-    raw["params"]["learning_rate"] = {"type": "loguniform", "low": 1e-4, "high": 1e-1}
-    raw["lr_find"] = {"over": ["hidden_units"], "num_steps": 20, "subset_rows": 1000}
-    spec_file.write_text(yaml.safe_dump(raw))
+    spec_file = project(tmp_path, failing=[8, 16], search={"algorithm": "random", "num_samples": 2, "seed": 0},
+                        params={"hidden_units": {"type": "choice", "values": [8, 16]},
+                                "learning_rate": {"type": "loguniform", "low": 1e-4, "high": 1e-1}},
+                        lr_find={"over": ["hidden_units"], "num_steps": 20, "subset_rows": 1000})
     assert cli.main(["lr-find", str(spec_file)]) == exit_codes.ALL_TRIALS_FAILED
     out, err = capsys.readouterr()
     assert "KeyError: 'features' (compute_loss, linear.py:" in out, "each test's error in the table"

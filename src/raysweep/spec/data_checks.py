@@ -24,16 +24,17 @@ def readable_meta(problems: Problems, key: str, path: str, workload: str) -> dic
     return None if found.problems else meta
 
 
-def largest_batch(fixed: dict, params: list[Param], default: int) -> tuple[str, int | None]:
-    """(key, rows): the largest batch size any trial of the spec may ask for, and where it is
-    set; None where the spec's value is not a number (reported by its own check)."""
+def largest_batch(fixed: dict, params: list[Param], default: int, *, sampled: bool = True) -> tuple[str, int | None]:
+    """(key, rows): where batch_size is set and the largest batch a trial takes: of every value
+    the search may pick (`sampled`), or of the baseline's (a choice's first value, a range's
+    middle: space.baseline). None where the spec's value is not a number (its own check says so)."""
     for p in params:
         if p.name == "batch_size":
-            values = [v for v in p.values if is_int(v)] if p.is_choice else [p.high]
-            return "params.batch_size", int(max(values)) if values and is_int(max(values)) else None
-    if "batch_size" in fixed:
-        return "fixed.batch_size", int(fixed["batch_size"]) if is_int(fixed["batch_size"]) else None
-    return "batch_size", default
+            values = (list(p.values) if p.is_choice else [p.high]) if sampled else [baseline([p])["batch_size"]]
+            values = [v for v in values if is_number(v)]
+            return "params.batch_size", int(max(values)) if values else None
+    value = fixed.get("batch_size", default)
+    return ("fixed.batch_size" if "batch_size" in fixed else "batch_size"), int(value) if is_int(value) else None
 
 
 def enough_rows(problems: Problems, meta: dict, fixed: dict, params: list[Param], default_batch: int) -> None:
@@ -45,23 +46,12 @@ def enough_rows(problems: Problems, meta: dict, fixed: dict, params: list[Param]
                      f"lower it to {train} or less, or use more data")
 
 
-def lr_find_batch(fixed: dict, params: list[Param], over: tuple[str, ...], default: int) -> int | None:
-    """The largest batch an LR range test trains with: each value of batch_size where the tests
-    run over it, else the baseline's (a choice's first value, a range's middle: space.baseline)."""
-    for p in params:
-        if p.name == "batch_size":
-            values = list(p.values) if p.name in over else [baseline([p])["batch_size"]]
-            values = [v for v in values if is_int(v) or is_number(v)]
-            return int(max(values)) if values else None
-    value = fixed.get("batch_size", default)
-    return int(value) if is_int(value) else None
-
-
 def lr_find_problem(meta: dict, fixed: dict, params: list[Param], over: tuple[str, ...], subset_rows: int,
                     default_batch: int) -> str | None:
     """An LR range test over fewer rows than one of its batches cannot take a step."""
     train = meta.get("rows", {}).get("train", 0)
-    batch = lr_find_batch(fixed, params, over, default_batch)
+    # each value of batch_size where the range tests run over it, else the baseline's
+    _, batch = largest_batch(fixed, params, default_batch, sampled="batch_size" in over)
     rows = min(subset_rows, train)
     if batch is None or not 0 < rows < batch:
         return None
