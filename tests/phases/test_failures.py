@@ -105,6 +105,22 @@ def test_a_trial_that_stalls_is_stopped_and_named(ray_session, tmp_path, capsys)
     assert trials.loc[8, "error"].startswith("stalled: no report for")
 
 
+def test_a_torch_trainer_trial_that_stalls_is_saved_as_stalled(ray_session, tmp_path, capsys):
+    """Stopping a TorchTrainer trial kills an actor with actors of its own; Ray 2.60 then kept
+    it RUNNING in the experiment state (runner/ray_fixes.py), so it read "unfinished" and the
+    command said "interrupted". The start-up of its workers counts toward the timeout."""
+    spec_file = project(tmp_path, failing=[], header="import time\n", failure={"stall_timeout_s": 10},
+                        resources={"executor": "torch_trainer"},
+                        params={"hidden_units": {"type": "choice", "values": [8]}},
+                        fault="    time.sleep(3600)   # a hang: no error, no report\n")
+    assert cli.main(["run", str(spec_file)]) == exit_codes.ALL_TRIALS_FAILED
+    out, err = capsys.readouterr()
+    assert "stopped: stalled: no report for" in out and "interrupted" not in out + err
+    (experiment_dir,) = (tmp_path / "results").iterdir()
+    (trial,) = store.load(experiment_dir).trials.itertuples()
+    assert trial.status == "stalled" and trial.error.startswith("stalled: no report for")
+
+
 def test_a_trial_killed_by_rays_memory_monitor_is_out_of_memory(tmp_path):
     """Ray's own memory monitor, set to act 3 GiB above what the machine uses now, kills the
     trial that takes 6 GiB; the sweep goes on (Ray 2.60 would stop: runner/ray_fixes.py), the

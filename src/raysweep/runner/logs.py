@@ -6,6 +6,11 @@ there: raysweep prints one line per failed trial (progress.py) and a summary at 
 the tracebacks stay in each trial's error.txt and in `EXPERIMENT_DIR/raysweep.log`, which gets
 every record of Ray's and raysweep's own. The console keeps Ray's warnings and errors, less
 the trial failures raysweep reports itself and the notices below that ask nothing of anyone.
+
+The raylet's own warnings reach the driver apart from logging (Ray prints them as it gets
+them); the one a sweep sets off as a matter of course, "N worker processes have been started
+... 4x the maximum expected startup concurrency" (a TorchTrainer trial starts several actors,
+and a 2-CPU node expects 2 at a time), goes to the log file with the rest.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 import ray.data
+from ray._private import worker as ray_worker
 
 LOG_FILE = "raysweep.log"
 # Ray's warnings that ask nothing of a raysweep user, matched on the start of the message (its
@@ -23,6 +29,8 @@ LOG_FILE = "raysweep.log"
 NOTICES = ("Token authentication is enabled", "Progress bars disabled")
 # Tune's records of failed trials: raysweep reports each failure in one line and a summary.
 TRIAL_FAILURES = ("Trial task failed", "Trials did not complete")
+# The raylet's messages to the driver that ask nothing of a raysweep user, matched anywhere.
+RAYLET_NOTICES = ("worker processes have been started on node",)
 
 
 def _console_shows(record: logging.LogRecord) -> bool:
@@ -43,6 +51,25 @@ def _ray_consoles() -> list[logging.Handler]:
 
 
 @contextmanager
+def _raylet_notices_to(logger: logging.Logger) -> Iterator[None]:
+    """For the duration: the raylet's RAYLET_NOTICES go to `logger` (at INFO), not to the terminal."""
+    printing = ray_worker.print_to_stdstream
+
+    def print_or_log(data, ignore_prefix):
+        if data.get("pid") == "raylet" and any(n in line for line in data["lines"] for n in RAYLET_NOTICES):
+            for line in data["lines"]:
+                logger.info("(raylet) %s", line)
+            return
+        printing(data, ignore_prefix)
+
+    ray_worker.print_to_stdstream = print_or_log   # looked up on each message by Ray's listener thread
+    try:
+        yield
+    finally:
+        ray_worker.print_to_stdstream = printing
+
+
+@contextmanager
 def to_experiment_log(experiment_dir: Path) -> Iterator[Path]:
     """For the duration: every record of Ray's and raysweep's loggers in `experiment_dir/raysweep.log`,
     and only what `_console_shows` on the console."""
@@ -58,7 +85,8 @@ def to_experiment_log(experiment_dir: Path) -> Iterator[Path]:
     raysweep_level = loggers[-1].level
     loggers[-1].setLevel(logging.INFO)   # the file gets raysweep's INFO lines wherever the console's level is
     try:
-        yield path
+        with _raylet_notices_to(logging.getLogger("ray")):
+            yield path
     finally:
         for logger in loggers:
             logger.removeHandler(to_file)

@@ -1,4 +1,4 @@
-"""Work-arounds for Ray bugs that would take a whole sweep down, each with the test that shows it.
+"""Work-arounds for Ray bugs that would take a sweep down or lose its state, each with the test that shows it.
 
 Ray 2.60, memory: when Ray's memory monitor kills the worker of a trial (or of a trial being
 started), the trial's pending call fails with `ray.exceptions.OutOfMemoryError`. Tune's actor
@@ -8,6 +8,14 @@ low on memory`, out of `Tuner.fit`, and the sweep is over (seen with a trial tha
 a node whose monitor acted at 3 GiB more than it used; tests/phases/test_failures.py). A worker
 killed for memory is a dead actor, so the error is handed on as one, keeping Ray's message: the
 trial alone fails, is retried where `failure.max_retries` allows, and reads "out of memory".
+
+Ray 2.60, a dead trial's state: Tune writes a trial into its experiment state only when the
+trial was marked for it, and `TuneController._schedule_trial_stop` marks it only while the
+trial's actor is still tracked. When the actor's death is handled before its pending call's
+failure (a killed actor with child actors, as a TorchTrainer trial the stall watchdog stops),
+the trial is ERROR in the driver but RUNNING in `experiment_state-*.json`: the results store
+reads it as unfinished and `resume` would run it again (tests/phases/test_failures.py). Every
+stopped trial is now marked, whatever the order.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import functools
 
 from ray.air.execution._internal import actor_manager
 from ray.exceptions import ActorDiedError, OutOfMemoryError
+from ray.tune.execution import tune_controller
 
 
 class KilledForMemory(ActorDiedError):
@@ -28,8 +37,13 @@ class KilledForMemory(ActorDiedError):
 
 def apply() -> None:
     """Install the work-arounds in this process (the driver); a second call changes nothing."""
+    _hand_on_memory_kills_as_dead_actors()
+    _save_every_stopped_trial()
+
+
+def _hand_on_memory_kills_as_dead_actors() -> None:
     failed = actor_manager.RayActorManager._actor_task_failed
-    if getattr(failed, "handles_memory_kills", False):
+    if getattr(failed, "raysweep_fix", False):
         return
 
     @functools.wraps(failed)
@@ -38,5 +52,19 @@ def apply() -> None:
             exception = KilledForMemory(exception)
         return failed(self, tracked_actor_task, exception)
 
-    actor_task_failed.handles_memory_kills = True
+    actor_task_failed.raysweep_fix = True
     actor_manager.RayActorManager._actor_task_failed = actor_task_failed
+
+
+def _save_every_stopped_trial() -> None:
+    stop = tune_controller.TuneController._schedule_trial_stop
+    if getattr(stop, "raysweep_fix", False):
+        return
+
+    @functools.wraps(stop)
+    def schedule_trial_stop(self, trial, exception=None):
+        stop(self, trial, exception=exception)
+        self._mark_trial_to_checkpoint(trial)
+
+    schedule_trial_stop.raysweep_fix = True
+    tune_controller.TuneController._schedule_trial_stop = schedule_trial_stop

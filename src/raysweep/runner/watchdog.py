@@ -46,7 +46,7 @@ class StallWatchdog(Callback):
                 continue
             reason = f"stalled: no report for {now - heard:.0f} s (failure.stall_timeout_s {self.timeout_s:g})"
             self._record(trial.trial_id, {"reason": reason, "attempt": trial.num_failures + 1})
-            log.warning("trial %s %s; stopping it", trial.trial_id, reason)
+            log.info("trial %s %s; stopping it", trial.trial_id, reason)   # progress.py tells the console
             self.last_heard.pop(trial.trial_id)
             ray.kill(actor, no_restart=True)
 
