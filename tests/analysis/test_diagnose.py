@@ -122,8 +122,8 @@ def test_failures_are_grouped_by_cause():
     ("KeyError: 'features'", "errored"),
 ])
 def test_how_a_trial_failed_is_read_from_its_error(error, status):
-    assert store.stop_reason("ERROR", 1, 4, error, asha=True, patience_ran_out=False) == status
-    assert store.stop_reason("ERROR", 1, 4, error, asha=True, patience_ran_out=False, stalled=True) == "stalled"
+    assert store.stop_reason("ERROR", 1, 4, error, "ASHA", patience_ran_out=False) == status
+    assert store.stop_reason("ERROR", 1, 4, error, "ASHA", patience_ran_out=False, stalled=True) == "stalled"
 
 
 def test_out_of_memory_comes_with_what_to_lower():

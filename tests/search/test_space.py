@@ -36,7 +36,7 @@ def problems(raw) -> list[str]:
 
 
 def suggestions(s: spec.Spec, n: int) -> list[dict]:
-    _, searcher = tuning.searcher(s, max_concurrent=n, points=list(s.search.points_to_evaluate))
+    searcher = tuning.searcher(s, max_concurrent=n, points=list(s.search.points_to_evaluate)).searcher
     return [space.decode(searcher.suggest(f"t{i}"), s.params) for i in range(n)]
 
 

@@ -98,6 +98,34 @@ def test_asha_checks(raw_spec):
     assert any("scheduler.reduction_factor: must be a number > 1" in p for p in found)
 
 
+def test_each_scheduler_takes_only_its_own_keys(raw_spec):
+    raw_spec["scheduler"] = {"type": "hyperband", "grace_period": 2, "brackets": 0}
+    found = problems(raw_spec)
+    assert any("scheduler.grace_period: the hyperband scheduler does not use it (it reads max_t, reduction_factor); "
+               "remove it or choose a scheduler that does (asha, median)" in p for p in found), found
+    assert any("scheduler.brackets: must be an integer >= 1, got 0" in p for p in found)
+    raw_spec["scheduler"] = {"type": "median", "grace_period": 4, "min_samples_required": 0}
+    found = problems(raw_spec)
+    assert any("scheduler.grace_period: 4 exceeds max_t=3; the median scheduler could never stop" in p for p in found)
+    assert any("scheduler.min_samples_required: must be an integer >= 1, got 0" in p for p in found)
+
+
+def test_bohb_pairs_its_scheduler_and_searcher_and_hyperband_refuses_limited_searchers(raw_spec):
+    raw_spec["scheduler"] = {"type": "bohb"}
+    assert any("scheduler.type: bohb works only with search.algorithm: bohb" in p for p in problems(raw_spec))
+    raw_spec["scheduler"] = {"type": "asha"}
+    raw_spec["search"]["algorithm"] = "bohb"
+    assert any("search.algorithm: bohb works only with scheduler.type: bohb; got 'asha'" in p for p in problems(raw_spec))
+    raw_spec["scheduler"] = {"type": "hyperband"}
+    raw_spec["search"]["algorithm"] = "optuna"
+    assert any("scheduler.type: hyperband pauses trials at each rung, and optuna would stop proposing" in p
+               and "use it with search.algorithm random or grid, or choose asha or median" in p
+               for p in problems(raw_spec))
+    raw_spec["scheduler"] = {"type": "bohb", "max_t": 3, "reduction_factor": 2}
+    raw_spec["search"]["algorithm"] = "bohb"
+    assert spec.validate(raw_spec).scheduler.type == "bohb"
+
+
 def test_metric_mode_and_executor_checks(raw_spec):
     raw_spec["metric"] = "val_auc"
     raw_spec["resources"] = {"workers_per_trial": 2, "executor": "in_trial", "gpus_per_worker": 1.5}

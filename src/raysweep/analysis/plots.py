@@ -84,11 +84,11 @@ def learning_curves(results: store.Results, metric: str, mode: str, out: Path, t
             ax.plot(x, y, marker=".", lw=1.6, label=f"#{best_ids.index(trial) + 1} {trial}", zorder=3)
         else:
             ax.plot(x, y, color="0.75", lw=0.8, zorder=1)
-        if status.get(trial) == "stopped by ASHA":
+        if str(status.get(trial, "")).startswith("stopped by "):
             ax.scatter(x[-1:], y[-1:], marker="x", color="crimson", s=40, zorder=4)
         elif status.get(trial) == "early stopped":
             ax.scatter(x[-1:], y[-1:], marker="o", facecolors="none", edgecolors="black", s=50, zorder=4)
-    ax.scatter([], [], marker="x", color="crimson", label="stopped by ASHA")
+    ax.scatter([], [], marker="x", color="crimson", label="stopped by the scheduler")
     ax.scatter([], [], marker="o", facecolors="none", edgecolors="black", label="early stopped")
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)

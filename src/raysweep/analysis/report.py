@@ -89,9 +89,10 @@ def write(experiment_dir: str | Path, out: str | Path | None = None, top: int = 
         parts.append("<p>No trial has reported yet.</p>")
     else:
         counts = ", ".join(f"{n} {s}" for s, n in table["status"].value_counts().items())
-        parts.append(f"<p>{len(table)} trials ({_e(counts)}), ranked on {_e(spec.metric)} ({_e(spec.mode)}).</p>")
+        trials = results.trials
+        parts.append(f"<p>{len(table)} trials ({_e(counts)}), ranked on {_e(spec.metric)} ({_e(spec.mode)}). "
+                     f"Compute: {_e(store.compute_used(trials))}, with the {_e(spec.scheduler.type)} scheduler.</p>")
         warnings = diagnose.edge_warnings(table, spec.params, spec.metric)
-        trials = store.load(experiment_dir).trials
         failed = diagnose.failure_warning(trials)
         if diagnose.all_failed(table):
             failed = f"all {len(table)} trials failed: " + "; ".join(diagnose.failure_groups(trials))

@@ -5,9 +5,11 @@ an experiment state file; loading that back means walking thousands of small fil
 gathers them, during the sweep and after it, into two Parquet files in the experiment directory:
 
 - `trials.parquet`: one row per trial: trial id, every parameter (fixed and tuned) as its own
-  column (lists as JSON text; `value()` decodes), status (finished, stopped by ASHA, early
-  stopped, diverged, errored, out of memory, stalled, unfinished), the error in one line
-  (`errors.describe_failure`), `epochs_run`, best and last
+  column (lists as JSON text; `value()` decodes), status (finished, stopped by ASHA (or
+  HyperBand, median rule, BOHB: the scheduler that stopped it), early stopped, diverged,
+  errored, out of memory, stalled, unfinished), the error in one line
+  (`errors.describe_failure`), `epochs_run` against `planned_epochs` (what it would have run
+  to the end: `compute_used`), best and last
   value of every metric (`best_<m>`, `last_<m>`), the epoch of the best objective, wall time,
   resources, where it ran (`node_id`, `nodes`, `cuda_visible_devices`) and how often it was
   retried after a failure (`retries`);
@@ -32,7 +34,7 @@ from ray.tune import Callback, ExperimentAnalysis
 
 from raysweep import experiment
 from raysweep.errors import describe_failure, failure_kind
-from raysweep.search import space
+from raysweep.search import SCHEDULERS, space
 from raysweep.workloads import load_workload
 
 log = logging.getLogger("raysweep")
@@ -69,9 +71,10 @@ class Results:
     curves: pd.DataFrame
 
 
-def stop_reason(status: str, epochs_run: int, planned: int, error: str, asha: bool,
+def stop_reason(status: str, epochs_run: int, planned: int, error: str, scheduler: str,
                 patience_ran_out: bool, stalled: bool = False) -> str:
-    """Why a trial ended, in words: from Tune's status, the epochs it ran and its error."""
+    """Why a trial ended, in words: from Tune's status, the epochs it ran, its error and the
+    label of the scheduler that could have stopped it (empty where none could)."""
     if status == "ERROR":
         return "stalled" if stalled else failure_kind(error)
     if status != "TERMINATED":
@@ -79,7 +82,7 @@ def stop_reason(status: str, epochs_run: int, planned: int, error: str, asha: bo
     if epochs_run < planned:
         if patience_ran_out:   # the loop restores the best weights only at its last epoch
             return "early stopped"
-        return "stopped by ASHA" if asha else "stopped early"
+        return f"stopped by {scheduler}" if scheduler else "stopped early"
     return "finished"
 
 
@@ -134,6 +137,7 @@ def build(experiment_dir: str | Path) -> Results:
     modes = load_workload(spec.workload).METRICS
     frames = analysis.trial_dataframes
     stalled = experiment.stalled_trials(experiment_dir)
+    kind = SCHEDULERS[spec.scheduler.type]
     trial_rows, curve_parts = [], []
     for t in analysis.trials:
         history = frames.get(t.trial_id, pd.DataFrame())
@@ -147,16 +151,17 @@ def build(experiment_dir: str | Path) -> Results:
         epochs_run = int(history["epoch"].max()) if "epoch" in history and len(history) else 0
         config = space.decode(t.config, spec.params)
         planned = int(config.get("epochs", spec.epochs))
+        if kind.stops_early:
+            planned = min(planned, spec.scheduler_max_t)
         error = _error_text(t.path)
         patience = "restored_best_epoch" in history and history["restored_best_epoch"].notna().any()
         # stalled in its last attempt (a retried trial may have failed otherwise since)
         was_stalled = t.status == "ERROR" and stalled.get(t.trial_id, {}).get("attempt") == t.num_failures
         row = {"trial": t.trial_id, **{k: _cell(v) for k, v in config.items()},
-               "status": stop_reason(t.status, epochs_run, planned, error, spec.scheduler.type == "asha", patience,
-                                     stalled=was_stalled),
+               "status": stop_reason(t.status, epochs_run, planned, error, kind.label, patience, stalled=was_stalled),
                "error": (stalled[t.trial_id]["reason"] if was_stalled else describe_failure(error))
                if t.status == "ERROR" else "",
-               "epochs_run": epochs_run}
+               "epochs_run": epochs_run, "planned_epochs": planned}
         best_index = _best(history[spec.metric], spec.mode)[1] if spec.metric in history else None
         row["best_epoch"] = int(history.loc[best_index, "epoch"]) if best_index is not None else None
         for m in metrics:   # best and last of each metric; last only of what is no score (lr)
@@ -185,6 +190,30 @@ def build(experiment_dir: str | Path) -> Results:
         if column in trials:
             trials[column] = trials[column].astype("Int64")
     return Results(trials, curves)
+
+
+@dataclass(frozen=True)
+class ComputeUsed:
+    """Epochs the trials trained against what the same trials would have cost run to the end."""
+
+    trained: int
+    full: int
+
+    @property
+    def share(self) -> float:
+        return self.trained / self.full if self.full else math.nan
+
+    def __str__(self) -> str:
+        return f"trained {self.trained} of {self.full} epochs ({self.share:.0%} of the epochs of a full run)"
+
+
+def compute_used(trials: pd.DataFrame) -> ComputeUsed:
+    """What early stopping bought: the epochs trained against every trial run to its planned end
+    (a store written before `planned_epochs` existed counts what each trial ran)."""
+    if trials.empty:
+        return ComputeUsed(0, 0)
+    planned = trials["planned_epochs"] if "planned_epochs" in trials else trials["epochs_run"]
+    return ComputeUsed(int(trials["epochs_run"].sum()), int(planned.sum()))
 
 
 def write(experiment_dir: str | Path, results: Results) -> list[Path]:

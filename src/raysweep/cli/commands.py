@@ -45,7 +45,8 @@ def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int
     _push_outputs(experiment_dir)
     print(leaderboard.format_table(table, top))
     print(f"\n{len(table)} trials; statuses: "
-          + ", ".join(f"{n} {s}" for s, n in table["status"].value_counts().items()))
+          + ", ".join(f"{n} {s}" for s, n in table["status"].value_counts().items())
+          + f"; {store.compute_used(store.load(experiment_dir).trials)}")
     if s.scientific:
         best = leaderboard.best_per_value(table, s.scientific)
         print(f"\nbest trial per {', '.join(s.scientific)} (scientific; the nuisance parameters tuned for each):")

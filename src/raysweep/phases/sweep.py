@@ -87,10 +87,9 @@ def _tuner(spec: Spec, prepared: tuning.Prepared, experiment_dir: Path) -> tune.
     points = warm_start_points(spec)
     progress = ProgressLines(metric=spec.metric, mode=spec.mode, params=spec.params,
                              total=searchers.planned_trials(spec.search.algorithm, spec.params,
-                                                            spec.search.num_samples),
+                                                            spec.search.num_samples, points),
                              planned_epochs=spec.epochs, experiment_dir=str(experiment_dir))
-    param_space, search_alg = tuning.searcher(spec, max_concurrent=prepared.allocation.max_concurrent,
-                                              points=points)
+    plan = tuning.searcher(spec, max_concurrent=prepared.allocation.max_concurrent, points=points)
     storage, name = experiment.tune_location(experiment_dir)
     # The store is kept current from Tune's files as trials end; for an experiment stored at a
     # URI those are remote until the end, so `gather` builds it then.
@@ -99,10 +98,10 @@ def _tuner(spec: Spec, prepared: tuning.Prepared, experiment_dir: Path) -> tune.
     watchdog = [StallWatchdog(str(experiment_dir), stall)] if stall else []
     return tune.Tuner(
         prepared.trainable,
-        param_space=param_space,
+        param_space=plan.param_space,
         tune_config=tune.TuneConfig(
-            metric=spec.metric, mode=spec.mode, search_alg=search_alg,
-            scheduler=tuning.scheduler(spec), num_samples=spec.search.num_samples, reuse_actors=True),
+            metric=spec.metric, mode=spec.mode, search_alg=plan.searcher,
+            scheduler=tuning.scheduler(spec), num_samples=plan.num_samples, reuse_actors=True),
         run_config=tune.RunConfig(
             name=name, storage_path=storage,
             checkpoint_config=tune.CheckpointConfig(

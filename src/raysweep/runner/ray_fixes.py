@@ -16,15 +16,25 @@ failure (a killed actor with child actors, as a TorchTrainer trial the stall wat
 the trial is ERROR in the driver but RUNNING in `experiment_state-*.json`: the results store
 reads it as unfinished and `resume` would run it again (tests/phases/test_failures.py). Every
 stopped trial is now marked, whatever the order.
+
+Ray 2.60, a resumed trial's results: when a paused trial starts again (hyperband and bohb pause
+trials at each rung), Tune's result loggers first copy the trial's `result.json` and
+`progress.csv` from the experiment's storage over the driver's own copies, which the driver
+writes on every report and syncs to storage only now and then. The older copy wins, and the
+epochs reported since the last sync are lost from the files the results store reads (seen as
+a finished trial whose result.json held epochs 1 and 3). A driver's own copy is kept where it
+has one; a driver that has none (a resumed experiment) still fetches it from storage.
 """
 
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 from ray.air.execution._internal import actor_manager
 from ray.exceptions import ActorDiedError, OutOfMemoryError
 from ray.tune.execution import tune_controller
+from ray.tune.logger import logger as tune_loggers
 
 
 class KilledForMemory(ActorDiedError):
@@ -39,6 +49,7 @@ def apply() -> None:
     """Install the work-arounds in this process (the driver); a second call changes nothing."""
     _hand_on_memory_kills_as_dead_actors()
     _save_every_stopped_trial()
+    _keep_the_drivers_result_files()
 
 
 def _hand_on_memory_kills_as_dead_actors() -> None:
@@ -68,3 +79,18 @@ def _save_every_stopped_trial() -> None:
 
     schedule_trial_stop.raysweep_fix = True
     tune_controller.TuneController._schedule_trial_stop = schedule_trial_stop
+
+
+def _keep_the_drivers_result_files() -> None:
+    restore = tune_loggers.LoggerCallback._restore_from_remote
+    if getattr(restore, "raysweep_fix", False):
+        return
+
+    @functools.wraps(restore)
+    def restore_unless_local(self, file_name, trial):
+        if Path(trial.local_path, file_name).is_file():
+            return
+        restore(self, file_name, trial)
+
+    restore_unless_local.raysweep_fix = True
+    tune_loggers.LoggerCallback._restore_from_remote = restore_unless_local

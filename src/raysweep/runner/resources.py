@@ -10,6 +10,9 @@ other leaves Ray Data no CPU to read with, and the trial waits forever. The rule
   a whole CPU instead.
 - Streaming (not materialised) data keeps one CPU free for Ray Data's read tasks.
 - At most as many trials run at once as fit in what is left.
+- Under a scheduler that pauses trials (hyperband, bohb) the searcher must not cap the trials
+  it proposes (it would count the paused ones), so each trial also takes an equal share of the
+  driver slots: no more than `max_concurrent` fit at once, whatever the executor.
 
 On an autoscaling cluster (one `ray up` started: the head holds `~/ray_bootstrap_config.yaml`,
 as Ray Tune also checks) "the cluster" is what its node types can grow to, so trials that do
@@ -19,13 +22,14 @@ not fit yet wait while the autoscaler adds nodes, and the nodes go again when th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import ray
 import yaml
 
 from raysweep.errors import UserError
+from raysweep.search import SCHEDULERS
 from raysweep.spec import Resources, Spec
 
 DRIVER_RESOURCE = "raysweep_trial_driver"
@@ -109,7 +113,17 @@ def for_cluster(spec: Spec, executor: str | None = None, *, joined: bool = False
     cluster = dict(ray.cluster_resources())
     for resource, amount in ((autoscaling_ceiling() if joined else None) or {}).items():
         cluster[resource] = max(cluster.get(resource, 0), amount)
-    return allocate(
+    allocation = allocate(
         spec.resources, executor or spec.executor, cluster_cpus=cluster.get("CPU", 0),
         cluster_gpus=cluster.get("GPU", 0), has_driver_slots=cluster.get(DRIVER_RESOURCE, 0) >= 1,
         streaming=not spec.data.materialize)
+    if SCHEDULERS[spec.scheduler.type].pauses and cluster.get(DRIVER_RESOURCE, 0) >= 1:
+        allocation = bounded_by_slots(allocation, cluster[DRIVER_RESOURCE])
+    return allocation
+
+
+def bounded_by_slots(allocation: Allocation, slots: float) -> Allocation:
+    """Each trial takes a whole share of the cluster's driver slots such that `max_concurrent`
+    fit and one more does not (Ray wants whole amounts above 1)."""
+    share = max(1, math.floor(slots / allocation.max_concurrent))
+    return replace(allocation, trial={**allocation.trial, DRIVER_RESOURCE: share})

@@ -61,7 +61,8 @@ def estimate(spec: Spec, meta: dict) -> Estimate:
     except Exception:  # noqa: BLE001 - a model that reads tensor values as it is built: build it for real
         model = workload.build_model(cfg, meta)
     parameters = sum(p.numel() for p in model.parameters())
-    trials = searchers.planned_trials(spec.search.algorithm, spec.params, spec.search.num_samples)
+    trials = searchers.planned_trials(spec.search.algorithm, spec.params, spec.search.num_samples,
+                                      list(spec.search.points_to_evaluate))
     per_trial = CHECKPOINTS_KEPT * COPIES_PER_CHECKPOINT * 4 * parameters + LOGS_PER_TRIAL
     return Estimate(trials, parameters, trials * per_trial)
 

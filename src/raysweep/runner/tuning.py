@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from raysweep import experiment
 from raysweep.datasets import ray_data, shards
 from raysweep.runner import executors, resources, session
-from raysweep.search import SEARCHERS, Request
+from raysweep.search import SCHEDULERS, SEARCHERS, Request, SearchPlan
+from raysweep.search.schedulers import SchedulerRequest
 from raysweep.spec import Spec
 
 
@@ -56,11 +56,10 @@ def prepare(spec: Spec, experiment_dir: Path) -> Prepared:
 
 
 def scheduler(spec: Spec):
-    if spec.scheduler.type == "asha":
-        return ASHAScheduler(time_attr="epoch", max_t=spec.asha_max_t,
-                             grace_period=spec.scheduler.grace_period,
-                             reduction_factor=spec.scheduler.reduction_factor)
-    return FIFOScheduler()
+    s = spec.scheduler
+    return SCHEDULERS[s.type].build(SchedulerRequest(
+        max_t=spec.scheduler_max_t, grace_period=s.grace_period,
+        reduction_factor=s.reduction_factor, brackets=s.brackets, min_samples_required=s.min_samples_required))
 
 
 def fixed_values(spec: Spec) -> dict:
@@ -71,8 +70,11 @@ def fixed_values(spec: Spec) -> dict:
     return fixed
 
 
-def searcher(spec: Spec, *, max_concurrent: int, points: list[dict]) -> tuple[dict, object]:
-    """The Tuner's `param_space` and searcher for a spec; `points` are evaluated first."""
+def searcher(spec: Spec, *, max_concurrent: int, points: list[dict]) -> SearchPlan:
+    """The Tuner's `param_space`, searcher and `num_samples` for a spec; `points` are evaluated
+    first, and a grid comes in a seeded random order under a scheduler that stops trials early."""
     request = Request(params=spec.params, fixed=fixed_values(spec), metric=spec.metric, mode=spec.mode,
-                      seed=spec.search.seed, points=points, max_concurrent=max_concurrent)
+                      seed=spec.search.seed, points=points, max_concurrent=max_concurrent,
+                      num_samples=spec.search.num_samples, shuffle_grid=SCHEDULERS[spec.scheduler.type].stops_early,
+                      scheduler_pauses=SCHEDULERS[spec.scheduler.type].pauses)
     return SEARCHERS[spec.search.algorithm].build(request)

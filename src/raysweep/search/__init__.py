@@ -4,7 +4,8 @@ Both sit below the spec: `raysweep.spec` parses `params:` into `Param`s and chec
 against its searcher's rules; the sweep asks the searcher's builder for Tune's objects.
 """
 
-from raysweep.search.searchers import SEARCHERS, Request, Searcher
+from raysweep.search.schedulers import SCHEDULERS
+from raysweep.search.searchers import SEARCHERS, Request, Searcher, SearchPlan
 from raysweep.search.space import Param
 
-__all__ = ["SEARCHERS", "Param", "Request", "Searcher"]
+__all__ = ["SCHEDULERS", "SEARCHERS", "Param", "Request", "SearchPlan", "Searcher"]

@@ -7,11 +7,19 @@
 | grid      | BasicVariantGenerator, every value enumerated      | every parameter        | no                 |
 | optuna    | OptunaSearch with TPE (define-by-run)              | refused                | yes                |
 | hyperopt  | HyperOptSearch with TPE (nested hp.choice)         | refused                | yes                |
+| bohb      | TuneBOHB (with `scheduler.type: bohb`)             | refused                | no                 |
 
 Optuna's define-by-run space and HyperOpt's nested choices sample a branch's sub-parameters
 only on that branch, so a trial's config holds just the parameters that exist for it.
 Tune ignores `TuneConfig.max_concurrent_trials` when given a searcher, so the limit goes into
 BasicVariantGenerator or a ConcurrencyLimiter around the others.
+
+Where the variant generator has a grid to run (`grid`, or `random` with `type: grid` values),
+raysweep enumerates it itself: the given points first, then each grid cell `num_samples`
+times (a given point that pins every grid value takes one of its cell's turns). Under a
+scheduler that stops trials early the cells come in a seeded random order: in grid order a
+rung of ASHA fills with a sorted sequence in which each trial beats the one before, so every
+one is promoted and early stopping saves next to nothing (bench/search_efficiency.py).
 
 Adding a searcher is one entry in `SEARCHERS`: its builder and its rules. Spec validation
 (`raysweep.spec`) reads the rules; the sweep calls the builder. Ray Tune's searcher classes are
@@ -21,7 +29,10 @@ spec should not pay for them.
 
 from __future__ import annotations
 
+import itertools
 import math
+import random
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Literal, get_args
 
@@ -40,6 +51,18 @@ class Request:
     seed: int | None
     points: list[dict]        # decoded values, evaluated first in this order
     max_concurrent: int
+    num_samples: int = 1
+    shuffle_grid: bool = False       # the scheduler stops trials early: grid cells in a seeded random order
+    scheduler_pauses: bool = False   # synchronous brackets: paused trials must not hold back new ones
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """What a builder returns: the Tuner's `param_space`, its searcher and `num_samples`."""
+
+    param_space: dict
+    searcher: object
+    num_samples: int
 
 
 GridRule = Literal["every", "marked", "refused"]
@@ -52,11 +75,15 @@ class Searcher:
     `grid`: "every" enumerates every parameter (only choice or grid ones allowed), "marked"
     enumerates the `type: grid` ones and samples the rest, "refused" samples every value and
     rejects `type: grid`. `branches`: accepts conditional sub-parameters (`when:`).
+    `pausing`: works under a scheduler that pauses trials (hyperband, bohb): it must keep
+    proposing while a bracket's trials wait paused, which Tune's ConcurrencyLimiter (it counts
+    paused trials as running) does not, so a bracket would be halved before it filled.
     """
 
-    build: Callable[[Request], tuple[dict, object]]   # -> (Tuner param_space, Tune searcher)
+    build: Callable[[Request], SearchPlan]
     grid: GridRule
     branches: bool
+    pausing: bool = False
     default_num_samples: int = 8   # a grid enumerates its values once; then it counts repeats
 
     def __post_init__(self):
@@ -64,15 +91,17 @@ class Searcher:
             raise ValueError(f"Searcher.grid must be one of {get_args(GridRule)}, got {self.grid!r}")
 
 
-def tune_domains(params: tuple[Param, ...], *, grid_every: bool) -> dict:
-    """Tune domains for the tuned values (BasicVariantGenerator's space)."""
+def tune_domains(params: tuple[Param, ...], *, grid_every: bool, grid_as_choice: bool = False) -> dict:
+    """Tune domains for the tuned values (BasicVariantGenerator's space); with `grid_as_choice`
+    a grid's values are a choice (the grid itself comes as points: grid_points)."""
     from ray import tune  # see the module docstring: builders import Ray Tune
 
     out = {}
     for p in params:
         if p.is_choice:
             values = [p.encode(v) for v in p.values]
-            out[p.name] = tune.grid_search(values) if p.type == "grid" or grid_every else tune.choice(values)
+            gridded = (p.type == "grid" or grid_every) and not grid_as_choice
+            out[p.name] = tune.grid_search(values) if gridded else tune.choice(values)
         elif p.type == "uniform":
             out[p.name] = tune.uniform(p.low, p.high)
         elif p.type == "loguniform":
@@ -146,15 +175,47 @@ def _encoded_points(request: Request) -> list[dict] | None:
     return [encode_point(p, request.params) for p in request.points] or None
 
 
-def _variants(request: Request, *, grid_every: bool) -> tuple[dict, object]:
+def grid_params(params: tuple[Param, ...], *, grid_every: bool) -> list[Param]:
+    """The parameters whose values the variant generator enumerates."""
+    return [p for p in params if p.is_choice and (grid_every or p.type == "grid")]
+
+
+def grid_points(request: Request, *, grid_every: bool) -> list[dict]:
+    """Every trial's grid values (decoded), given points first; cells in a seeded random order
+    under an early-stopping scheduler, in grid order otherwise."""
+    gridded = grid_params(request.params, grid_every=grid_every)
+    cells = [dict(zip((p.name for p in gridded), values))
+             for values in itertools.product(*(p.values for p in gridded))] * request.num_samples
+    for point in request.points:   # a given point takes one turn of the cell it pins
+        pinned = {p.name: point[p.name] for p in gridded if p.name in point}
+        if len(pinned) == len(gridded) and pinned in cells:
+            cells.remove(pinned)
+    if request.shuffle_grid:
+        random.Random(request.seed).shuffle(cells)
+    return [*request.points, *cells]
+
+
+def _variants(request: Request, *, grid_every: bool) -> SearchPlan:
+    """Tune's seeded variant generator. A grid is handed over as points (grid_points), its
+    domains as choices: a given point that leaves a grid value open draws it."""
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    return ({**request.fixed, **tune_domains(request.params, grid_every=grid_every)},
-            BasicVariantGenerator(random_state=request.seed, max_concurrent=request.max_concurrent,
-                                  points_to_evaluate=_encoded_points(request)))
+    domains = tune_domains(request.params, grid_every=False, grid_as_choice=True)
+    # Its limit counts paused trials; under a pausing scheduler the trials' resources bound
+    # how many run at once instead (runner.resources).
+    limit = 0 if request.scheduler_pauses else request.max_concurrent
+    if not grid_params(request.params, grid_every=grid_every):
+        return SearchPlan({**request.fixed, **domains},
+                          BasicVariantGenerator(random_state=request.seed, max_concurrent=limit,
+                                                points_to_evaluate=_encoded_points(request)),
+                          request.num_samples)
+    points = [encode_point(p, request.params) for p in grid_points(request, grid_every=grid_every)]
+    return SearchPlan({**request.fixed, **domains},
+                      BasicVariantGenerator(random_state=request.seed, max_concurrent=limit, points_to_evaluate=points),
+                      len(points))
 
 
-def _optuna(request: Request, *, tpe: bool) -> tuple[dict, object]:
+def _optuna(request: Request, *, tpe: bool) -> SearchPlan:
     import optuna
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
@@ -162,25 +223,26 @@ def _optuna(request: Request, *, tpe: bool) -> tuple[dict, object]:
     sampler = optuna.samplers.TPESampler(seed=request.seed) if tpe else optuna.samplers.RandomSampler(seed=request.seed)
     searcher = OptunaSearch(OptunaSpace(request.params), sampler=sampler, points_to_evaluate=_encoded_points(request),
                             metric=request.metric, mode=request.mode)
-    return request.fixed, ConcurrencyLimiter(searcher, max_concurrent=request.max_concurrent)
+    return SearchPlan(request.fixed, ConcurrencyLimiter(searcher, max_concurrent=request.max_concurrent),
+                      request.num_samples)
 
 
-def build_random(request: Request) -> tuple[dict, object]:
+def build_random(request: Request) -> SearchPlan:
     """Tune's seeded variant generator; Optuna's RandomSampler where branches need define-by-run."""
     if space.has_conditionals(request.params):
         return _optuna(request, tpe=False)
     return _variants(request, grid_every=False)
 
 
-def build_grid(request: Request) -> tuple[dict, object]:
+def build_grid(request: Request) -> SearchPlan:
     return _variants(request, grid_every=True)
 
 
-def build_optuna(request: Request) -> tuple[dict, object]:
+def build_optuna(request: Request) -> SearchPlan:
     return _optuna(request, tpe=True)
 
 
-def build_hyperopt(request: Request) -> tuple[dict, object]:
+def build_hyperopt(request: Request) -> SearchPlan:
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.hyperopt import HyperOptSearch
 
@@ -188,14 +250,38 @@ def build_hyperopt(request: Request) -> tuple[dict, object]:
     searcher = HyperOptSearch(hyperopt_space(request.params), random_state_seed=request.seed,
                               points_to_evaluate=[_hyperopt_point(p, request.params) for p in points] if points else None,
                               metric=request.metric, mode=request.mode)
-    return request.fixed, ConcurrencyLimiter(searcher, max_concurrent=request.max_concurrent)
+    return SearchPlan(request.fixed, ConcurrencyLimiter(searcher, max_concurrent=request.max_concurrent),
+                      request.num_samples)
+
+
+def build_bohb(request: Request) -> SearchPlan:
+    """BOHB's model-based sampler; it proposes configs for HyperBandForBOHB's brackets
+    (search.schedulers), which is why the spec pairs the two.
+
+    HpBandSter draws from NumPy's global generator (ConfigSpace's is seeded through TuneBOHB),
+    so that is seeded too, in the driver that runs the searcher; statsmodels' notice about its
+    future default generator, raised on each of BOHB's model fits, is for HpBandSter's authors.
+    """
+    import numpy as np
+    from ray.tune.search.bohb import TuneBOHB
+
+    warnings.filterwarnings("ignore", message="After 0.17 or January 2028", category=FutureWarning)
+    if request.seed is not None:
+        np.random.seed(request.seed)
+
+    space = TuneBOHB.convert_search_space(tune_domains(request.params, grid_every=False))
+    # TuneBOHB limits the trials it runs itself, not counting paused ones (ConcurrencyLimiter would).
+    searcher = TuneBOHB(space=space, metric=request.metric, mode=request.mode, seed=request.seed,
+                        points_to_evaluate=_encoded_points(request), max_concurrent=request.max_concurrent)
+    return SearchPlan(request.fixed, searcher, request.num_samples)
 
 
 SEARCHERS: dict[str, Searcher] = {
-    "random": Searcher(build_random, grid="marked", branches=True),
-    "grid": Searcher(build_grid, grid="every", branches=False, default_num_samples=1),
+    "random": Searcher(build_random, grid="marked", branches=True, pausing=True),
+    "grid": Searcher(build_grid, grid="every", branches=False, default_num_samples=1, pausing=True),
     "optuna": Searcher(build_optuna, grid="refused", branches=True),
     "hyperopt": Searcher(build_hyperopt, grid="refused", branches=True),
+    "bohb": Searcher(build_bohb, grid="refused", branches=False, pausing=True),
 }
 
 
@@ -205,11 +291,14 @@ def accepting(*, grid: GridRule | None = None, branches: bool | None = None) -> 
             if (grid is None or s.grid == grid) and (branches is None or s.branches == branches)]
 
 
-def planned_trials(algorithm: str, params: tuple[Param, ...], num_samples: int) -> int:
-    """How many trials a sweep runs: `num_samples` times the size of what the searcher enumerates."""
-    grid = SEARCHERS[algorithm].grid
-    size = 1
-    for p in params:
-        if p.type == "grid" or (grid == "every" and p.is_choice):
-            size *= len(p.values)
-    return num_samples * size
+def planned_trials(algorithm: str, params: tuple[Param, ...], num_samples: int, points: list[dict] = ()) -> int:
+    """How many trials a sweep runs: with a grid to enumerate, the given points and each cell
+    `num_samples` times less the cells they take (grid_points); otherwise `num_samples` (the
+    given points replace its first samples)."""
+    rule = SEARCHERS[algorithm].grid
+    enumerates = rule != "refused" and not (algorithm == "random" and space.has_conditionals(params))
+    if not enumerates or not grid_params(params, grid_every=rule == "every"):
+        return num_samples
+    request = Request(params=params, fixed={}, metric="", mode="min", seed=0, points=list(points),
+                      max_concurrent=1, num_samples=num_samples)
+    return len(grid_points(request, grid_every=rule == "every"))

@@ -11,13 +11,13 @@ from typing import Any
 
 from raysweep.datasets import shards
 from raysweep.search import space
+from raysweep.search.schedulers import SCHEDULERS
 from raysweep.search.space import Param
 from raysweep.workloads import load_workload
 
 # The spec as run, in every experiment directory (raysweep.experiment writes and reads it;
 # a warm start's experiment is checked for it here).
 SNAPSHOT_FILE = "raysweep_spec.yaml"
-SCHEDULERS = ("fifo", "asha")
 EXECUTORS = ("auto", "in_trial", "torch_trainer")
 DATA_FORMATS = ("auto",) + shards.FORMATS
 
@@ -33,7 +33,7 @@ TOP_KEYS = ("name", "workload", "data", "metric", "mode", "fixed", "params", "se
 SECTION_KEYS = {
     "data": ("path", "format", "materialize", "read_parallelism"),
     "search": ("algorithm", "num_samples", "seed", "points_to_evaluate", "warm_start"),
-    "scheduler": ("type", "max_t", "grace_period", "reduction_factor"),
+    "scheduler": ("type", *dict.fromkeys(k for kind in SCHEDULERS.values() for k in kind.keys)),
     "resources": ("workers_per_trial", "cpus_per_worker", "gpus_per_worker",
                   "max_concurrent_trials", "executor"),
     "failure": ("max_retries", "stall_timeout_s"),
@@ -69,10 +69,14 @@ class Search:
 
 @dataclass(frozen=True)
 class Scheduler:
+    """`scheduler:`; each type reads only its own keys (raysweep.search.schedulers)."""
+
     type: str = "fifo"
     max_t: int | None = None     # epochs; defaults to the trials' `epochs`
     grace_period: int = 1
     reduction_factor: float = 3.0
+    brackets: int = 1            # asha
+    min_samples_required: int = 3   # median: trials that must have reached an epoch before it stops any
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,7 @@ class Spec:
         return int(self.fixed.get("epochs", load_workload(self.workload).Config().epochs))
 
     @property
-    def asha_max_t(self) -> int:
+    def scheduler_max_t(self) -> int:
         return self.scheduler.max_t or self.epochs
 
     @property

@@ -5,9 +5,10 @@ from __future__ import annotations
 from raysweep.checks import did_you_mean, is_int, is_number
 from raysweep.datasets import location
 from raysweep.search import SEARCHERS, searchers, space
+from raysweep.search.schedulers import SCHEDULERS
 from raysweep.search.space import Param
 from raysweep.spec.problems import Problems
-from raysweep.spec.schema import EXECUTORS, SCHEDULERS, SNAPSHOT_FILE, Failure, Resources, Scheduler, Search, WarmStart
+from raysweep.spec.schema import EXECUTORS, SNAPSHOT_FILE, Failure, Resources, Scheduler, Search, WarmStart
 
 
 def search(problems: Problems, s: dict, params: list[Param]) -> Search:
@@ -79,30 +80,58 @@ def warm_start(problems: Problems, w) -> WarmStart | None:
     return WarmStart(experiment=experiment, top=top)
 
 
-def scheduler(problems: Problems, s: dict, epochs, params: list[Param]) -> Scheduler:
-    kind = s.get("type", "fifo")
-    if kind not in SCHEDULERS:
-        problems.bad("scheduler.type", f"unknown scheduler {kind!r}.{did_you_mean(kind, SCHEDULERS)}"
+def scheduler(problems: Problems, s: dict, epochs, params: list[Param], algorithm: str) -> Scheduler:
+    """`scheduler:`: a known type, only the keys that type reads (raysweep.search.SCHEDULERS),
+    each in range; BOHB's scheduler and searcher together; no tuned `epochs` when it stops early."""
+    kind_name = s.get("type", "fifo")
+    kind = SCHEDULERS.get(kind_name)
+    if kind is None:
+        problems.bad("scheduler.type", f"unknown scheduler {kind_name!r}.{did_you_mean(kind_name, SCHEDULERS)}"
                      f" Known: {', '.join(SCHEDULERS)}.")
-    max_t, grace = s.get("max_t"), s.get("grace_period", 1)
-    factor = s.get("reduction_factor", 3)
-    if kind == "asha":
-        if max_t is not None and (not is_int(max_t) or max_t < 1):
-            problems.bad("scheduler.max_t", f"must be an integer number of epochs >= 1, got {max_t!r}")
-        elif max_t is not None and is_int(epochs) and max_t > epochs:
-            problems.bad("scheduler.max_t", f"{max_t} exceeds the {epochs} epochs each trial runs; "
-                         f"set max_t <= {epochs} or raise fixed.epochs")
-        if not is_int(grace) or grace < 1:
-            problems.bad("scheduler.grace_period", f"must be an integer >= 1, got {grace!r}")
-        elif is_int(max_t or epochs) and grace > (max_t or epochs):
-            problems.bad("scheduler.grace_period", f"{grace} exceeds max_t={max_t or epochs}; "
-                         "ASHA could never stop a trial early. Lower grace_period.")
-        if not is_number(factor) or factor <= 1:
-            problems.bad("scheduler.reduction_factor", f"must be a number > 1, got {factor!r}")
-        if any(p.name == "epochs" for p in params):
-            problems.bad("params.epochs", "ASHA allots the epochs; tuning them too confounds the "
-                         "comparison. Set fixed.epochs and scheduler.max_t instead.")
-    return Scheduler(type=kind, max_t=max_t, grace_period=grace, reduction_factor=factor)
+        return Scheduler(type=kind_name)
+    for key in s:
+        if key != "type" and key not in kind.keys:
+            reads = f"it reads {', '.join(kind.keys)}" if kind.keys else "it has no settings"
+            problems.bad(f"scheduler.{key}", f"the {kind_name} scheduler does not use it ({reads}); remove it "
+                         f"or choose a scheduler that does ({', '.join(n for n, k in SCHEDULERS.items() if key in k.keys)})")
+    max_t, grace = s.get("max_t"), s.get("grace_period", Scheduler.grace_period)
+    factor, brackets = s.get("reduction_factor", Scheduler.reduction_factor), s.get("brackets", Scheduler.brackets)
+    min_samples = s.get("min_samples_required", Scheduler.min_samples_required)
+    if max_t is not None and (not is_int(max_t) or max_t < 1):
+        problems.bad("scheduler.max_t", f"must be an integer number of epochs >= 1, got {max_t!r}")
+    elif max_t is not None and is_int(epochs) and max_t > epochs:
+        problems.bad("scheduler.max_t", f"{max_t} exceeds the {epochs} epochs each trial runs; "
+                     f"set max_t <= {epochs} or raise fixed.epochs")
+    if not is_int(grace) or grace < 1:
+        problems.bad("scheduler.grace_period", f"must be an integer >= 1, got {grace!r}")
+    elif "grace_period" in kind.keys and is_int(max_t or epochs) and grace > (max_t or epochs):
+        problems.bad("scheduler.grace_period", f"{grace} exceeds max_t={max_t or epochs}; the {kind_name} "
+                     "scheduler could never stop a trial early. Lower grace_period.")
+    if not is_number(factor) or factor <= 1:
+        problems.bad("scheduler.reduction_factor", f"must be a number > 1, got {factor!r}")
+    if not is_int(brackets) or brackets < 1:
+        problems.bad("scheduler.brackets", f"must be an integer >= 1, got {brackets!r}")
+    if not is_int(min_samples) or min_samples < 1:
+        problems.bad("scheduler.min_samples_required", f"must be an integer >= 1, got {min_samples!r}")
+    if kind.needs_searcher and algorithm != kind.needs_searcher:
+        problems.bad("scheduler.type", f"{kind_name} works only with search.algorithm: {kind.needs_searcher} "
+                     f"(its searcher fills the brackets its scheduler runs); got {algorithm!r}")
+    for other_name, other in SCHEDULERS.items():
+        if other.needs_searcher == algorithm and kind_name != other_name:
+            problems.bad("search.algorithm", f"{algorithm} works only with scheduler.type: {other_name}; "
+                         f"got {kind_name!r}")
+    searcher = SEARCHERS.get(algorithm)
+    if kind.pauses and searcher is not None and not searcher.pausing:
+        usable = [n for n, found in SEARCHERS.items()
+                  if found.pausing and not any(k.needs_searcher == n for k in SCHEDULERS.values())]
+        problems.bad("scheduler.type", f"{kind_name} pauses trials at each rung, and {algorithm} would stop "
+                     "proposing while they wait, so its brackets would be cut before they filled; use it with "
+                     f"search.algorithm {' or '.join(usable)}, or choose asha or median")
+    if kind.stops_early and any(p.name == "epochs" for p in params):
+        problems.bad("params.epochs", f"the {kind_name} scheduler allots the epochs; tuning them too confounds "
+                     "the comparison. Set fixed.epochs and scheduler.max_t instead.")
+    return Scheduler(type=kind_name, max_t=max_t, grace_period=grace, reduction_factor=factor,
+                     brackets=brackets, min_samples_required=min_samples)
 
 
 def resources(problems: Problems, r: dict) -> Resources:

@@ -83,7 +83,7 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
     data, meta = check_data_section(problems, section(problems, raw, "data"), workload, check_data)
     metric, mode = objective(problems, raw, workload)
     epochs = fixed.get("epochs", load_workload(workload).Config().epochs if workload else None)
-    scheduler = sections.scheduler(problems, section(problems, raw, "scheduler"), epochs, params)
+    scheduler = sections.scheduler(problems, section(problems, raw, "scheduler"), epochs, params, search.algorithm)
     resources = sections.resources(problems, section(problems, raw, "resources"))
     failure = sections.failure(problems, section(problems, raw, "failure"))
     storage = raw.get("storage_path", "results")
