@@ -122,6 +122,7 @@ def test_report_loads_in_a_browser_with_the_leaderboard_and_every_image(experime
     for trial in store.load(experiment).trials["trial"]:
         assert trial in leaderboard_html
     assert "diverged" in dom and "Provenance" in dom and "learning_rate" in dom
+    assert "Compute: trained " in dom and "of 24 epochs" in dom and "with the asha scheduler" in dom
     shot = tmp_path / "report.png"
     headless_chromium(out.as_uri(), tmp_path, f"--screenshot={shot}", "--window-size=1280,2400")
     assert shot.stat().st_size > 20_000
@@ -158,3 +159,7 @@ def test_rank_prints_the_interval_and_writes_the_store(experiment, capsys):
     assert cli.main(["rank", str(experiment), "--group-by", "learning_rate", "--top", "0"]) == 0
     out = capsys.readouterr().out
     assert "ci95_low" in out and "diverged" in out and "stopped by ASHA" in out
+    trials = store.load(experiment).trials
+    trained = trials["epochs_run"].sum()
+    assert trained < 6 * 4, "ASHA and the divergence stopped some trials"
+    assert f"; trained {trained} of 24 epochs ({trained / 24:.0%} of the epochs of a full run)" in out

@@ -116,7 +116,7 @@ def test_grid_search_cannot_enumerate_branches(conditional):
     conditional["search"] = {"algorithm": "grid"}
     conditional["params"]["learning_rate"] = {"type": "grid", "values": [1e-3]}
     found = problems(conditional)
-    assert any("params.architecture.when: a grid cannot enumerate conditional branches" in p for p in found)
+    assert any("params.architecture.when: search.algorithm 'grid' takes no conditional branches" in p for p in found)
 
 
 def test_decode_lifts_hyperopt_branches_and_drops_inactive_ones(conditional):

@@ -223,6 +223,10 @@ def _optuna(request: Request, *, tpe: bool) -> SearchPlan:
     sampler = optuna.samplers.TPESampler(seed=request.seed) if tpe else optuna.samplers.RandomSampler(seed=request.seed)
     searcher = OptunaSearch(OptunaSpace(request.params), sampler=sampler, points_to_evaluate=_encoded_points(request),
                             metric=request.metric, mode=request.mode)
+    if request.scheduler_pauses and not tpe:
+        # Random draws learn nothing from results, so all may be drawn at once; the limiter
+        # would count paused trials (Searcher.pausing), the trials' resources bound them instead.
+        return SearchPlan(request.fixed, searcher, request.num_samples)
     return SearchPlan(request.fixed, ConcurrencyLimiter(searcher, max_concurrent=request.max_concurrent),
                       request.num_samples)
 

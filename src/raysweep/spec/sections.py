@@ -49,7 +49,7 @@ def searcher_rules(problems: Problems, algorithm: str, params: list[Param]) -> N
                          f"{p.type} is a range; use type: grid with values: [...], or search.algorithm: "
                          f"{_either(searchers.accepting(grid='marked'))}")
         if p.when and not rules.branches:
-            problems.bad(f"params.{p.name}.when", f"a {algorithm} cannot enumerate conditional branches; "
+            problems.bad(f"params.{p.name}.when", f"search.algorithm {algorithm!r} takes no conditional branches; "
                          f"use search.algorithm: {_either(searchers.accepting(branches=True))}")
     if (rules.grid == "marked" and space.has_conditionals(params)
             and any(p.type == "grid" for p in params)):
