@@ -20,7 +20,7 @@ Problems (their data is made here if missing, small enough for a 2-core machine)
   through `raysweep data import`, search_spaces/tabular_asha.yaml (16 trials).
 
     python bench/search_efficiency.py [--problems glideator,trajectory,digits] [--seeds 0,1,2]
-        [--asha GRACE:FACTOR,...]   # ASHA settings to compare on top of the spec's (glideator)
+        [--asha GRACE:FACTOR,...]   # ASHA settings to compare besides the spec's
 
 Writes bench/out/search_efficiency.json (every run) and prints the table for BENCHMARKS.md.
 """
@@ -137,7 +137,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--problems", default="glideator,trajectory,digits")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--asha", default="", help="extra ASHA settings GRACE:FACTOR,... (glideator only)")
+    parser.add_argument("--asha", default="", help="ASHA settings GRACE:FACTOR,... to compare besides the spec's")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out"))
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -153,7 +153,7 @@ def main() -> None:
         base["data"]["path"] = str(make_data())
         base["fixed"].update(fixed)
         base["storage_path"] = str(out / "search_efficiency" / problem)
-        variants = scheduler_variants(base["scheduler"], extra if problem == "glideator" else [])
+        variants = scheduler_variants(base["scheduler"], extra)
         for seed in seeds:
             for name, scheduler in variants.items():
                 raw = for_scheduler({**base, "search": {**base["search"], "seed": seed}}, scheduler)

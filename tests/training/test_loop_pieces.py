@@ -164,6 +164,33 @@ def test_a_resumed_trial_keeps_its_early_stopping_record():
     assert reports[-1][0]["val_loss"] == pytest.approx(uninterrupted[-1][0]["val_loss"], rel=1e-6)
 
 
+class DroppingOut(Drifting):
+    """Drifting behind dropout: what it trains depends on torch's random state."""
+
+    @staticmethod
+    def build_model(cfg, meta):
+        return torch.nn.Sequential(torch.nn.Dropout(0.5), torch.nn.Linear(4, 1))
+
+
+def test_a_resumed_trial_draws_the_random_numbers_it_would_have_drawn():
+    """A trial paused by HyperBand or retried after a fault reports what it would have without
+    the break: the checkpoint carries torch's random state, so dropout goes on where it was."""
+    cfg, cpu = Cfg(epochs=4, learning_rate=0.05), torch.device("cpu")
+
+    def run_dropping(resume=None):
+        trainee = loop.build(DroppingOut, cfg, {}, device=cpu, resume=resume)
+        reports = []
+        loop.run_epochs(DroppingOut, cfg, trainee, drifting_data(),
+                        lambda m, f: reports.append((m, copy.deepcopy(f))), device=cpu)
+        return reports
+
+    uninterrupted = run_dropping()
+    torch.manual_seed(12345)   # whatever the process drew in between
+    resumed = run_dropping(resume=uninterrupted[1][1])   # stopped after epoch 2
+    assert [m["epoch"] for m, _ in resumed] == [3, 4]
+    assert [m["train_loss"] for m, _ in resumed] == [m["train_loss"] for m, _ in uninterrupted[2:]]
+
+
 # --- mixed precision -----------------------------------------------------------------------------
 
 def test_mixed_precision_falls_back_to_fp32_on_cpu_with_one_log_line(caplog):

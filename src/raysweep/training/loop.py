@@ -65,8 +65,9 @@ def build(workload: Trainable, cfg: TrainingConfig, meta: dict, *, device: torch
     """Seed, build the model, Adam, the LR schedule, precision and early stopping.
 
     `resume` holds a checkpoint's files (`LAST_FILE`, and `BEST_FILE` where written): the trial
-    continues after the last epoch it saved, with the optimiser, schedule, loss scale and
-    early-stopping record as they were.
+    continues after the last epoch it saved, with the optimiser, schedule, loss scale,
+    early-stopping record and torch's random state (dropout) as they were, so a trial paused by
+    its scheduler or retried after a fault reports what it would have without the break.
     """
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -91,6 +92,10 @@ def build(workload: Trainable, cfg: TrainingConfig, meta: dict, *, device: torch
         best = (resume or {}).get(BEST_FILE)
         if "early_stopping" in last:
             trainee.stopper.load_state_dict(last["early_stopping"], best["model"] if best else None)
+        if "rng" in last:
+            torch.set_rng_state(last["rng"])
+        if "cuda_rng" in last and device.type == "cuda" and len(last["cuda_rng"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(last["cuda_rng"])
         trainee.first_epoch = int(last["epoch"])
     return trainee
 
@@ -240,7 +245,10 @@ def checkpoint_files(trainee: Trainee, epoch: int) -> dict[str, dict]:
     files = {LAST_FILE: {"model": model.state_dict(), "optimizer": trainee.optimizer.state_dict(),
                          "scheduler": trainee.scheduler.state_dict(),
                          "precision": trainee.precision.state_dict(),
-                         "early_stopping": trainee.stopper.state_dict(), "epoch": epoch}}
+                         "early_stopping": trainee.stopper.state_dict(), "epoch": epoch,
+                         "rng": torch.get_rng_state()}}
+    if torch.cuda.is_available():
+        files[LAST_FILE]["cuda_rng"] = torch.cuda.get_rng_state_all()
     stopper = trainee.stopper
     if stopper.best_weights is not None:
         files[BEST_FILE] = {"model": stopper.best_weights, "epoch": stopper.best_epoch,
