@@ -138,6 +138,8 @@ def main() -> None:
     parser.add_argument("--problems", default="glideator,trajectory,digits")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--asha", default="", help="ASHA settings GRACE:FACTOR,... to compare besides the spec's")
+    parser.add_argument("--only", default="", help="run only the schedulers whose names start with one of these "
+                        "(comma-separated); the runs are added to those already in the JSON file")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out"))
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -146,7 +148,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     logging.getLogger("raysweep").setLevel(logging.WARNING)
     start_ray()
-    runs = []
+    results = out / "search_efficiency.json"
+    only = [x for x in args.only.split(",") if x]
+    runs = json.loads(results.read_text()) if only and results.is_file() else []
     for problem in args.problems.split(","):
         spec_file, make_data, fixed = PROBLEMS[problem]
         base = parse_yaml((ROOT / "search_spaces" / spec_file).read_text())
@@ -156,6 +160,9 @@ def main() -> None:
         variants = scheduler_variants(base["scheduler"], extra)
         for seed in seeds:
             for name, scheduler in variants.items():
+                if only and not name.startswith(tuple(only)):
+                    continue
+                runs = [r for r in runs if (r["problem"], r["seed"], r["scheduler"]) != (problem, seed, name)]
                 raw = for_scheduler({**base, "search": {**base["search"], "seed": seed}}, scheduler)
                 problem_with_it = why_not(raw)
                 row = {"problem": problem, "seed": seed, "scheduler": name}
@@ -165,7 +172,7 @@ def main() -> None:
                     continue
                 runs.append({**row, **run_once(raw)})
                 print(f"{problem} seed {seed} {name}: {runs[-1]}", flush=True)
-                (out / "search_efficiency.json").write_text(json.dumps(runs, indent=1))
+                results.write_text(json.dumps(runs, indent=1))
     print(table(runs))
 
 
@@ -182,10 +189,14 @@ def table(runs: list[dict]) -> str:
             continue
         gaps, epochs, walls = [], [], []
         for r in rows:
-            ex = exhaustive[(problem, r["seed"])]
+            ex = exhaustive.get((problem, r["seed"]))
+            if ex is None:   # a partial run (--only) without its exhaustive counterpart
+                continue
             gaps.append(100 * (r["best"] - ex["best"]) / abs(ex["best"]) * (1 if r["mode"] == "min" else -1))
             epochs.append(r["epochs"] / ex["epochs"])
             walls.append(r["wall_s"] / ex["wall_s"])
+        if not gaps:
+            continue
         lines.append(f"| {problem} | {name} | {statistics.mean(gaps):+.2f}; {max(gaps):+.2f} | "
                      f"{statistics.mean(epochs):.2f} | {statistics.mean(walls):.2f} |")
     return "\n".join(lines)

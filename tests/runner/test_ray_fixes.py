@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pyarrow.fs
 from ray.tune.logger import JsonLoggerCallback
+from ray.tune.schedulers import HyperBandScheduler, TrialScheduler
 
 from raysweep.runner import ray_fixes
 
@@ -36,3 +37,39 @@ def test_a_driver_without_the_file_still_fetches_it_from_storage(tmp_path):
     trial = trial_with_results(tmp_path, local_rows=None, stored_rows='{"epoch": 1}\n')
     JsonLoggerCallback()._restore_from_remote("result.json", trial)
     assert (tmp_path / "driver/result.json").read_text() == '{"epoch": 1}\n'
+
+
+class Trial:
+    """What HyperBand reads of a trial."""
+
+    def __init__(self, name: str):
+        self.trial_id, self.status, self.is_saving = name, "RUNNING", False
+
+
+class Controller:
+    """What HyperBand asks of Tune's controller: here, only to stop trials."""
+
+    def __init__(self):
+        self.stopped = []
+
+    def stop_trial(self, trial):
+        self.stopped.append(trial.trial_id)
+        trial.status = "TERMINATED"
+
+
+def test_a_trial_paused_at_the_last_rung_is_stopped_when_the_rest_of_its_bracket_ends_early():
+    """HyperBand pauses the first trial of a bracket to reach max_t until the others do; when
+    they stop on their own (patience), the paused one must be ended, not left waiting forever."""
+    ray_fixes.apply()
+    scheduler = HyperBandScheduler(time_attr="epoch", max_t=4, reduction_factor=2, metric="loss", mode="min")
+    controller, trials = Controller(), [Trial(name) for name in "abc"]
+    for trial in trials:   # the first bracket: three trials, all run to max_t
+        scheduler.on_trial_add(controller, trial)
+    first, *others = trials
+    assert scheduler.on_trial_result(controller, first, {"epoch": 4, "loss": 0.5}) == TrialScheduler.PAUSE
+    first.status = "PAUSED"
+    for trial in others:   # their patience ran out before epoch 4
+        scheduler.on_trial_result(controller, trial, {"epoch": 2, "loss": 0.9})
+        trial.status = "TERMINATED"
+        scheduler.on_trial_complete(controller, trial, {"epoch": 2, "loss": 0.9})
+    assert controller.stopped == ["a"]

@@ -24,6 +24,14 @@ writes on every report and syncs to storage only now and then. The older copy wi
 epochs reported since the last sync are lost from the files the results store reads (seen as
 a finished trial whose result.json held epochs 1 and 3). A driver's own copy is kept where it
 has one; a driver that has none (a resumed experiment) still fetches it from storage.
+
+Ray 2.60, HyperBand's last trial: a trial that reaches a bracket's last rung while others of
+its bracket still train is paused until they get there. When those end on their own instead
+(early stopping's patience ran out, an error), the bracket is finished, and
+`HyperBandScheduler.on_trial_remove` processes only unfinished brackets: the paused trial is
+never stopped and the sweep waits forever (seen on scikit-learn's digits with patience 5,
+bench/search_efficiency.py). The paused trials of a bracket that a removal finishes are stopped,
+as the bracket's own processing would have.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from ray.air.execution._internal import actor_manager
 from ray.exceptions import ActorDiedError, OutOfMemoryError
 from ray.tune.execution import tune_controller
 from ray.tune.logger import logger as tune_loggers
+from ray.tune.schedulers import hyperband
 
 
 class KilledForMemory(ActorDiedError):
@@ -50,6 +59,7 @@ def apply() -> None:
     _hand_on_memory_kills_as_dead_actors()
     _save_every_stopped_trial()
     _keep_the_drivers_result_files()
+    _end_brackets_that_removals_finish()
 
 
 def _hand_on_memory_kills_as_dead_actors() -> None:
@@ -94,3 +104,19 @@ def _keep_the_drivers_result_files() -> None:
 
     restore_unless_local.raysweep_fix = True
     tune_loggers.LoggerCallback._restore_from_remote = restore_unless_local
+
+
+def _end_brackets_that_removals_finish() -> None:
+    remove = hyperband.HyperBandScheduler.on_trial_remove
+    if getattr(remove, "raysweep_fix", False):
+        return
+
+    @functools.wraps(remove)
+    def on_trial_remove(self, tune_controller, trial):
+        bracket, _ = self._trial_info[trial]
+        remove(self, tune_controller, trial)
+        if bracket.finished():
+            bracket.cleanup_full(tune_controller)
+
+    on_trial_remove.raysweep_fix = True
+    hyperband.HyperBandScheduler.on_trial_remove = on_trial_remove
