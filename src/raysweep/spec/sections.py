@@ -89,9 +89,9 @@ def scheduler(problems: Problems, s: dict, epochs, params: list[Param], algorith
         problems.bad("scheduler.type", f"unknown scheduler {kind_name!r}.{did_you_mean(kind_name, SCHEDULERS)}"
                      f" Known: {', '.join(SCHEDULERS)}.")
         return Scheduler(type=kind_name)
-    for key in s:
-        if key != "type" and key not in kind.keys:
-            reads = f"it reads {', '.join(kind.keys)}" if kind.keys else "it has no settings"
+    for key in s:   # fifo ignores them all: `--set scheduler.type=fifo` turns early stopping off
+        if key != "type" and key not in kind.keys and kind.stops_early:
+            reads = f"it reads {', '.join(kind.keys)}"
             problems.bad(f"scheduler.{key}", f"the {kind_name} scheduler does not use it ({reads}); remove it "
                          f"or choose a scheduler that does ({', '.join(n for n, k in SCHEDULERS.items() if key in k.keys)})")
     max_t, grace = s.get("max_t"), s.get("grace_period", Scheduler.grace_period)
