@@ -54,69 +54,52 @@ class KilledForMemory(ActorDiedError):
         self.error_msg = f"OutOfMemoryError: {cause}"
 
 
-def apply() -> None:
-    """Install the work-arounds in this process (the driver); a second call changes nothing."""
-    _hand_on_memory_kills_as_dead_actors()
-    _save_every_stopped_trial()
-    _keep_the_drivers_result_files()
-    _end_brackets_that_removals_finish()
-
-
-def _hand_on_memory_kills_as_dead_actors() -> None:
-    failed = actor_manager.RayActorManager._actor_task_failed
-    if getattr(failed, "raysweep_fix", False):
-        return
-
-    @functools.wraps(failed)
+def _memory_kills_as_dead_actors(failed):
     def actor_task_failed(self, tracked_actor_task, exception):
         if isinstance(exception, OutOfMemoryError):
             exception = KilledForMemory(exception)
         return failed(self, tracked_actor_task, exception)
-
-    actor_task_failed.raysweep_fix = True
-    actor_manager.RayActorManager._actor_task_failed = actor_task_failed
+    return actor_task_failed
 
 
-def _save_every_stopped_trial() -> None:
-    stop = tune_controller.TuneController._schedule_trial_stop
-    if getattr(stop, "raysweep_fix", False):
-        return
-
-    @functools.wraps(stop)
+def _every_stopped_trial_saved(stop):
     def schedule_trial_stop(self, trial, exception=None):
         stop(self, trial, exception=exception)
         self._mark_trial_to_checkpoint(trial)
-
-    schedule_trial_stop.raysweep_fix = True
-    tune_controller.TuneController._schedule_trial_stop = schedule_trial_stop
+    return schedule_trial_stop
 
 
-def _keep_the_drivers_result_files() -> None:
-    restore = tune_loggers.LoggerCallback._restore_from_remote
-    if getattr(restore, "raysweep_fix", False):
-        return
-
-    @functools.wraps(restore)
+def _the_drivers_result_files_kept(restore):
     def restore_unless_local(self, file_name, trial):
-        if Path(trial.local_path, file_name).is_file():
-            return
-        restore(self, file_name, trial)
-
-    restore_unless_local.raysweep_fix = True
-    tune_loggers.LoggerCallback._restore_from_remote = restore_unless_local
+        if not Path(trial.local_path, file_name).is_file():
+            restore(self, file_name, trial)
+    return restore_unless_local
 
 
-def _end_brackets_that_removals_finish() -> None:
-    remove = hyperband.HyperBandScheduler.on_trial_remove
-    if getattr(remove, "raysweep_fix", False):
-        return
-
-    @functools.wraps(remove)
-    def on_trial_remove(self, tune_controller, trial):
+def _brackets_that_removals_finish_ended(remove):
+    def on_trial_remove(self, controller, trial):
         bracket, _ = self._trial_info[trial]
-        remove(self, tune_controller, trial)
+        remove(self, controller, trial)
         if bracket.finished():
-            bracket.cleanup_full(tune_controller)
+            bracket.cleanup_full(controller)
+    return on_trial_remove
 
-    on_trial_remove.raysweep_fix = True
-    hyperband.HyperBandScheduler.on_trial_remove = on_trial_remove
+
+# (class, method, the fix: the original method -> its replacement), in the docstring's order.
+FIXES = (
+    (actor_manager.RayActorManager, "_actor_task_failed", _memory_kills_as_dead_actors),
+    (tune_controller.TuneController, "_schedule_trial_stop", _every_stopped_trial_saved),
+    (tune_loggers.LoggerCallback, "_restore_from_remote", _the_drivers_result_files_kept),
+    (hyperband.HyperBandScheduler, "on_trial_remove", _brackets_that_removals_finish_ended),
+)
+
+
+def apply() -> None:
+    """Install the work-arounds in this process (the driver); a second call changes nothing."""
+    for owner, name, fix in FIXES:
+        original = getattr(owner, name)
+        if getattr(original, "raysweep_fix", False):
+            continue
+        replacement = functools.wraps(original)(fix(original))
+        replacement.raysweep_fix = True
+        setattr(owner, name, replacement)
