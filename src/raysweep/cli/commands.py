@@ -43,10 +43,11 @@ def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int
         return table
     paths = leaderboard.write(table, experiment_dir)
     _push_outputs(experiment_dir)
+    trials = store.load(experiment_dir).trials
     print(leaderboard.format_table(table, top))
     print(f"\n{len(table)} trials; statuses: "
           + ", ".join(f"{n} {s}" for s, n in table["status"].value_counts().items())
-          + f"; {store.compute_used(store.load(experiment_dir).trials)}")
+          + f"; {store.compute_used(trials)}")
     if s.scientific:
         best = leaderboard.best_per_value(table, s.scientific)
         print(f"\nbest trial per {', '.join(s.scientific)} (scientific; the nuisance parameters tuned for each):")
@@ -59,7 +60,7 @@ def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int
         print(f"\nby {group_by} ({metric}: spread of each trial's best over the other parameters):")
         print(leaderboard.format_table(leaderboard.group_by(table, group_by, metric, mode), None))
     warnings = diagnose.edge_warnings(table, s.params, metric)
-    failed = diagnose.failure_warning(store.load(experiment_dir).trials)
+    failed = diagnose.failure_warning(trials)
     for line in warnings + ([failed] if failed else []):
         print(f"warning: {line}", file=sys.stderr)
     print("leaderboard: " + ", ".join(str(p) for p in paths))

@@ -73,8 +73,9 @@ def fixed_values(spec: Spec) -> dict:
 def searcher(spec: Spec, *, max_concurrent: int, points: list[dict]) -> SearchPlan:
     """The Tuner's `param_space`, searcher and `num_samples` for a spec; `points` are evaluated
     first, and a grid comes in a seeded random order under a scheduler that stops trials early."""
+    kind = SCHEDULERS[spec.scheduler.type]
     request = Request(params=spec.params, fixed=fixed_values(spec), metric=spec.metric, mode=spec.mode,
                       seed=spec.search.seed, points=points, max_concurrent=max_concurrent,
-                      num_samples=spec.search.num_samples, shuffle_grid=SCHEDULERS[spec.scheduler.type].stops_early,
-                      scheduler_pauses=SCHEDULERS[spec.scheduler.type].pauses)
+                      num_samples=spec.search.num_samples, shuffle_grid=kind.stops_early,
+                      scheduler_pauses=kind.pauses)
     return SEARCHERS[spec.search.algorithm].build(request)

@@ -91,17 +91,16 @@ class Searcher:
             raise ValueError(f"Searcher.grid must be one of {get_args(GridRule)}, got {self.grid!r}")
 
 
-def tune_domains(params: tuple[Param, ...], *, grid_every: bool, grid_as_choice: bool = False) -> dict:
-    """Tune domains for the tuned values (BasicVariantGenerator's space); with `grid_as_choice`
-    a grid's values are a choice (the grid itself comes as points: grid_points)."""
+def tune_domains(params: tuple[Param, ...]) -> dict:
+    """Tune domains for the tuned values. A grid's values are a choice here: the grid itself
+    goes to the variant generator as points (grid_points), so a given point that leaves a grid
+    value open draws it."""
     from ray import tune  # see the module docstring: builders import Ray Tune
 
     out = {}
     for p in params:
         if p.is_choice:
-            values = [p.encode(v) for v in p.values]
-            gridded = (p.type == "grid" or grid_every) and not grid_as_choice
-            out[p.name] = tune.grid_search(values) if gridded else tune.choice(values)
+            out[p.name] = tune.choice([p.encode(v) for v in p.values])
         elif p.type == "uniform":
             out[p.name] = tune.uniform(p.low, p.high)
         elif p.type == "loguniform":
@@ -196,11 +195,10 @@ def grid_points(request: Request, *, grid_every: bool) -> list[dict]:
 
 
 def _variants(request: Request, *, grid_every: bool) -> SearchPlan:
-    """Tune's seeded variant generator. A grid is handed over as points (grid_points), its
-    domains as choices: a given point that leaves a grid value open draws it."""
+    """Tune's seeded variant generator, with the grid (if any) handed over as points (grid_points)."""
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    domains = tune_domains(request.params, grid_every=False, grid_as_choice=True)
+    domains = tune_domains(request.params)
     # Its limit counts paused trials; under a pausing scheduler the trials' resources bound
     # how many run at once instead (runner.resources).
     limit = 0 if request.scheduler_pauses else request.max_concurrent
@@ -273,7 +271,7 @@ def build_bohb(request: Request) -> SearchPlan:
     if request.seed is not None:
         np.random.seed(request.seed)
 
-    space = TuneBOHB.convert_search_space(tune_domains(request.params, grid_every=False))
+    space = TuneBOHB.convert_search_space(tune_domains(request.params))
     # TuneBOHB limits the trials it runs itself, not counting paused ones (ConcurrencyLimiter would).
     searcher = TuneBOHB(space=space, metric=request.metric, mode=request.mode, seed=request.seed,
                         points_to_evaluate=_encoded_points(request), max_concurrent=request.max_concurrent)
