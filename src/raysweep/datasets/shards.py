@@ -136,22 +136,6 @@ def _write_tar(columns: dict[str, np.ndarray], path: Path, first_key: int) -> No
                 tar.addfile(info, io.BytesIO(payload))
 
 
-def tar_members(path: str | Path) -> dict[str, str]:
-    """Member suffixes of a WebDataset shard's first sample -> column names ("x.npy" -> "x")."""
-    with location.open_input(path) as stream, tarfile.open(fileobj=stream) as tar:
-        first = None
-        out = {}
-        for info in tar:
-            if not info.isfile():
-                continue
-            key, _, rest = info.name.removeprefix("./").partition(".")
-            if first is not None and key != first:
-                break
-            first = key
-            out[rest] = rest.rsplit(".", 1)[0]
-        return out
-
-
 def write_dataset(out_dir: str | Path, splits: dict[str, dict[str, np.ndarray]], *, fmt: str = "parquet",
                   rows_per_shard: int = 8192, **meta) -> dict:
     """Write every split and a meta.json that lists their columns and rows; returns the meta.

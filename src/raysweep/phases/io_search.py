@@ -31,7 +31,7 @@ from ray import tune
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 
 from raysweep import experiment
-from raysweep.datasets import location, ray_data, shards
+from raysweep.datasets import location, shards
 from raysweep.errors import describe_failure
 from raysweep.runner import executors, logs, tuning
 from raysweep.runner.resources import SizingError
@@ -74,9 +74,8 @@ def io_trial(config: dict, *, plan, default_path: str, steps: int, warmup_steps:
     path = config.get("data_path") or default_path
 
     started = time.perf_counter()
-    ds = ray_data.open_split(path, "train", shards.read_meta(path), read_parallelism=config.get("read_parallelism"))
-    if config.get("materialize", True):
-        ds = ds.materialize()
+    ds = tuning.in_trial_split(path, "train", shards.read_meta(path), materialize=config.get("materialize", "auto"),
+                               read_parallelism=config.get("read_parallelism"))
     trainee = loop.build(workload, cfg, plan.meta, device=device)
     trainee.model.train()
     train_batches = executors.epoch_data(cfg, ds, None).train
@@ -103,15 +102,14 @@ def io_trial(config: dict, *, plan, default_path: str, steps: int, warmup_steps:
                  "gpu_util": _gpu_utilisation(), "prepare_s": prepare_s})
 
 
-def _trial_resources(spec: Spec, cluster_cpus: float, streams: bool):
-    """Per-trial resources from the trial's own `cpus_per_worker`, checked against the cluster."""
+def _trial_resources(spec: Spec, cluster_cpus: float):
+    """Per-trial resources from the trial's own `cpus_per_worker`, checked against the cluster.
+    A streamed setting reads in the trial's own process (reading.StreamedSplit): no CPU aside."""
     gpus = spec.resources.gpus_per_worker
     grid = dict(spec.io_search.grid)
-    reserve = 1 if streams else 0   # a CPU for Ray Data's read tasks (runner/resources.py)
     for cpus in grid.get("cpus_per_worker", [spec.resources.cpus_per_worker]):
-        if cpus + reserve > cluster_cpus:
-            raise SizingError(f"io_search.grid.cpus_per_worker: {cpus:g} CPUs"
-                              f"{' + 1 for Ray Data reads' if reserve else ''} do not fit the cluster's "
+        if cpus > cluster_cpus:
+            raise SizingError(f"io_search.grid.cpus_per_worker: {cpus:g} CPUs do not fit the cluster's "
                               f"{cluster_cpus:g} CPUs; drop that value")
 
     def per_trial(config: dict) -> PlacementGroupFactory:
@@ -139,8 +137,7 @@ def _timed_trials(spec: Spec, experiment_dir: Path, address: str | None) -> pd.D
     grid = dict(spec.io_search.grid)
     start_ray(address, spec)
     meta = shards.read_meta(spec.data.path)
-    streams = False in grid.get("materialize", [spec.data.materialize])
-    per_trial = _trial_resources(spec, ray.cluster_resources().get("CPU", 0), streams)
+    per_trial = _trial_resources(spec, ray.cluster_resources().get("CPU", 0))
     fixed = {**tuning.fixed_values(spec), **space.baseline(spec.params, skip=grid)}
     defaults = {"data_path": location.absolute(spec.data.path), "materialize": spec.data.materialize,
                 "read_parallelism": spec.data.read_parallelism}

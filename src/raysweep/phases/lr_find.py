@@ -27,11 +27,10 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 import torch
-from matplotlib.figure import Figure  # the object API: no backend is chosen or changed
 from ray import tune
 
 from raysweep import experiment
-from raysweep.datasets import batching, ray_data, shards
+from raysweep.datasets import batching, ray_data, reading, shards
 from raysweep.errors import describe_failure
 from raysweep.phases import lr_range
 from raysweep.runner import executors, logs, resources, session, tuning
@@ -67,9 +66,9 @@ class Outcome:
 
 # --- inside a trial -----------------------------------------------------------------------------
 
-def _subset(ds) -> dict:
-    """The materialised subset as one in-memory batch of torch tensors."""
-    blocks = [batching.arrow_to_torch(t) for t in ds.iter_batches(batch_size=None, batch_format="pyarrow")]
+def _subset(subset: ray_data.StoredSplit) -> dict:
+    """The subset as one in-memory batch of torch tensors."""
+    blocks = [batching.arrow_to_torch(t) for t in subset.tables()]
     return {k: torch.cat([b[k] for b in blocks]) for k in blocks[0]}
 
 
@@ -141,7 +140,8 @@ def _range_tests(spec: Spec, experiment_dir: Path, address: str | None) -> Outco
     settings = spec.lr_find
     meta = shards.read_meta(spec.data.path)
     executors.configure_ray_data()
-    subset = ray_data.open_split(spec.data.path, "train", meta).limit(settings.subset_rows).materialize()
+    subset = ray_data.store_first_rows(reading.split_shards(spec.data.path, "train", meta), meta.get("format", "parquet"),
+                                       reading.columns_of(meta), settings.subset_rows)
     allocation = resources.for_cluster(spec, executor="in_trial", joined=session.joined_a_cluster())
     over = {p.name: p for p in spec.params if p.name in settings.over}
     param_space = {**tuning.fixed_values(spec), **space.baseline(spec.params, skip=over),
@@ -209,6 +209,10 @@ def _write(outcome: Outcome, curves: list[pd.DataFrame | None]) -> None:
 
 def plot(outcome: Outcome, curves: list[pd.DataFrame | None], path: Path) -> None:
     """Smoothed loss against learning rate (log axis), one line per test, the range shaded."""
+    # The object API (no backend chosen or changed), imported here: every `raysweep` command
+    # that imports this module would otherwise wait for matplotlib (bench/startup.py).
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(7, 4.5), dpi=110)
     ax = fig.subplots()
     starts = []

@@ -24,7 +24,7 @@ import torch
 from ray import tune
 
 from raysweep import experiment
-from raysweep.datasets import batching
+from raysweep.datasets import batching, reading
 from raysweep.search.space import Param
 from raysweep.training import checkpoint, loop
 from raysweep.training.config import TrainingConfig
@@ -64,13 +64,16 @@ def configure_ray_data() -> None:
 
 
 def epoch_data(cfg: TrainingConfig, train_ds, val_ds) -> loop.EpochData:
-    """Batches from Ray Data's block stream, shuffled per epoch with a seeded generator.
+    """Batches from a stream of Arrow blocks, shuffled per epoch with a seeded generator.
 
-    `train_ds`/`val_ds` are Ray Datasets (in-trial) or a Train worker's DataIterator shard;
-    both stream Arrow blocks, which `batching` cuts into torch batches (see its docstring).
+    `train_ds`/`val_ds` are a split kept in the object store or streamed from its shards
+    (in-trial: `reading.SplitBlocks`), or a Train worker's DataIterator shard; all give Arrow
+    blocks, which `batching` cuts into torch batches (see its docstring).
     """
 
     def blocks(ds, prefetch: int):
+        if isinstance(ds, reading.SplitBlocks):
+            return ds.tables(ahead=prefetch)
         return ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=prefetch)
 
     def train(epoch: int):

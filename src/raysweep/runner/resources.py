@@ -50,7 +50,11 @@ class Allocation:
 
 def allocate(res: Resources, executor: str, *, cluster_cpus: float, cluster_gpus: float,
              has_driver_slots: bool, streaming: bool) -> Allocation:
-    """Trial resources and the number of concurrent trials that fit without starving Ray Data."""
+    """Trial resources and the number of concurrent trials that fit without starving Ray Data.
+
+    `streaming`: Ray Data's read tasks stream the shards while trials train (a TorchTrainer's
+    workers on data too large to keep); they get a CPU of their own.
+    """
     data_cpus = 1 if streaming else 0
     worker_cpus = res.workers_per_trial * res.cpus_per_worker
     worker_gpus = res.workers_per_trial * res.gpus_per_worker
@@ -103,12 +107,14 @@ def autoscaling_ceiling(config_path: str | Path = BOOTSTRAP_CONFIG) -> dict[str,
     return total
 
 
-def for_cluster(spec: Spec, executor: str | None = None, *, joined: bool = False) -> Allocation:
+def for_cluster(spec: Spec, executor: str | None = None, *, joined: bool = False,
+                streaming: bool = False) -> Allocation:
     """`allocate` for the spec on the Ray cluster this process is connected to.
 
     `joined`: this process joined a running cluster (session.joined_a_cluster); on the head of
     an autoscaling one, what its node types can grow to counts, not only what is up now. A
     local Ray this process started has no autoscaler, whatever files lie in the home directory.
+    `streaming`: Ray Data's read tasks stream the shards each epoch (tuning.open_datasets).
     """
     cluster = dict(ray.cluster_resources())
     for resource, amount in ((autoscaling_ceiling() if joined else None) or {}).items():
@@ -116,7 +122,7 @@ def for_cluster(spec: Spec, executor: str | None = None, *, joined: bool = False
     allocation = allocate(
         spec.resources, executor or spec.executor, cluster_cpus=cluster.get("CPU", 0),
         cluster_gpus=cluster.get("GPU", 0), has_driver_slots=cluster.get(DRIVER_RESOURCE, 0) >= 1,
-        streaming=not spec.data.materialize)
+        streaming=streaming)
     if SCHEDULERS[spec.scheduler.type].pauses and cluster.get(DRIVER_RESOURCE, 0) >= 1:
         allocation = bounded_by_slots(allocation, cluster[DRIVER_RESOURCE])
     return allocation

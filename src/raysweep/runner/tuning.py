@@ -5,17 +5,21 @@ The tuning phases (raysweep.phases) assemble these into a `tune.Tuner`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import ray.data
 from ray import tune
 
 from raysweep import experiment
-from raysweep.datasets import ray_data, shards
+from raysweep.datasets import ray_data, reading, shards
 from raysweep.runner import executors, resources, session
 from raysweep.search import SCHEDULERS, SEARCHERS, Request, SearchPlan
 from raysweep.search.schedulers import SchedulerRequest
 from raysweep.spec import Spec
+
+log = logging.getLogger("raysweep")
 
 
 @dataclass
@@ -26,16 +30,85 @@ class Prepared:
     allocation: resources.Allocation
 
 
-def open_datasets(spec: Spec, splits: tuple[str, ...] = shards.SPLITS) -> tuple[dict, dict]:
-    """The dataset's meta and its splits as Ray Datasets, materialised unless the spec streams."""
-    meta = shards.read_meta(spec.data.path)  # shards were checked by spec validation
+# A dataset is kept in the object store when it fills at most this share of the smallest node's:
+# the rest holds what Tune and Ray Train put there, and room to spare keeps Ray from spilling.
+KEEP_SHARE = 0.5
+
+
+@dataclass
+class OpenedData:
+    """A spec's dataset as the trials will read it."""
+
+    meta: dict
+    datasets: dict      # split -> StoredSplit / StreamedSplit (in_trial) or ray.data.Dataset (TorchTrainer)
+    kept: bool          # in the object store; else read from the shards on every epoch
+    ray_data_streams: bool   # Ray Data's read tasks stream it (they need a CPU: resources.allocate)
+
+
+def keeps(materialize: bool | str, nbytes: int, store_bytes: int) -> bool:
+    """`data.materialize`: true keeps, false streams, auto keeps what fits comfortably."""
+    return materialize if isinstance(materialize, bool) else nbytes <= KEEP_SHARE * store_bytes
+
+
+def open_datasets(spec: Spec, executor: str, splits: tuple[str, ...] = shards.SPLITS) -> OpenedData:
+    """The spec's splits for `executor`'s trials: kept in the object store or streamed.
+
+    In-trial trials iterate the kept blocks, or read the shards ahead in their own process;
+    a TorchTrainer gets Ray Datasets its workers split between them.
+    """
+    path = spec.data.path
+    meta = shards.read_meta(path)  # shards were checked by spec validation
+    fmt, columns = meta.get("format", "parquet"), reading.columns_of(meta)
     executors.configure_ray_data()
-    datasets = {split: ray_data.open_split(spec.data.path, split, meta,
-                                           read_parallelism=spec.data.read_parallelism)
-                for split in splits}
-    if spec.data.materialize:
-        datasets = {k: ds.materialize() for k, ds in datasets.items()}
-    return meta, datasets
+    found = {split: reading.split_shards(path, split, meta) for split in splits}
+    nbytes = sum(s.nbytes for split in found.values() for s in split)
+    store = ray_data.object_store_bytes()
+    kept = keeps(spec.data.materialize, nbytes, store)
+    log.info("data: %s in memory, %s: %s", _size(nbytes),
+             "kept in the object store" if kept else "streamed from the shards each epoch",
+             _why(spec.data.materialize, kept, store))
+    if kept:
+        stored = {split: ray_data.store_split(found[split], fmt, columns) for split in splits}
+        if executor == "torch_trainer":
+            return OpenedData(meta, {k: v.to_ray_dataset() for k, v in stored.items()}, True, False)
+        return OpenedData(meta, stored, True, False)
+    if executor == "torch_trainer":
+        return OpenedData(meta, {split: ray.data.read_datasource(
+            ray_data.ShardSource(found[split], fmt, columns), override_num_blocks=spec.data.read_parallelism)
+            for split in splits}, False, True)
+    return OpenedData(meta, {split: _streamed(found[split], fmt, columns, spec.data.read_parallelism)
+                             for split in splits}, False, False)
+
+
+def _streamed(split: list[reading.Shard], fmt: str, columns: list[str],
+              read_parallelism: int | None) -> reading.StreamedSplit:
+    return reading.StreamedSplit(tuple(split), fmt, tuple(columns), read_parallelism or reading.STREAM_THREADS)
+
+
+def in_trial_split(path: str, split: str, meta: dict, *, materialize: bool | str,
+                   read_parallelism: int | None) -> reading.SplitBlocks:
+    """One split for the trial that calls this (io-search's timed trials): kept or streamed by
+    the same rule as a sweep's; the blocks it keeps belong to this trial."""
+    fmt, columns = meta.get("format", "parquet"), reading.columns_of(meta)
+    found = reading.split_shards(path, split, meta)
+    if keeps(materialize, sum(s.nbytes for s in found), ray_data.object_store_bytes()):
+        return ray_data.store_split(found, fmt, columns)
+    return _streamed(found, fmt, columns, read_parallelism)
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if nbytes < 1000 or unit == "GB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1000
+    return ""
+
+
+def _why(materialize: bool | str, kept: bool, store: int) -> str:
+    if isinstance(materialize, bool):
+        return f"data.materialize is {str(materialize).lower()}"
+    share = f"{KEEP_SHARE:.0%} of the object store ({_size(store)} on the smallest node)"
+    return f"{'within' if kept else 'more than'} {share}; data.materialize: auto"
 
 
 def trial_plan(spec: Spec, meta: dict, experiment_dir: Path) -> executors.TrialPlan:
@@ -47,11 +120,11 @@ def trial_plan(spec: Spec, meta: dict, experiment_dir: Path) -> executors.TrialP
 
 
 def prepare(spec: Spec, experiment_dir: Path) -> Prepared:
-    """Open (and materialise) the data, size resources, wrap the trainable."""
-    meta, datasets = open_datasets(spec)
-    allocation = resources.for_cluster(spec, joined=session.joined_a_cluster())
-    fn = tune.with_parameters(executors.EXECUTORS[spec.executor], plan=trial_plan(spec, meta, experiment_dir),
-                              datasets=datasets)
+    """Open the data (kept or streamed), size resources, wrap the trainable."""
+    data = open_datasets(spec, spec.executor)
+    allocation = resources.for_cluster(spec, joined=session.joined_a_cluster(), streaming=data.ray_data_streams)
+    fn = tune.with_parameters(executors.EXECUTORS[spec.executor], plan=trial_plan(spec, data.meta, experiment_dir),
+                              datasets=data.datasets)
     return Prepared(tune.with_resources(fn, allocation.trial), allocation)
 
 

@@ -46,7 +46,9 @@ SECTION_KEYS = {
 class Data:
     path: str
     format: str = "auto"         # auto: whatever meta.json records
-    materialize: bool = True     # read the shards once per sweep into the object store
+    # true: read the shards once per sweep into the object store; false: every epoch from the
+    # shards; auto: keep what fits in half the object store (runner/tuning.py), stream the rest
+    materialize: bool | str = "auto"
     read_parallelism: int | None = None   # Ray Data read blocks (override_num_blocks); None: Ray's choice
 
 

@@ -182,9 +182,9 @@ def check_data_section(problems: Problems, d: dict, workload: str | None,
     fmt = d.get("format", "auto")
     if fmt not in DATA_FORMATS:
         problems.bad("data.format", f"unknown format {fmt!r}. Known: {', '.join(DATA_FORMATS)}.")
-    materialize = d.get("materialize", True)
-    if not isinstance(materialize, bool):
-        problems.bad("data.materialize", f"must be true or false, got {materialize!r}")
+    materialize = d.get("materialize", "auto")
+    if not isinstance(materialize, bool) and materialize != "auto":
+        problems.bad("data.materialize", f"must be auto, true or false, got {materialize!r}")
     parallelism = d.get("read_parallelism")
     if parallelism is not None and (not is_int(parallelism) or parallelism < 1):
         problems.bad("data.read_parallelism", f"must be an integer >= 1 or null, got {parallelism!r}")
