@@ -73,3 +73,27 @@ def test_a_trial_paused_at_the_last_rung_is_stopped_when_the_rest_of_its_bracket
         trial.status = "TERMINATED"
         scheduler.on_trial_complete(controller, trial, {"epoch": 2, "loss": 0.9})
     assert controller.stopped == ["a"]
+
+
+def test_shutting_down_kills_the_autoscaler_monitor_without_a_grace_it_spends_hanging(tmp_path):
+    """The monitor's SIGTERM handler talks to a GCS that is gone; it must get SIGKILL at once."""
+    import subprocess
+    import sys
+
+    from ray._private import node as ray_node
+    from ray._private import ray_constants
+    from ray._private.services import ProcessInfo
+
+    ray_fixes.apply()
+    told = tmp_path / "got_sigterm"
+    monitor = subprocess.Popen([sys.executable, "-c", (
+        "import signal, time, pathlib\n"
+        f"signal.signal(signal.SIGTERM, lambda *a: pathlib.Path({str(told)!r}).write_text('x'))\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(30)\n")], stdout=subprocess.PIPE, text=True)
+    assert monitor.stdout.readline().strip() == "ready"
+    info = ProcessInfo(process=monitor, stdout_file=None, stderr_file=None, use_valgrind=False,
+                       use_gdb=False, use_valgrind_profiler=False, use_perftools_profiler=False, use_tmux=False)
+    node = SimpleNamespace(all_processes={ray_constants.PROCESS_TYPE_MONITOR: [info]})
+    ray_node.Node._kill_process_impl(node, ray_constants.PROCESS_TYPE_MONITOR, allow_graceful=True, check_alive=False)
+    assert monitor.wait(timeout=5) == -9 and not told.exists()

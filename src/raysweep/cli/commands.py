@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from raysweep import experiment
-from raysweep.analysis import diagnose, leaderboard, plots, report, store
+from raysweep.analysis import diagnose, leaderboard, store
 from raysweep.checks import did_you_mean
 from raysweep.cli import exit_codes
 from raysweep.deploy import export
@@ -26,8 +26,17 @@ from raysweep.spec import SpecError
 from raysweep.spec import load as spec_load
 
 
+def _figures():
+    """The report and plots modules, imported when a command draws: matplotlib takes half a
+    second to import, which `run` would otherwise wait for (bench/startup.py)."""
+    from raysweep.analysis import plots, report
+
+    return plots, report
+
+
 def _push_outputs(experiment_dir: Path) -> None:
     """For an experiment stored at a URI: upload what the command wrote into its working copy."""
+    plots, report = _figures()
     experiment.push(experiment_dir, [*leaderboard.LEADERBOARD_FILES, store.TRIALS_FILE, store.CURVES_FILE,
                                      report.REPORT_FILE, plots.PLOTS_DIR])
 
@@ -155,7 +164,7 @@ def _rank(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     experiment_dir = experiment.local_dir(args.experiment_dir)
     experiment.load_spec(experiment_dir)  # a clear error for a directory that is not one
-    print(f"report: {report.write(experiment_dir, args.out)}")
+    print(f"report: {_figures()[1].write(experiment_dir, args.out)}")
     _push_outputs(experiment_dir)
     return exit_codes.OK
 
@@ -163,7 +172,7 @@ def _report(args: argparse.Namespace) -> int:
 def _plots(args: argparse.Namespace) -> int:
     experiment_dir = experiment.local_dir(args.experiment_dir)
     experiment.load_spec(experiment_dir)
-    for name, path in plots.all_plots(experiment_dir, args.out).items():
+    for name, path in _figures()[0].all_plots(experiment_dir, args.out).items():
         print(f"{name}: {path}")
     _push_outputs(experiment_dir)
     return exit_codes.OK

@@ -32,6 +32,12 @@ its bracket still train is paused until they get there. When those end on their 
 never stopped and the sweep waits forever (seen on scikit-learn's digits with patience 5,
 bench/search_efficiency.py). The paused trials of a bracket that a removal finishes are stopped,
 as the bracket's own processing would have.
+
+Ray 2.60, shutting down a local Ray: `ray.shutdown()` stops the raylet and the GCS first, then
+the autoscaler's monitor with SIGTERM and a second's grace. The monitor's SIGTERM handler
+reports "the autoscaler failed" to the GCS, which is gone by then, so it hangs until the grace
+runs out and is killed anyway: every run and every test session waited a second for nothing
+(bench/startup.py). The monitor of a Ray this driver started is killed without the grace.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from ray._private import node as ray_node
+from ray._private import ray_constants
 from ray.air.execution._internal import actor_manager
 from ray.exceptions import ActorDiedError, OutOfMemoryError
 from ray.tune.execution import tune_controller
@@ -85,12 +93,21 @@ def _brackets_that_removals_finish_ended(remove):
     return on_trial_remove
 
 
+def _monitor_killed_without_grace(kill):
+    def kill_process(self, process_type, allow_graceful=False, check_alive=True, wait=False):
+        if process_type == ray_constants.PROCESS_TYPE_MONITOR:
+            allow_graceful = False
+        return kill(self, process_type, allow_graceful=allow_graceful, check_alive=check_alive, wait=wait)
+    return kill_process
+
+
 # (class, method, the fix: the original method -> its replacement), in the docstring's order.
 FIXES = (
     (actor_manager.RayActorManager, "_actor_task_failed", _memory_kills_as_dead_actors),
     (tune_controller.TuneController, "_schedule_trial_stop", _every_stopped_trial_saved),
     (tune_loggers.LoggerCallback, "_restore_from_remote", _the_drivers_result_files_kept),
     (hyperband.HyperBandScheduler, "on_trial_remove", _brackets_that_removals_finish_ended),
+    (ray_node.Node, "_kill_process_impl", _monitor_killed_without_grace),
 )
 
 

@@ -42,9 +42,10 @@ def start_ray(address: str | None = None, spec: Spec | None = None) -> None:
     to every node in the job's runtime environment (`cluster_runtime_env`); a local Ray's
     workers read it where it is.
 
-    The dashboard is started (bound to localhost) because Train V2 frees the placement groups of
-    trials that ASHA stops through the dashboard's State API; without it their CPUs stay taken
-    and later trials wait forever.
+    A local Ray starts its dashboard (bound to localhost) only for the TorchTrainer executor (and
+    where no spec says which): Train V2 frees the placement groups of trials that ASHA stops
+    through the dashboard's State API, without which their CPUs stay taken and later trials wait
+    forever. In-trial sweeps need none of it and start a second or two sooner (bench/startup.py).
     """
     global _joined
     ray_fixes.apply()
@@ -60,8 +61,9 @@ def start_ray(address: str | None = None, spec: Spec | None = None) -> None:
             os.environ["RAY_OVERRIDE_JOB_RUNTIME_ENV"] = "1"
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
     else:
+        dashboard = spec is None or spec.executor == "torch_trainer"
         ray.init(num_cpus=os.cpu_count(), resources={DRIVER_RESOURCE: LOCAL_DRIVER_SLOTS},
-                 include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False)
+                 include_dashboard=dashboard, dashboard_host="127.0.0.1", log_to_driver=False)
 
 
 def _submitted_job_env() -> dict:
