@@ -10,6 +10,7 @@ Storage at a URI (a bucket) has no free space to ask about and is not checked.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import traceback
@@ -51,12 +52,31 @@ def _size(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+@contextlib.contextmanager
+def _no_initialisation():
+    """`torch.nn.init`'s in-place initialisers as no-ops while a model is built for its shapes.
+
+    On meta tensors the random ones go through torch's reference implementations, whose first
+    call imports TorchDynamo: a second of every `raysweep run` (bench/startup.py) for values a
+    meta tensor does not hold anyway.
+    """
+    names = [n for n in dir(torch.nn.init) if n.endswith("_") and not n.startswith("_")]
+    saved = {n: getattr(torch.nn.init, n) for n in names}
+    try:
+        for name in names:
+            setattr(torch.nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(torch.nn.init, name, fn)
+
+
 def estimate(spec: Spec, meta: dict) -> Estimate:
     """What the sweep's checkpoints and logs will take, from its baseline model."""
     workload = load_workload(spec.workload)
     cfg = config_from_trial(workload, {**fixed_values(spec), **space.baseline(spec.params)}, spec.params)
     try:
-        with torch.device("meta"):   # shapes only: no memory, no time, whatever the model's size
+        with torch.device("meta"), _no_initialisation():   # shapes only: no memory, no time, whatever the size
             model = workload.build_model(cfg, meta)
     except Exception:  # noqa: BLE001 - a model that reads tensor values as it is built: build it for real
         model = workload.build_model(cfg, meta)
