@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 DEMO_DATA ?= data/glideator
 
-.PHONY: demo example test test-fast lint cluster-smoke install data clean browser
+.PHONY: demo example test test-fast lint bench cluster-smoke install data clean browser
 
 install: $(VENV)/.installed
 
@@ -53,6 +53,16 @@ test-fast: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/lint-imports --no-logo
+
+# The performance tables of BENCHMARKS.md, each measured side by side in one run (about 10
+# minutes; JSON in bench/out/): start-up against a plain Optuna study, streaming a dataset twice
+# the object store, WebDataset against Parquet, and the per-trial overhead of both executors.
+# Run it on a quiet machine: other work on the CPUs skews the times.
+bench: $(VENV)/.installed $(DEMO_DATA)/meta.json
+	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/streaming.py
+	$(BIN)/python bench/webdataset_read.py
+	$(BIN)/python bench/trial_overhead.py
 
 # `ray up cluster.local.yaml` for real on this machine: two nodes, each an sshd of its own in
 # private namespaces, a sweep through `ray job submit`, `ray down` (cluster/smoke.sh; about 90 s).

@@ -1,16 +1,17 @@
 """`raysweep io-search SPEC`: which data-path settings feed the model fastest?
 
-The Glideator seed's `find_optimal_dataloader_params`, on Ray Data. Every combination of the
-spec's `io_search.grid` (batch size, Ray Data prefetch, read parallelism, shuffle buffer,
-Parquet or WebDataset shards, materialised or streamed, CPUs per worker) is one Tune trial that
-opens the data itself, trains the spec's fixed baseline model for `warmup_steps` untimed steps
-and then `steps` timed ones, and reports training samples per second. Trials run one at a time,
+The Glideator seed's `find_optimal_dataloader_params`. Every combination of the spec's
+`io_search.grid` (batch size, prefetch, read parallelism, shuffle buffer, Parquet or WebDataset
+shards, kept in the object store or streamed, CPUs per worker) is one Tune trial that opens the
+data itself as a sweep's trial would (`tuning.in_trial_split`), trains the spec's fixed
+baseline model for `warmup_steps` untimed steps and then `steps` timed ones, and reports
+training samples per second. Trials run one at a time,
 so no trial's timing includes another's work.
 
 Beside the throughput each trial records where the time went: the share spent waiting for the
 next batch (near 1: the input pipeline is the bottleneck; near 0: the model is), the trial
-process's CPU utilisation (CPU seconds per second per allotted CPU; Ray Data's read tasks run in
-other processes and are not in it), the GPU utilisation where there is a GPU, and how long the
+process's CPU utilisation (CPU seconds per second per allotted CPU, the threads that read a
+streamed split included), the GPU utilisation where there is a GPU, and how long the
 data took to open (and materialise) before the first step.
 """
 
