@@ -20,7 +20,6 @@ the functions that `sweep.run` calls (this file's `--child` mode):
 from __future__ import annotations
 
 import argparse
-import atexit
 import json
 import os
 import subprocess
@@ -46,8 +45,6 @@ def overrides(data_dir: Path, trials: int, storage: Path) -> list[str]:
 def child(argv: list[str], marks_file: Path) -> None:
     """Run the CLI as `raysweep run` does, stamping wall-clock times where its phases meet."""
     marks = {"process": float(os.environ["BENCH_LAUNCHED"]), "interpreter": time.time()}
-    atexit.register(lambda: marks_file.write_text(json.dumps({**marks, "exit": time.time()})))
-    # registered before Ray's own handler, so it runs after Ray's shutdown (atexit is LIFO)
 
     from ray import tune
 
@@ -81,6 +78,7 @@ def child(argv: list[str], marks_file: Path) -> None:
     def timed_main(args=None):
         code = main(argv)
         marks["main_returned"] = time.time()
+        marks_file.write_text(json.dumps(marks))   # the parent adds when the process ended
         return code
 
     # `console` as the installed `raysweep` runs it, with `main` timed
@@ -112,10 +110,10 @@ def raysweep_run(data_dir: Path, trials: int, work: Path, address: str | None = 
     start = time.perf_counter()
     done = subprocess.run([sys.executable, str(HERE), "--child", str(marks_file), *argv],
                           env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
+    wall, ended = time.perf_counter() - start, time.time()
     if done.returncode != 0:
         raise SystemExit(f"raysweep run failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return wall, json.loads(marks_file.read_text())
+    return wall, {**json.loads(marks_file.read_text()), "exit": ended}
 
 
 # --- the baseline: a plain Optuna study in one process --------------------------------------

@@ -52,8 +52,9 @@ def rows_per_s(make_blocks, passes: int = 3) -> float:
 
 @ray.remote(num_cpus=1)
 def ingest(data_dir: str, meta: dict) -> dict[str, float]:
-    """Runs where a trial would: a worker process with one CPU of its own."""
+    """Runs where a trial would: a worker process with one CPU of its own, on its threads."""
     executors.configure_ray_data()
+    executors.use_cpus(1)
     split = reading.split_shards(data_dir, "train", meta)
     fmt, columns = meta["format"], reading.columns_of(meta)
     streamed = reading.StreamedSplit(tuple(split), fmt, tuple(columns))
@@ -75,7 +76,7 @@ def ingest(data_dir: str, meta: dict) -> dict[str, float]:
 @ray.remote(num_cpus=1)
 def training_epoch(data_dir: str, meta: dict) -> dict[str, float]:
     """One epoch of the Glideator net on the stream: how long, and how much of it waiting."""
-    torch.set_num_threads(1)
+    executors.use_cpus(1)
     split = reading.split_shards(data_dir, "train", meta)
     streamed = reading.StreamedSplit(tuple(split), meta["format"], tuple(reading.columns_of(meta)))
     cfg = config_from_trial(workload, {"batch_size": 4096, "shuffle_buffer": 0, "deep_hidden_units": [128, 64]})

@@ -89,3 +89,23 @@ def test_run_then_rank(ray_session, tmp_path, raw_spec, capsys):
     ranked = capsys.readouterr().out.splitlines()
     assert "best_val_auc" in ranked[0] and ranked[1].split()[0] == "1"
     assert (experiment / "leaderboard.csv").is_file() and (experiment / "leaderboard.parquet").is_file()
+
+
+def test_the_program_ends_with_the_commands_code_after_every_exit_handler(tmp_path):
+    """`raysweep` (cli.console) skips Python's teardown, not what a normal exit does: threads a
+    pool left running are told to stop, exit handlers run, the command's code is the exit code."""
+    done = tmp_path / "handler_ran"
+    script = f"""
+import atexit, concurrent.futures, pathlib, time
+from raysweep import cli
+def main():
+    pool = concurrent.futures.ThreadPoolExecutor(1)   # never shut down, as a library might leave it
+    pool.submit(time.sleep, 0.2)
+    atexit.register(lambda: pathlib.Path({str(done)!r}).write_text("yes"))
+    print("worked", flush=False)
+    return 3
+cli.main = main
+cli.console()
+"""
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 3 and finished.stdout == "worked\n" and done.read_text() == "yes"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -57,3 +60,28 @@ def test_a_streamed_pass_gives_every_shard_once_in_order(both_formats, threads, 
         tables = list(split.tables(ahead=ahead))
         assert [t.num_rows for t in tables] == [s.rows for s in found]
         assert pa.concat_tables(tables).equals(whole_split(data_dir, meta))
+
+
+@pytest.mark.parametrize("fmt", shards.FORMATS)
+def test_sizes_are_what_memory_holds_not_what_the_encoding_takes(tmp_path, fmt):
+    """A column of few distinct values encodes to almost nothing on disk; `auto` must weigh the
+    rows it will hold, and a tar shard its columns' values, not its headers and padding."""
+    rng = np.random.default_rng(0)
+    flags = (rng.random((4000, 64)) < 0.5).astype(np.float32)      # 0/1: Parquet's dictionary encoding
+    labels = rng.integers(0, 3, 4000)
+    shards.write_dataset(tmp_path, {s: {"x": flags, "y": labels} for s in shards.SPLITS}, fmt=fmt,
+                         rows_per_shard=1000, workload="test")
+    meta = shards.read_meta(tmp_path)
+    found = reading.split_shards(str(tmp_path), "train", meta)
+    held = sum(reading.read_shard(s.path, fmt, ["x", "y"]).nbytes for s in found)
+    assert 0.8 * held <= sum(s.nbytes for s in found) <= 1.25 * held
+
+
+def test_a_shard_gone_while_a_split_streams_is_one_clear_error(tmp_path):
+    glideator.write(tmp_path, **TINY)
+    meta = shards.read_meta(tmp_path)
+    found = reading.split_shards(str(tmp_path), "train", meta)
+    Path(found[1].path).unlink()   # deleted after the sweep listed it
+    split = reading.StreamedSplit(tuple(found), "parquet", tuple(reading.columns_of(meta)))
+    with pytest.raises(shards.DataError, match=f"shard {found[1].path} cannot be read"):
+        list(split.tables())

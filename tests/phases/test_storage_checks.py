@@ -90,3 +90,18 @@ def test_a_model_that_does_not_build_skips_the_room_check(tmp_path, tiny_data, r
     monkeypatch.setattr(storage, "estimate", broken)
     assert storage.check_room(s) is None, "its trials report the error, one line each; run goes on"
     assert "no room check, the baseline model did not build (KeyError: 'telemetry_scaler'" in caplog.text
+
+
+def test_the_shapes_only_build_counts_the_real_parameters_and_leaves_torch_as_it_was(raw_spec):
+    import torch
+
+    from raysweep.workloads import glideator
+
+    checked = spec.validate(raw_spec)
+    initialisers = {name: getattr(torch.nn.init, name) for name in dir(torch.nn.init)}
+    found = storage.estimate(checked, shards.read_meta(checked.data.path))
+    assert {name: getattr(torch.nn.init, name) for name in dir(torch.nn.init)} == initialisers
+    baseline = {**checked.fixed, "learning_rate": 1e-3}   # the tuned rate does not change shapes
+    real = glideator.build_model(config_from_trial(glideator, baseline, checked.params),
+                                 shards.read_meta(checked.data.path))
+    assert found.parameters == sum(p.numel() for p in real.parameters()) > 0

@@ -177,7 +177,7 @@ def test_phase_sections_are_checked(raw_spec, tmp_path):
     assert any("io_search.grid.data_path: data directory" in p and "raysweep data glideator --out" in p
                for p in found)
     assert any("io_search.grid.prefetch: not an I/O setting. Did you mean 'prefetch_batches'?" in p for p in found)
-    assert any("io_search.grid.materialize: 'yes' is not true or false" in p for p in found)
+    assert any("io_search.grid.materialize: 'yes' is not auto, true or false" in p for p in found)
 
 
 def test_warm_start_needs_an_experiment_directory(raw_spec, tmp_path):

@@ -11,7 +11,6 @@ import importlib
 import logging
 import os
 import sys
-import threading
 
 from raysweep.cli.exit_codes import USAGE as EXIT_USAGE
 from raysweep.cli.parser import build_parser, user_data_command
@@ -42,22 +41,28 @@ def console() -> None:
     """The `raysweep` program: `main`, then its exit without Python's teardown.
 
     Once a command has done its work, Python's finalisation (freeing torch's, Ray's and pandas'
-    modules one by one) took about a second more (bench/startup.py). The exit still does what
-    matters: threads are joined and every exit handler runs (logging's flush) before the process
-    ends with the command's code. Ray is shut down first, here: its own exit handler sleeps half
-    a second for log lines of workers that raysweep does not print (`log_to_driver=False`).
+    modules one by one) took about a second more (bench/startup.py). The exit is Python's own up
+    to that point: threads are joined and every exit handler runs (logging's flush among them);
+    the last handler, registered first, then ends the process with the command's code. Ray is
+    shut down before all that: its own exit handler sleeps half a second for log lines of
+    workers that raysweep does not print (`log_to_driver=False`).
     """
-    code = main()
+    code: list[int] = []
+    atexit.register(_end_now, code)   # the first registered runs last
+    code.append(main())
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
         ray.shutdown()
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    sys.exit(code[0])
+
+
+def _end_now(code: list[int]) -> None:
+    """End the process with the command's code, skipping the interpreter's teardown; a command
+    that did not return (an exception, Ctrl-C) leaves the exit to Python."""
+    if code:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code[0])
 
 
 __all__ = ["EXIT_USAGE", "build_parser", "console", "main"]

@@ -1,11 +1,11 @@
-"""Cut Ray Data's Arrow blocks into shuffled torch batches.
+"""Cut a stream of Arrow blocks into shuffled torch batches.
 
-Ray Data streams the blocks (`iter_batches(batch_size=None, batch_format="pyarrow")`: from the
-object store without a copy when materialised, from the shards otherwise); the batches are cut
-here, in torch. Measured on the demo data (BENCHMARKS.md), `iter_torch_batches(batch_size=512)`
-reached 0.8 M rows/s, about a third of reading the same shards with pyarrow, because Ray formats
-every small batch through its own collate path; whole blocks converted once and sliced in torch
-run faster than the direct read.
+The blocks come from the object store without a copy (a kept split), from the shards (a
+streamed one), or from Ray Data (`iter_batches(batch_size=None, batch_format="pyarrow")` in a
+TorchTrainer's workers); the batches are cut here, in torch. Measured on the demo data
+(BENCHMARKS.md), Ray's `iter_torch_batches(batch_size=512)` reached a fifth of the rate of
+reading the same shards with pyarrow, because Ray formats every small batch through its own
+collate path; whole blocks converted once and sliced in torch run faster than the direct read.
 
 A block holds every column of its rows: scalars, vectors and tensors of any fixed shape (a
 sequence [T, F], a set per step [T, N, F] with its mask [T, N], several label heads). Each column

@@ -28,6 +28,7 @@ from raysweep.datasets import reading
 from raysweep.datasets.reading import Shard
 
 BLOCK_BYTES = 32 * 2**20   # a streamed block: big enough that Ray Data's cost per block vanishes
+STORE_THREADS = 8          # shards the driver reads at once to keep a split (a bucket wants several)
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,14 @@ class StoredSplit:
 
 
 def store_split(split: list[Shard], fmt: str, columns: list[str]) -> StoredSplit:
-    """Read every shard of the split here and put each in the object store."""
-    tables = reading.read_all(split, fmt, columns)
-    return StoredSplit(tuple(ray.put(t) for t in tables), sum(t.num_rows for t in tables))
+    """Read every shard of the split here, a few at once, and put each in the object store as
+    it arrives: the driver holds a few shards at a time, never the whole split."""
+    reader = reading.StreamedSplit(tuple(split), fmt, tuple(columns), threads=STORE_THREADS)
+    blocks, rows = [], 0
+    for table in reader.tables(ahead=STORE_THREADS):
+        blocks.append(ray.put(table))
+        rows += table.num_rows
+    return StoredSplit(tuple(blocks), rows)
 
 
 def store_first_rows(split: list[Shard], fmt: str, columns: list[str], rows: int) -> StoredSplit:

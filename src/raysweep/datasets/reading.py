@@ -54,41 +54,71 @@ def columns_of(meta: dict) -> list[str]:
 
 
 def read_shard(path: str, fmt: str, columns: list[str]) -> pa.Table:
-    """One shard's `columns` as an Arrow table (the same table for Parquet or WebDataset)."""
-    if fmt == "parquet":
+    """One shard's `columns` as an Arrow table (the same table for Parquet or WebDataset).
+
+    Raises:
+        DataError: the shard is gone or unreadable (deleted or rewritten since the sweep began).
+    """
+    if fmt != "parquet":
+        return webdataset.read_tar(path, columns)
+    try:
         return location.read_parquet([path], columns)
-    return webdataset.read_tar(path, columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise shards.DataError(f"shard {path} cannot be read ({type(exc).__name__}: {exc}); "
+                               "regenerate the dataset, or check that every node can read it") from None
 
 
-def _parquet_shard(path: str, columns: set[str]) -> Shard:
-    """Rows and the uncompressed size of the wanted columns' chunks, from the footer alone."""
+def _fixed_width(dtype: pa.DataType) -> float | None:
+    """Bytes per row of a fixed-width type in memory (a tensor: its elements'), else None."""
+    if pa.types.is_fixed_size_list(dtype):
+        inner = _fixed_width(dtype.value_type)
+        return None if inner is None else dtype.list_size * inner
+    if pa.types.is_boolean(dtype):
+        return 1 / 8
+    try:
+        return dtype.bit_width / 8
+    except ValueError:   # strings and other variable widths
+        return None
+
+
+def _parquet_shard(path: str, columns: list[str]) -> Shard:
+    """Rows from the footer, and the wanted columns' size in memory from their types (what
+    Arrow will hold, not the encoded size on disk: dictionary and run-length encoding shrink a
+    column of few distinct values many times). A variable-width column counts its chunks'
+    uncompressed size."""
     with location.open_input(path) as stream:
         footer = pq.ParquetFile(stream).metadata
-    groups = [footer.row_group(g) for g in range(footer.num_row_groups)]
-    nbytes = sum(group.column(i).total_uncompressed_size for group in groups
-                 for i in range(group.num_columns) if group.column(i).path_in_schema.split(".")[0] in columns)
-    return Shard(path, footer.num_rows, nbytes)
+    schema = footer.schema.to_arrow_schema()
+    nbytes = 0.0
+    for name in columns:
+        width = _fixed_width(schema.field(name).type)
+        if width is not None:
+            nbytes += width * footer.num_rows
+            continue
+        nbytes += sum(group.column(i).total_uncompressed_size
+                      for group in (footer.row_group(g) for g in range(footer.num_row_groups))
+                      for i in range(group.num_columns) if group.column(i).path_in_schema == name)
+    return Shard(path, footer.num_rows, int(nbytes))
 
 
-def _tar_shard(path: str) -> Shard:
-    """A tar shard holds the raw arrays (`.npy`) in 512-byte blocks: its size bounds their size."""
-    with location.open_input(path) as stream:
-        return Shard(path, None, stream.size())
+def _tar_shard(path: str, columns: list[str]) -> Shard:
+    """Samples and the wanted columns' size in memory, from the first sample's headers and the
+    shard's size (webdataset.estimate); a shard laid out otherwise counts its whole size."""
+    found = webdataset.estimate(path, columns)
+    if found is None:
+        with location.open_input(path) as stream:
+            return Shard(path, None, stream.size())
+    samples, row_bytes = found
+    return Shard(path, None, samples * row_bytes)
 
 
 def split_shards(data_dir: str, split: str, meta: dict) -> list[Shard]:
     """The split's shards, in order, with their sizes."""
     fmt = meta.get("format", "parquet")
     paths = shards.shard_paths(data_dir, split, fmt)
-    size = partial(_parquet_shard, columns=set(columns_of(meta))) if fmt == "parquet" else _tar_shard
+    size = partial(_parquet_shard if fmt == "parquet" else _tar_shard, columns=columns_of(meta))
     with ThreadPoolExecutor(SIZE_THREADS) as pool:
         return list(pool.map(size, paths))
-
-
-def read_all(split: list[Shard], fmt: str, columns: list[str], *, threads: int = SIZE_THREADS) -> list[pa.Table]:
-    """Every shard of the split, a few at once (pyarrow releases the GIL while it reads)."""
-    with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(lambda s: read_shard(s.path, fmt, columns), split))
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from raysweep.datasets.shards import DataError
 BLOCK = 512          # tar header and payload granularity, bytes
 _USTAR = b"ustar"
 _REGULAR = (ord("0"), 0)   # typeflags of a regular file
+HEAD_BYTES = 2**20   # read to size a shard: its first sample must lie within
 FIX = "rewrite the shard (raysweep data ... or shards.write_split)"
 
 
@@ -72,6 +73,26 @@ def read_tar(path: str | Path, columns: list[str] | None = None) -> pa.Table:
     except OSError as exc:
         raise DataError(f"cannot read shard {path}: {exc}. {location.URI_HELP}") from None
     return decode_tar(data, columns, where=str(path))
+
+
+def estimate(path: str | Path, columns: list[str]) -> tuple[int, int] | None:
+    """(samples, bytes per sample that `columns` take in memory) of a shard, from its size and
+    its first sample's headers alone; None where the first sample is not laid out as the
+    writer lays it out (then only reading the shard tells)."""
+    with location.open_input(path) as stream:
+        size = stream.size()
+        head = stream.read(min(size, HEAD_BYTES))
+    members = _first_sample(np.frombuffer(head, np.uint8))
+    stride = sum(BLOCK * (1 + _blocks(m[3])) for m in members or ())
+    if not members or stride > len(head):
+        return None
+    width, offset = 0, 0
+    for _, column, ext, payload in members:
+        if column in columns:
+            start = offset + BLOCK
+            width += 8 if ext == "cls" else payload - _npy_header(head[start:start + payload])[3]
+        offset += BLOCK * (1 + _blocks(payload))
+    return size // stride, width
 
 
 def decode_tar(data, columns: list[str] | None = None, *, where: str = "shard") -> pa.Table:

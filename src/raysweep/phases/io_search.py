@@ -66,10 +66,9 @@ def _gpu_utilisation() -> float | None:
 
 def io_trial(config: dict, *, plan, default_path: str, steps: int, warmup_steps: int) -> None:
     """Tune function trainable: open the data as configured, time `steps` training steps."""
-    executors.configure_ray_data()
     cfg = plan.config(config)
     cpus = float(config.get("cpus_per_worker", plan.cpus_per_worker))
-    torch.set_num_threads(max(1, int(cpus)))
+    executors.use_cpus(cpus)
     device = executors.trial_device(plan)
     workload = load_workload(plan.workload)
     path = config.get("data_path") or default_path

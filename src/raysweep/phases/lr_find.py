@@ -85,9 +85,8 @@ def _cycle(data: dict, batch_size: int, seed: int) -> Iterator[dict]:
 
 def lr_find_trial(config: dict, *, plan, subset, settings) -> None:
     """Tune function trainable: steps to fit, then the range test, reported step by step."""
-    executors.configure_ray_data()
     cfg = plan.config(config)
-    torch.set_num_threads(max(1, int(plan.cpus_per_worker)))
+    executors.use_cpus(plan.cpus_per_worker)
     device = torch.device("cpu")
     workload = load_workload(plan.workload)
     data = _subset(subset)
@@ -139,7 +138,6 @@ def _range_tests(spec: Spec, experiment_dir: Path, address: str | None) -> Outco
     session.start_ray(address, spec)
     settings = spec.lr_find
     meta = shards.read_meta(spec.data.path)
-    executors.configure_ray_data()
     subset = ray_data.store_first_rows(reading.split_shards(spec.data.path, "train", meta), meta.get("format", "parquet"),
                                        reading.columns_of(meta), settings.subset_rows)
     allocation = resources.for_cluster(spec, executor="in_trial", joined=session.joined_a_cluster())

@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from functools import partial
 
+import pyarrow as pa
 import ray
 import ray.data
 import ray.train
@@ -61,6 +62,14 @@ def configure_ray_data() -> None:
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+def use_cpus(cpus: float) -> None:
+    """Compute on as many threads as the trial holds CPUs: torch's, and pyarrow's pool, which
+    decodes the shards a streamed split reads (both default to every core of the node)."""
+    threads = max(1, int(cpus))
+    torch.set_num_threads(threads)
+    pa.set_cpu_count(threads)
 
 
 def epoch_data(cfg: TrainingConfig, train_ds, val_ds) -> loop.EpochData:
@@ -130,9 +139,8 @@ def resume_files(saved) -> dict[str, dict] | None:
 
 def run_in_trial(config: dict, *, plan: TrialPlan, datasets: dict) -> None:
     """Tune function trainable: train here, report each epoch with a Tune checkpoint."""
-    configure_ray_data()
     cfg = plan.config(config)
-    torch.set_num_threads(max(1, int(plan.cpus_per_worker)))
+    use_cpus(plan.cpus_per_worker)
     device = trial_device(plan)
     workload = load_workload(plan.workload)
     trainee = loop.build(workload, cfg, plan.meta, device=device, resume=resume_files(tune.get_checkpoint()))
@@ -160,7 +168,7 @@ def train_worker(config: dict, *, plan: TrialPlan) -> None:
 
     configure_ray_data()
     cfg = plan.config(config)
-    torch.set_num_threads(max(1, int(plan.cpus_per_worker)))
+    use_cpus(plan.cpus_per_worker)
     device = train_device()
     workload = load_workload(plan.workload)
     wrap = partial(ray.train.torch.prepare_model, move_to_device=device) if plan.workers > 1 else (lambda m: m)

@@ -50,7 +50,7 @@ class Allocation:
 
 def allocate(res: Resources, executor: str, *, cluster_cpus: float, cluster_gpus: float,
              has_driver_slots: bool, streaming: bool) -> Allocation:
-    """Trial resources and the number of concurrent trials that fit without starving Ray Data.
+    """Trial resources and the number of concurrent trials that fit (beside Ray Data's reads).
 
     `streaming`: Ray Data's read tasks stream the shards while trials train (a TorchTrainer's
     workers on data too large to keep); they get a CPU of their own.

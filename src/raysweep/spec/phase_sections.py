@@ -78,8 +78,8 @@ def _io_value(problems: Problems, where: str, key: str, value, workload: str | N
         elif check_data and workload:
             readable_meta(problems, where, value, workload)
     elif key == "materialize":
-        if not isinstance(value, bool):
-            problems.bad(where, f"{value!r} is not true or false")
+        if not isinstance(value, bool) and value != "auto":
+            problems.bad(where, f"{value!r} is not auto, true or false")
     elif key == "cpus_per_worker":
         if not is_number(value) or value <= 0:
             problems.bad(where, f"{value!r} is not a number > 0")

@@ -49,7 +49,9 @@ class Data:
     # true: read the shards once per sweep into the object store; false: every epoch from the
     # shards; auto: keep what fits in half the object store (runner/tuning.py), stream the rest
     materialize: bool | str = "auto"
-    read_parallelism: int | None = None   # Ray Data read blocks (override_num_blocks); None: Ray's choice
+    # shards a streamed split reads at once: a trial's threads (None: 2), or a TorchTrainer's
+    # Ray Data read tasks (override_num_blocks; None: Ray's choice); a kept split ignores it
+    read_parallelism: int | None = None
 
 
 @dataclass(frozen=True)
