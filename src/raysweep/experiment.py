@@ -51,6 +51,8 @@ TRAIN_RUNS_DIR = "train_runs"   # TorchTrainer trials keep their checkpoints her
 HOME_FILE = ".raysweep_home"    # in a working copy: the URI of the experiment it copies
 LOCK_FILE = ".raysweep.lock"    # held by the process that runs or resumes the experiment (held())
 STALLED_FILE = "stalled.json"   # trials stopped for reporting nothing too long (runner/watchdog.py)
+REPORT_FILE = "report.html"     # `raysweep report` (analysis/report.py)
+PLOTS_DIR = "plots"             # `raysweep plots` (analysis/plots.py)
 TUNE_STATE_GLOB = "experiment_state-*.json"   # Tune's experiment state, the truth about its trials
 
 

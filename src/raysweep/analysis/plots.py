@@ -44,7 +44,7 @@ from raysweep.search import space
 from raysweep.training import metrics
 from raysweep.workloads import task_of
 
-PLOTS_DIR = "plots"
+PLOTS_DIR = experiment.PLOTS_DIR
 log = logging.getLogger("raysweep")
 
 

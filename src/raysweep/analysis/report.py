@@ -20,7 +20,7 @@ import yaml
 from raysweep import experiment
 from raysweep.analysis import diagnose, leaderboard, plots, store
 
-REPORT_FILE = "report.html"
+REPORT_FILE = experiment.REPORT_FILE
 TITLES = {"learning_curves": "Learning curves", "metric_vs_lr": "Metric against learning rate",
           "parallel_coordinates": "Parallel coordinates", "importance": "Parameter importance (fANOVA)",
           "classification": "Best trial: ROC and calibration", "regression": "Best trial: predictions and errors"}

@@ -18,8 +18,10 @@ from raysweep.errors import UserError
 
 # Where each command's handler lives. A command imports its module only when it runs:
 # `data` and `validate` never import Ray, and the others wait for it (seconds) only once
-# their arguments parse, not for `--help` or a mistyped option.
-HANDLERS = {"data": "raysweep.cli.before_run", "validate": "raysweep.cli.before_run"}
+# their arguments parse, not for `--help` or a mistyped option; `run` does not wait for
+# matplotlib, which only the commands that draw import.
+HANDLERS = {"data": "raysweep.cli.before_run", "validate": "raysweep.cli.before_run",
+            "report": "raysweep.cli.drawing", "plots": "raysweep.cli.drawing"}
 DEFAULT_HANDLERS = "raysweep.cli.commands"
 
 

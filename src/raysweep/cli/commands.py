@@ -1,5 +1,5 @@
-"""The commands that run on Ray or read results: run, resume, lr-find, io-search, rank, report,
-plots, export, predict.
+"""The commands that run on Ray or read results: run, resume, lr-find, io-search, rank, export,
+predict (report and plots, which draw, are in drawing.py).
 
 Each handler takes the parsed arguments (parser.py) and returns the exit code; a user's mistake
 raises a `raysweep.errors.UserError`, which `main` prints as one message with exit code 2.
@@ -26,19 +26,10 @@ from raysweep.spec import SpecError
 from raysweep.spec import load as spec_load
 
 
-def _figures():
-    """The report and plots modules, imported when a command draws: matplotlib takes half a
-    second to import, which `run` would otherwise wait for (bench/startup.py)."""
-    from raysweep.analysis import plots, report
-
-    return plots, report
-
-
-def _push_outputs(experiment_dir: Path) -> None:
+def push_outputs(experiment_dir: Path) -> None:
     """For an experiment stored at a URI: upload what the command wrote into its working copy."""
-    plots, report = _figures()
     experiment.push(experiment_dir, [*leaderboard.LEADERBOARD_FILES, store.TRIALS_FILE, store.CURVES_FILE,
-                                     report.REPORT_FILE, plots.PLOTS_DIR])
+                                     experiment.REPORT_FILE, experiment.PLOTS_DIR])
 
 
 def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int = 10,
@@ -51,7 +42,7 @@ def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int
         print(f"{experiment_dir}: no trials have reported yet.")
         return table
     paths = leaderboard.write(table, experiment_dir)
-    _push_outputs(experiment_dir)
+    push_outputs(experiment_dir)
     trials = store.load(experiment_dir).trials
     print(leaderboard.format_table(table, top))
     print(f"\n{len(table)} trials; statuses: "
@@ -161,23 +152,6 @@ def _rank(args: argparse.Namespace) -> int:
     return exit_codes.OK
 
 
-def _report(args: argparse.Namespace) -> int:
-    experiment_dir = experiment.local_dir(args.experiment_dir)
-    experiment.load_spec(experiment_dir)  # a clear error for a directory that is not one
-    print(f"report: {_figures()[1].write(experiment_dir, args.out)}")
-    _push_outputs(experiment_dir)
-    return exit_codes.OK
-
-
-def _plots(args: argparse.Namespace) -> int:
-    experiment_dir = experiment.local_dir(args.experiment_dir)
-    experiment.load_spec(experiment_dir)
-    for name, path in _figures()[0].all_plots(experiment_dir, args.out).items():
-        print(f"{name}: {path}")
-    _push_outputs(experiment_dir)
-    return exit_codes.OK
-
-
 def _export(args: argparse.Namespace) -> int:
     try:
         to = export.export(experiment.local_dir(args.experiment_dir), args.to, metric=args.metric, mode=args.mode,
@@ -205,5 +179,5 @@ def _predict(args: argparse.Namespace) -> int:
 
 # Each command's handler, by the name the parser records.
 COMMANDS = {"run": _run, "resume": _resume, "lr-find": _lr_find,
-            "io-search": _io_search, "rank": _rank, "report": _report, "plots": _plots, "export": _export,
+            "io-search": _io_search, "rank": _rank, "export": _export,
             "predict": _predict}
