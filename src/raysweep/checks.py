@@ -1,4 +1,5 @@
-"""Small checks shared across modules: integer or number (bools are neither), did-you-mean, missing."""
+"""Small checks shared across modules: integer or number (bools are neither), did-you-mean, missing;
+and a byte count as people read it."""
 
 from __future__ import annotations
 
@@ -29,3 +30,12 @@ def unknown_key(key, known: Iterable[str]) -> str:
 def is_missing(value) -> bool:
     """None or NaN: what a table cell holds where a trial has no value (a branch's parameter)."""
     return value is None or (isinstance(value, float) and value != value)
+
+
+def size_text(n: float) -> str:
+    """A byte count as people read it: 512 B, 27.1 MB (binary units)."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""

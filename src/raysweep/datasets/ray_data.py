@@ -124,6 +124,10 @@ def open_split(data_dir: str | Path, split: str, meta: dict, *,
     `read_parallelism` sets how many read tasks share the shards (Ray Data's
     `override_num_blocks`); None leaves the choice to Ray Data.
     """
-    source = ShardSource(reading.split_shards(str(data_dir), split, meta), meta.get("format", "parquet"),
-                         reading.columns_of(meta))
-    return ray.data.read_datasource(source, override_num_blocks=read_parallelism)
+    return stream(reading.split_shards(str(data_dir), split, meta), meta.get("format", "parquet"),
+                  reading.columns_of(meta), read_parallelism)
+
+
+def stream(split: list[Shard], fmt: str, columns: list[str], read_parallelism: int | None) -> ray.data.Dataset:
+    """A Ray Data stream over shards already listed and sized (`reading.split_shards`)."""
+    return ray.data.read_datasource(ShardSource(split, fmt, columns), override_num_blocks=read_parallelism)

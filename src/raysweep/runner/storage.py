@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from raysweep.checks import size_text
 from raysweep.datasets import location, shards
 from raysweep.errors import UserError, describe_failure
 from raysweep.runner.tuning import fixed_values
@@ -40,16 +41,8 @@ class Estimate:
 
     def __str__(self) -> str:
         per_checkpoint = self.parameters * 4 * COPIES_PER_CHECKPOINT
-        return (f"about {_size(self.bytes_needed)}: {self.trials} trials x {CHECKPOINTS_KEPT} checkpoints x "
-                f"{_size(per_checkpoint)} (a model of {self.parameters:,} parameters with its optimiser state)")
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
+        return (f"about {size_text(self.bytes_needed)}: {self.trials} trials x {CHECKPOINTS_KEPT} checkpoints x "
+                f"{size_text(per_checkpoint)} (a model of {self.parameters:,} parameters with its optimiser state)")
 
 
 @contextlib.contextmanager
@@ -110,7 +103,7 @@ def check_room(spec: Spec) -> Estimate | None:
         raise UserError(f"storage_path {spec.storage_path}: cannot be reached ({type(exc).__name__}: "
                         f"{exc.strerror or exc}). Point storage_path at a folder you can write.") from None
     if found.bytes_needed > free:
-        raise UserError(f"storage_path {spec.storage_path}: {_size(free)} free, but the sweep's checkpoints need "
+        raise UserError(f"storage_path {spec.storage_path}: {size_text(free)} free, but the sweep's checkpoints need "
                         f"{found}. Free some space, point storage_path at a larger disk or a bucket "
                         "(s3://...), or run fewer trials (search.num_samples).")
     return found

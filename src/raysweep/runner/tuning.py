@@ -9,10 +9,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import ray.data
 from ray import tune
 
 from raysweep import experiment
+from raysweep.checks import size_text
 from raysweep.datasets import ray_data, reading, shards
 from raysweep.runner import executors, resources, session
 from raysweep.search import SCHEDULERS, SEARCHERS, Request, SearchPlan
@@ -64,7 +64,7 @@ def open_datasets(spec: Spec, executor: str, splits: tuple[str, ...] = shards.SP
     nbytes = sum(s.nbytes for split in found.values() for s in split)
     store = ray_data.object_store_bytes()
     kept = keeps(spec.data.materialize, nbytes, store)
-    log.info("data: %s in memory, %s: %s", _size(nbytes),
+    log.info("data: %s in memory, %s: %s", size_text(nbytes),
              "kept in the object store" if kept else "streamed from the shards each epoch",
              _why(spec.data.materialize, kept, store))
     if kept:
@@ -73,9 +73,8 @@ def open_datasets(spec: Spec, executor: str, splits: tuple[str, ...] = shards.SP
             return OpenedData(meta, {k: v.to_ray_dataset() for k, v in stored.items()}, True, False)
         return OpenedData(meta, stored, True, False)
     if executor == "torch_trainer":
-        return OpenedData(meta, {split: ray.data.read_datasource(
-            ray_data.ShardSource(found[split], fmt, columns), override_num_blocks=spec.data.read_parallelism)
-            for split in splits}, False, True)
+        return OpenedData(meta, {split: ray_data.stream(found[split], fmt, columns, spec.data.read_parallelism)
+                                 for split in splits}, False, True)
     return OpenedData(meta, {split: _streamed(found[split], fmt, columns, spec.data.read_parallelism)
                              for split in splits}, False, False)
 
@@ -96,18 +95,10 @@ def in_trial_split(path: str, split: str, meta: dict, *, materialize: bool | str
     return _streamed(found, fmt, columns, read_parallelism)
 
 
-def _size(nbytes: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if nbytes < 1000 or unit == "GB":
-            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
-        nbytes /= 1000
-    return ""
-
-
 def _why(materialize: bool | str, kept: bool, store: int) -> str:
     if isinstance(materialize, bool):
         return f"data.materialize is {str(materialize).lower()}"
-    share = f"{KEEP_SHARE:.0%} of the object store ({_size(store)} on the smallest node)"
+    share = f"{KEEP_SHARE:.0%} of the object store ({size_text(store)} on the smallest node)"
     return f"{'within' if kept else 'more than'} {share}; data.materialize: auto"
 
 
