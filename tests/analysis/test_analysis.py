@@ -163,3 +163,39 @@ def test_rank_prints_the_interval_and_writes_the_store(experiment, capsys):
     trained = trials["epochs_run"].sum()
     assert trained < 6 * 4, "ASHA and the divergence stopped some trials"
     assert f"; trained {trained} of 24 epochs ({trained / 24:.0%} of the epochs of a full run)" in out
+
+
+def test_the_report_of_a_large_sweep_shows_the_top_and_says_how_many_more(experiment, tmp_path, monkeypatch, capsys):
+    """The sweep's six trials and 300 worse ones: the leaderboard shows 20, rank 10, each says
+    how many are left out; importance is fitted on a sample, the rest is drawn from all."""
+    import shutil
+
+    import numpy as np
+    import optuna
+    import pandas as pd
+
+    from raysweep.analysis import plots, report
+
+    copy = tmp_path / experiment.name
+    shutil.copytree(experiment, copy)
+    results = store.load(copy)
+    rng = np.random.default_rng(0)
+    extra = pd.DataFrame({"trial": [f"extra_{i:05d}" for i in range(300)], "status": "finished",
+                          "learning_rate": rng.choice([1e-5, 3e-5, 1e-3, 3e-3, 1e-2], 300), "epochs_run": 1, "planned_epochs": 4,
+                          "best_val_loss": rng.uniform(5, 6, 300), "error": ""})
+    curves = pd.DataFrame({"trial": extra["trial"], "step": 1, "epoch": 1, "val_loss": extra["best_val_loss"]})
+    store.write(copy, store.Results(pd.concat([results.trials, extra], ignore_index=True),
+                                    pd.concat([results.curves, curves], ignore_index=True)))
+    fitted = []
+    get_importances = optuna.importance.get_param_importances
+    monkeypatch.setattr(plots, "IMPORTANCE_TRIALS", 100)
+    monkeypatch.setattr(optuna.importance, "get_param_importances",
+                        lambda study, **kw: fitted.append(len(study.trials)) or get_importances(study, **kw))
+
+    page = report.write(copy, tmp_path / "report.html").read_text()
+    leaderboard_html = page.split('id="leaderboard"')[1].split("</table>")[0]
+    assert leaderboard_html.count("</tr>") == 21, "a header and the top 20"
+    assert "286 more not shown (all of them: raysweep rank" in page
+    assert page.count("<img ") == 5 and fitted == [100]
+    assert cli.main(["rank", str(copy)]) == 0
+    assert "... and 296 more (--top 0 prints all)" in capsys.readouterr().out

@@ -49,11 +49,15 @@ def _e(value) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _table(frame: pd.DataFrame, top: int | None = None) -> str:
+def _table(frame: pd.DataFrame, top: int | None = None, more: str = "") -> str:
+    """The first `top` rows (all where None), and a line saying how many are left out and
+    where to see them (`more`): a 10,000-trial sweep's report stays a page, not a book."""
     shown = frame.head(top) if top else frame
     table = shown.to_html(index=False, escape=True, na_rep="", border=0,
                           float_format=lambda x: f"{x:.4g}", classes="leaderboard")
-    return f'<div class="scroll">{table}</div>'   # wide tables scroll, not the page
+    left = len(frame) - len(shown)
+    note = f'<p class="more">{left:,} more not shown{_e(more)}.</p>' if left > 0 else ""
+    return f'<div class="scroll">{table}</div>{note}'   # wide tables scroll, not the page
 
 
 def _image(path: Path, title: str) -> str:
@@ -97,18 +101,20 @@ def write(experiment_dir: str | Path, out: str | Path | None = None, top: int = 
         if diagnose.all_failed(table):
             failed = f"all {len(table)} trials failed: " + "; ".join(diagnose.failure_groups(trials))
         parts += [f'<div class="warning">{_e(w)}</div>' for w in warnings + ([failed] if failed else [])]
-        parts.append(f'<h2 id="leaderboard">Leaderboard</h2>{_table(table, top)}')
+        every = f" (all of them: raysweep rank {experiment_dir} --top 0)"
+        parts.append(f'<h2 id="leaderboard">Leaderboard</h2>{_table(table, top, every)}')
         configs = leaderboard.repeats_over(table, spec.tuned)
         if configs:
             parts.append("<h2>By configuration, over seeds</h2>"
-                         + _table(leaderboard.group_by(table, configs, spec.metric, spec.mode)))
+                         + _table(leaderboard.group_by(table, configs, spec.metric, spec.mode), top))
         if spec.scientific:
             parts.append(f"<h2>Best trial per {_e(', '.join(spec.scientific))}</h2>"
-                         + _table(leaderboard.best_per_value(table, spec.scientific)))
+                         + _table(leaderboard.best_per_value(table, spec.scientific), top))
     if "error" in results.trials:
         failed_rows = results.trials[results.trials["error"].fillna("") != ""]
         if len(failed_rows):
-            parts.append("<h2>Failed trials</h2>" + _table(failed_rows[["trial", "status", "error"]]))
+            every = f" (every trial with its error: {experiment_dir / store.TRIALS_FILE})"
+            parts.append("<h2>Failed trials</h2>" + _table(failed_rows[["trial", "status", "error"]], top, every))
     parts.append("<h2>Plots</h2>" + "".join(_image(path, TITLES.get(name, name)) for name, path in drawn.items()))
     parts.append("<h2>Spec</h2><pre>" + _e(yaml.safe_dump(spec.raw, sort_keys=False)) + "</pre>")
     parts.append("<h2>Provenance</h2>" + _provenance(experiment_dir, spec))
