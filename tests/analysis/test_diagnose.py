@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from raysweep.analysis import diagnose, leaderboard, store
+from raysweep.analysis import diagnose, leaderboard, store, trial_rows
 from raysweep.search.space import Param
 
 LR = Param("learning_rate", "loguniform", low=1e-4, high=1e-1)
@@ -87,7 +87,7 @@ def test_roc_points_integrate_to_the_auc():
 def test_the_champion_is_never_a_failed_trial(monkeypatch, raw_spec):
     """A trial that diverged after a good first epoch can top the table; export skips it."""
     from raysweep import experiment, spec
-    from raysweep.analysis import champion, store
+    from raysweep.analysis import champion
 
     table = pd.DataFrame({"rank": [1, 2, 3], "trial": ["t1", "t2", "t3"], "learning_rate": [1.0, 0.01, 0.001],
                           "best_val_loss": [0.05, 0.1, 0.2], "status": ["diverged", "finished", "errored"]})
@@ -122,8 +122,8 @@ def test_failures_are_grouped_by_cause():
     ("KeyError: 'features'", "errored"),
 ])
 def test_how_a_trial_failed_is_read_from_its_error(error, status):
-    assert store.stop_reason("ERROR", 1, 4, error, "ASHA", patience_ran_out=False) == status
-    assert store.stop_reason("ERROR", 1, 4, error, "ASHA", patience_ran_out=False, stalled=True) == "stalled"
+    assert trial_rows.stop_reason("ERROR", 1, 4, error, "ASHA", patience_ran_out=False) == status
+    assert trial_rows.stop_reason("ERROR", 1, 4, error, "ASHA", patience_ran_out=False, stalled=True) == "stalled"
 
 
 def test_out_of_memory_comes_with_what_to_lower():

@@ -97,3 +97,56 @@ def test_shutting_down_kills_the_autoscaler_monitor_without_a_grace_it_spends_ha
     node = SimpleNamespace(all_processes={ray_constants.PROCESS_TYPE_MONITOR: [info]})
     ray_node.Node._kill_process_impl(node, ray_constants.PROCESS_TYPE_MONITOR, allow_graceful=True, check_alive=False)
     assert monitor.wait(timeout=5) == -9 and not told.exists()
+
+
+def test_the_next_trial_is_chosen_among_the_live_ones_in_the_order_they_were_created(ray_session, tmp_path):
+    """FIFO (and ASHA) must not walk the ended trials, which grow with the sweep, to find a
+    waiting one; and it must pick the one Tune would have: the first created still waiting."""
+    from ray.train._internal.storage import StorageContext
+    from ray.tune.execution.tune_controller import TuneController
+    from ray.tune.experiment.trial import Trial as TuneTrial
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    ray_fixes.apply()
+    storage = StorageContext(storage_path=str(tmp_path), experiment_dir_name="fifo")
+    controller = TuneController(scheduler=FIFOScheduler(), storage=storage)
+    trials = [TuneTrial("trainable", config={}, storage=storage, stub=True) for _ in range(40)]
+    for trial in trials:
+        controller.add_trial(trial)
+    for trial in trials[:30]:   # ended, as Tune ends them
+        trial.set_status(TuneTrial.TERMINATED)
+        controller._live_trials.discard(trial)
+    trials[35].set_status(TuneTrial.PAUSED)
+    ended = trials[:30]
+
+    class EndedTrialsUntouched(list):
+        def __iter__(self):
+            raise AssertionError("the scheduler walked every trial, ended ones included")
+
+    controller._trials = EndedTrialsUntouched(controller._trials)
+    for scheduler in (FIFOScheduler(), ASHAScheduler(metric="loss", mode="min", max_t=4)):
+        assert scheduler.choose_trial_to_run(controller._wrapped()) is trials[30]
+        for trial in trials[30:]:
+            if trial.status == TuneTrial.PENDING:
+                trial.set_status(TuneTrial.RUNNING)
+        assert scheduler.choose_trial_to_run(controller._wrapped()) is trials[35]   # paused ones next
+        for trial in trials[30:]:
+            trial.set_status(TuneTrial.PENDING if trial is not trials[35] else TuneTrial.PAUSED)
+    assert list(controller.get_live_trials()) == trials[30:] and all(t.status == "TERMINATED" for t in ended)
+
+    controller._trials = list(trials)   # Tune's own list again: _requeue_trial moves the trial in it
+    controller._set_trial_status(trials[30], TuneTrial.RUNNING)
+    controller._requeue_trial(trials[30])   # a failed trial to retry goes to the back, as in Tune
+    assert controller._trials[-1] is trials[30] and list(controller.get_live_trials())[-1] is trials[30]
+    assert FIFOScheduler().choose_trial_to_run(controller._wrapped()) is trials[31]
+
+
+def test_the_analysis_a_sweep_hands_back_reads_no_trials_reports(experiment):
+    """tune.run's ExperimentAnalysis (which a sweep drops) must not read every trial's files;
+    outside a sweep's fit (lr-find reads its results from it) it reads them as before."""
+    from ray.tune import tune as tune_run
+
+    with ray_fixes.results_left_on_disk():
+        handed_back = tune_run.ExperimentAnalysis(str(experiment))
+    assert handed_back.trial_dataframes == {} and len(handed_back.trials) == 6
+    assert len(tune_run.ExperimentAnalysis(str(experiment)).trial_dataframes) == 6

@@ -187,6 +187,17 @@ def test_warm_start_needs_an_experiment_directory(raw_spec, tmp_path):
     assert any("search.warm_start.top: must be an integer >= 1, got 0" in p for p in found)
 
 
+def test_checkpoints_keep_a_handful_of_ended_trials_unless_told(raw_spec):
+    assert spec.validate(raw_spec).checkpoints.keep_top == 5
+    assert spec.validate({**raw_spec, "checkpoints": {"keep_top": None}}).checkpoints.keep_top is None, "all"
+    for bad, message in (({"keep_top": 0}, "checkpoints.keep_top: must be an integer >= 1 or null, got 0"),
+                         ({"keep_top": "all"}, "checkpoints.keep_top: must be an integer >= 1 or null, got 'all'"),
+                         ({"keep": 3}, "checkpoints.keep: unknown key. Did you mean 'keep_top'?")):
+        with pytest.raises(spec.SpecError) as info:
+            spec.validate({**raw_spec, "checkpoints": bad}, source="s.yaml")
+        assert any(message in p for p in info.value.problems), info.value.problems
+
+
 def test_failure_retries_are_a_count(raw_spec):
     assert spec.validate(raw_spec).failure.max_retries == 0, "no retries unless asked"
     assert spec.validate({**raw_spec, "failure": {"max_retries": 2}}).failure.max_retries == 2

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ray.tune import ExperimentAnalysis
 
 from raysweep import experiment
 from raysweep.analysis import diagnose, leaderboard, store
@@ -54,11 +53,15 @@ def select(experiment_dir: Path, metric: str | None = None, mode: str | None = N
 
 def best_weights(experiment_dir: Path, trial_id: str) -> dict:
     """The trial's checkpoint payload to deploy: its best epoch's, else its last epoch's."""
-    analysis = ExperimentAnalysis(str(experiment_dir.resolve()))
-    trial = next(t for t in analysis.trials if t.trial_id == trial_id)
+    trial = next(t for t in experiment.saved_trials(experiment_dir) if t.trial_id == trial_id)
     directory = experiment.checkpoint_dir(experiment_dir, trial)
-    if directory is None:
-        raise SpecError([f"trial {trial_id} saved no checkpoint; nothing to export"])
+    if directory is None or not directory.is_dir():
+        keep = experiment.load_spec(experiment_dir).checkpoints.keep_top
+        if keep is None:
+            raise SpecError([f"trial {trial_id} saved no checkpoint; nothing to export"])
+        raise SpecError([f"trial {trial_id} has no checkpoint: its checkpoints were deleted when it ended, since it "
+                         f"was not among the {keep} best (checkpoints.keep_top: {keep}), or it saved none; "
+                         "export the best trial, or raise keep_top (null keeps all) in the spec of the next sweep"])
     weights = checkpoint.model_weights(directory)
     if weights is None:
         raise SpecError([f"{directory} holds no model weights ({checkpoint.BEST_FILE} or {checkpoint.LAST_FILE})"])

@@ -2,7 +2,9 @@
 
 Tune leaves a directory per trial (params, progress.csv, result.json, checkpoints, errors) plus
 an experiment state file; loading that back means walking thousands of small files. raysweep
-gathers them, during the sweep and after it, into two Parquet files in the experiment directory:
+gathers them into two Parquet files in the experiment directory, a trial at a time as trials
+end (analysis.store_writer), so that the store costs the same per trial at 10,000 trials as at
+ten:
 
 - `trials.parquet`: one row per trial: trial id, every parameter (fixed and tuned) as its own
   column (lists as JSON text; `value()` decodes), status (finished, stopped by ASHA (or
@@ -16,84 +18,34 @@ gathers them, during the sweep and after it, into two Parquet files in the exper
 - `curves.parquet`: one row per report: trial id, step, epoch and every reported metric.
 
 `load(EXPERIMENT_DIR)` returns both as pandas frames, rebuilding them first where Tune's state
-is newer than the store (an interrupted or resumed experiment).
+is newer than the store (a driver killed mid-sweep); a rebuild reads the reports only of trials
+the store does not hold as ended (analysis.trial_rows makes each row).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
-import time
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from ray.tune import Callback, ExperimentAnalysis
 
 from raysweep import experiment
-from raysweep.errors import describe_failure, failure_kind
-from raysweep.search import SCHEDULERS, space
-from raysweep.workloads import load_workload
+from raysweep.analysis import trial_rows
 
 log = logging.getLogger("raysweep")
 
 TRIALS_FILE = "trials.parquet"
 CURVES_FILE = "curves.parquet"
-# What Tune adds to every result besides the trial's own metrics.
-TUNE_COLUMNS = {"timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "trial_id", "date",
-                "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
-                "iterations_since_restore", "training_iteration", "config", "experiment_tag"}
-# What raysweep's executors add to every report besides metrics (where the trial trained).
-PLACEMENT_COLUMNS = {"node_id", "cuda_visible_devices"}
-
-
-# Tune warns on every load about each trial without result files: those ended before their first
-# report (an error in epoch 1, a stall, a kill), which the store shows as such. No news.
-TUNE_ANALYSIS_LOGGER = "ray.tune.analysis.experiment_analysis"
-
-
-@contextlib.contextmanager
-def _quiet(name: str):
-    logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
+ENDED = ("TERMINATED", "ERROR")   # Tune's statuses of a trial that will not run again
 
 @dataclass
 class Results:
     trials: pd.DataFrame
     curves: pd.DataFrame
-
-
-def stop_reason(status: str, epochs_run: int, planned: int, error: str, scheduler: str,
-                patience_ran_out: bool, stalled: bool = False) -> str:
-    """Why a trial ended, in words: from Tune's status, the epochs it ran, its error and the
-    label of the scheduler that could have stopped it (empty where none could)."""
-    if status == "ERROR":
-        return "stalled" if stalled else failure_kind(error)
-    if status != "TERMINATED":
-        return "unfinished"
-    if epochs_run < planned:
-        if patience_ran_out:   # the loop restores the best weights only at its last epoch
-            return "early stopped"
-        return f"stopped by {scheduler}" if scheduler else "stopped early"
-    return "finished"
-
-
-def _error_text(trial_path: str) -> str:
-    path = Path(trial_path) / "error.txt"
-    return path.read_text(errors="replace") if path.is_file() else ""
-
-
-def _cell(value):
-    """Parquet wants one type per column: lists and mappings are stored as their JSON text."""
-    return json.dumps(value) if isinstance(value, (list, tuple, dict)) else value
 
 
 def value(cell):
@@ -106,22 +58,40 @@ def value(cell):
     return cell
 
 
-def placement(history: pd.DataFrame) -> dict:
-    """Where a trial trained, from what its reports carry (runner.executors.placement): the
-    node of its last report, every node it ran on in order (a retried trial may move), and
-    the GPUs Ray gave it."""
-    nodes = [n for n in history.get("node_id", pd.Series(dtype=object)).dropna().astype(str) if n]
-    devices = history.get("cuda_visible_devices", pd.Series(dtype=object)).dropna()
-    return {"node_id": nodes[-1] if nodes else None, "nodes": _cell(list(dict.fromkeys(nodes))),
-            "cuda_visible_devices": str(devices.iloc[-1]) if len(devices) else None}
+def assemble(rows: list[dict], curves: list[trial_rows.Curve]) -> Results:
+    """The two tables from rows and curves (nullable integers where a trial may have none; a
+    metric only some trials report is missing in the others' rows)."""
+    trials = pd.DataFrame(rows)
+    for column in ("best_epoch", "restored_best_epoch"):
+        if column in trials:
+            trials[column] = trials[column].astype("Int64")
+    if not curves:
+        return Results(trials, pd.DataFrame(columns=["trial", "step"]))
+    columns = {}
+    for name in dict.fromkeys(name for curve in curves for name in curve):
+        columns[name] = [value for curve in curves
+                         for value in curve.get(name) or [None] * len(curve["trial"])]
+    return Results(trials, pd.DataFrame(columns))
 
 
-def _best(series: pd.Series, mode: str):
-    values = pd.to_numeric(series, errors="coerce")
-    if not values.notna().any():
-        return math.nan, None
-    i = values.idxmin() if mode == "min" else values.idxmax()
-    return float(values.loc[i]), i
+def ended_rows(results: Results | None) -> tuple[dict[str, dict], dict[str, trial_rows.Curve]]:
+    """The rows and curves of the trials a store holds as ended (a trial ends once: they stay)."""
+    if results is None or results.trials.empty:
+        return {}, {}
+    ended = results.trials[results.trials["status"] != "unfinished"]
+    rows = {r["trial"]: r for r in ended.to_dict("records")}
+    held = results.curves[results.curves["trial"].isin(rows)] if "trial" in results.curves else results.curves.iloc[0:0]
+    curves = {trial: curve.to_dict("list") for trial, curve in held.groupby("trial", sort=False)} if len(held) else {}
+    return rows, curves
+
+
+def read(experiment_dir: str | Path) -> Results | None:
+    """The store as written, or None where there is none yet."""
+    experiment_dir = Path(experiment_dir)
+    paths = experiment_dir / TRIALS_FILE, experiment_dir / CURVES_FILE
+    if not all(p.is_file() for p in paths):
+        return None
+    return Results(*(pd.read_parquet(p) for p in paths))
 
 
 def build(experiment_dir: str | Path) -> Results:
@@ -129,67 +99,23 @@ def build(experiment_dir: str | Path) -> Results:
 
     Statuses come from the experiment state Tune saved, not from the live trials: when a sweep
     is interrupted, Tune ends the live trials, but the saved state keeps them unfinished, which
-    is what `raysweep resume` goes by and what the store must say.
+    is what `raysweep resume` goes by and what the store must say. A trial the store already
+    holds as ended keeps its row; only the others' reports are read.
     """
-    spec = experiment.load_spec(experiment_dir)
-    with _quiet(TUNE_ANALYSIS_LOGGER):
-        analysis = ExperimentAnalysis(str(Path(experiment_dir).resolve()))
-    modes = load_workload(spec.workload).METRICS
-    frames = analysis.trial_dataframes
+    sweep = trial_rows.sweep_of(experiment_dir)
     stalled = experiment.stalled_trials(experiment_dir)
-    kind = SCHEDULERS[spec.scheduler.type]
-    trial_rows, curve_parts = [], []
-    for t in analysis.trials:
-        history = frames.get(t.trial_id, pd.DataFrame())
-        where = placement(history)   # before the re-run epochs replace the first attempt's
-        if "epoch" in history:
-            # A resumed trial re-runs the epochs after its last checkpoint: the re-run counts.
-            history = history.drop_duplicates(subset="epoch", keep="last")
-        history = history.reset_index(drop=True)
-        metrics = [c for c in history.columns if c not in TUNE_COLUMNS | PLACEMENT_COLUMNS and c != "epoch"
-                   and not c.startswith("config/") and pd.api.types.is_numeric_dtype(history[c])]
-        epochs_run = int(history["epoch"].max()) if "epoch" in history and len(history) else 0
-        config = space.decode(t.config, spec.params)
-        planned = int(config.get("epochs", spec.epochs))
-        if kind.stops_early:
-            planned = min(planned, spec.scheduler_max_t)
-        error = _error_text(t.path)
-        patience = "restored_best_epoch" in history and history["restored_best_epoch"].notna().any()
-        # stalled in its last attempt (a retried trial may have failed otherwise since)
-        was_stalled = t.status == "ERROR" and stalled.get(t.trial_id, {}).get("attempt") == t.num_failures
-        row = {"trial": t.trial_id, **{k: _cell(v) for k, v in config.items()},
-               "status": stop_reason(t.status, epochs_run, planned, error, kind.label, patience, stalled=was_stalled),
-               "error": (stalled[t.trial_id]["reason"] if was_stalled else describe_failure(error))
-               if t.status == "ERROR" else "",
-               "epochs_run": epochs_run, "planned_epochs": planned}
-        best_index = _best(history[spec.metric], spec.mode)[1] if spec.metric in history else None
-        row["best_epoch"] = int(history.loc[best_index, "epoch"]) if best_index is not None else None
-        for m in metrics:   # best and last of each metric; last only of what is no score (lr)
-            if m == "restored_best_epoch":
-                restored = history[m].dropna()
-                row[m] = int(restored.iloc[-1]) if len(restored) else None
-                continue
-            if m in modes:
-                row[f"best_{m}"] = _best(history[m], modes[m])[0]
-            row[f"last_{m}"] = float(history[m].iloc[-1]) if len(history) else math.nan
-        row["wall_time_s"] = float(history["time_total_s"].iloc[-1]) if "time_total_s" in history and len(history) else 0.0
-        resources = t.placement_group_factory.required_resources
-        row["cpus"], row["gpus"] = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
-        # Tune counts a trial's final failure too; retries are the failures it came back from.
-        row.update(where, retries=int(t.num_failures) - int(t.status == "ERROR"))
-        row["path"] = str(t.path)
-        trial_rows.append(row)
-        if len(history):
-            step = history["training_iteration"] if "training_iteration" in history else pd.Series(range(1, len(history) + 1))
-            curve = pd.DataFrame({"trial": t.trial_id, "step": step.astype(int)})
-            curve = pd.concat([curve, history[["epoch"] + metrics if "epoch" in history else metrics]], axis=1)
-            curve_parts.append(curve)
-    trials = pd.DataFrame(trial_rows)
-    curves = pd.concat(curve_parts, ignore_index=True) if curve_parts else pd.DataFrame(columns=["trial", "step"])
-    for column in ("best_epoch", "restored_best_epoch"):
-        if column in trials:
-            trials[column] = trials[column].astype("Int64")
-    return Results(trials, curves)
+    kept_rows, kept_curves = ended_rows(read(experiment_dir))
+    rows, curves = [], []
+    for t in experiment.saved_trials(experiment_dir):
+        if t.status in ENDED and t.trial_id in kept_rows:
+            row, curve = {**kept_rows[t.trial_id], "path": str(t.path)}, kept_curves.get(t.trial_id)
+        else:
+            reports, error = experiment.trial_reports(t.path), trial_rows.error_text(t.path)
+            row, curve = trial_rows.row(sweep, t, t.status, reports, error, stalled)
+        rows.append(row)
+        if curve is not None:
+            curves.append(curve)
+    return assemble(rows, curves)
 
 
 @dataclass(frozen=True)
@@ -220,10 +146,16 @@ def write(experiment_dir: str | Path, results: Results) -> list[Path]:
     experiment_dir = Path(experiment_dir)
     paths = [experiment_dir / TRIALS_FILE, experiment_dir / CURVES_FILE]
     for frame, path in zip((results.trials, results.curves), paths):
-        tmp = path.with_suffix(".parquet.tmp")
+        tmp = path.with_suffix(f".parquet.{os.getpid()}.tmp")   # `rank` may write while the sweep does
         frame.to_parquet(tmp, index=False)
         tmp.replace(path)   # a reader never sees half a file
     return paths
+
+
+def remove(experiment_dir: str | Path) -> None:
+    """Remove the store, so that the next `load` rebuilds it from Tune's files."""
+    for name in (TRIALS_FILE, CURVES_FILE):
+        Path(experiment_dir, name).unlink(missing_ok=True)
 
 
 def _state_mtime(experiment_dir: Path) -> float:
@@ -241,47 +173,8 @@ def load(experiment_dir: str | Path) -> Results:
     trials_path, curves_path = experiment_dir / TRIALS_FILE, experiment_dir / CURVES_FILE
     if trials_path.is_file() and curves_path.is_file() and \
             min(trials_path.stat().st_mtime, curves_path.stat().st_mtime) >= _state_mtime(experiment_dir):
-        return Results(pd.read_parquet(trials_path), pd.read_parquet(curves_path))
+        return read(experiment_dir)
     results = build(experiment_dir)
     if not results.trials.empty:
         write(experiment_dir, results)
     return results
-
-
-class StoreWriter(Callback):
-    """Keeps the store current while a sweep runs: after trials end and once more at the end,
-    from what Tune has saved by then (`load` rebuilds when Tune saved later). A failure to
-    write is logged, never raised: the store must not take a sweep down.
-
-    A rebuild reads every trial, so it takes longer as the sweep grows (7 s at 1,500 trials),
-    and it runs in Tune's driver loop, which schedules nothing meanwhile. Rebuilt every 10 s, it
-    took three quarters of the driver's time by then (bench/scale.py). The next rebuild now waits
-    `min_interval_s`, or 20 times as long as the last one took, whichever is longer: the store
-    costs the sweep at most about 5% of its time, whatever its size.
-    """
-
-    def __init__(self, experiment_dir: str, min_interval_s: float = 10.0, max_share: float = 0.05,
-                 clock=time.monotonic):
-        self.experiment_dir, self.min_interval_s, self.max_share = str(experiment_dir), min_interval_s, max_share
-        self.clock = clock
-        self.next_write = 0.0
-
-    def _write(self, force: bool) -> None:
-        started = self.clock()
-        if not force and started < self.next_write:
-            return
-        try:
-            write(self.experiment_dir, build(self.experiment_dir))
-        except Exception as exc:  # noqa: BLE001 - reported, and rebuilt by the next load()
-            log.warning("results store not updated (%s: %s); `raysweep rank` rebuilds it", type(exc).__name__, exc)
-        took = self.clock() - started
-        self.next_write = started + max(self.min_interval_s, took / self.max_share)
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self._write(force=False)
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self._write(force=False)
-
-    def on_experiment_end(self, trials, **info):
-        self._write(force=True)

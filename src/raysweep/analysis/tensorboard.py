@@ -82,6 +82,9 @@ class TensorBoardWriter(TBXLoggerCallback):
             for name, value in metric_dict.items():   # HParams reads its metrics from scalars
                 writer.add_scalar(name, value)
             writer.close()
-            self._writers.pop(trial.trial_id, None)
         except Exception as exc:  # noqa: BLE001 - logs must never take a sweep down
             log.warning("TensorBoard: could not write hparams of %s (%s)", trial.trial_id, exc)
+        finally:   # what an ended trial holds is let go: a sweep's memory must not grow with its trials
+            self._writers.pop(trial.trial_id, None)
+            self.best.pop(trial.trial_id, None)
+            self.last.pop(trial.trial_id, None)

@@ -14,11 +14,13 @@ from ray import tune
 
 from raysweep import experiment
 from raysweep.analysis import diagnose, leaderboard, store
-from raysweep.analysis.store import StoreWriter
+from raysweep.analysis.store_writer import StoreWriter
 from raysweep.analysis.tensorboard import TENSORBOARD_DIR, TensorBoardWriter
 from raysweep.checks import is_missing
-from raysweep.runner import logs, storage, tuning
+from raysweep.runner import logs, ray_fixes, storage, tuning
+from raysweep.runner.ended_trials import EndedTrialTrimmer
 from raysweep.runner.progress import ProgressLines
+from raysweep.runner.pruning import CheckpointPruner
 from raysweep.runner.session import start_ray
 from raysweep.runner.watchdog import StallWatchdog
 from raysweep.search import searchers, space
@@ -39,7 +41,8 @@ def run(spec: Spec, *, address: str | None = None) -> Path:
         prepared = tuning.prepare(spec, experiment_dir)
         log.info("sweep %s: %d trials at most at once, each with %s; results in %s", spec.name,
                  prepared.allocation.max_concurrent, prepared.allocation.trial, experiment.home(experiment_dir))
-        _tuner(spec, prepared, experiment_dir).fit()
+        with ray_fixes.results_left_on_disk():
+            _tuner(spec, prepared, experiment_dir).fit()
     return gather(experiment_dir)
 
 
@@ -68,7 +71,8 @@ def _resumed(spec: Spec, experiment_dir: Path, stored: str, address: str | None)
         prepared = tuning.prepare(spec, experiment_dir)
         tuner = tune.Tuner.restore(stored, trainable=prepared.trainable,
                                    resume_unfinished=True, resume_errored=False, restart_errored=False)
-        tuner.fit()
+        with ray_fixes.results_left_on_disk():
+            tuner.fit()
     return gather(experiment_dir)
 
 
@@ -91,11 +95,13 @@ def _tuner(spec: Spec, prepared: tuning.Prepared, experiment_dir: Path) -> tune.
                              planned_epochs=spec.epochs, experiment_dir=str(experiment_dir))
     plan = tuning.searcher(spec, max_concurrent=prepared.allocation.max_concurrent, points=points)
     storage, name = experiment.tune_location(experiment_dir)
-    # The store is kept current from Tune's files as trials end; for an experiment stored at a
-    # URI those are remote until the end, so `gather` builds it then.
-    store_writer = [] if experiment.is_copy(experiment_dir) else [StoreWriter(str(experiment_dir))]
+    # The store is kept current from the driver's copy of each trial's files, which it has
+    # for an experiment stored at a URI too (the working copy's store is uploaded by `gather`).
+    store_writer = StoreWriter(str(experiment_dir))
     stall = spec.failure.stall_timeout_s
     watchdog = [StallWatchdog(str(experiment_dir), stall)] if stall else []
+    keep = spec.checkpoints.keep_top
+    pruner = [CheckpointPruner(spec.metric, spec.mode, keep)] if keep is not None else []
     return tune.Tuner(
         prepared.trainable,
         param_space=plan.param_space,
@@ -107,8 +113,9 @@ def _tuner(spec: Spec, prepared: tuning.Prepared, experiment_dir: Path) -> tune.
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=2, checkpoint_score_attribute=spec.metric, checkpoint_score_order=spec.mode),
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries),
-            callbacks=[progress, *store_writer, *watchdog,
-                       TensorBoardWriter(str(experiment_dir), spec.params, load_workload(spec.workload).METRICS)],
+            callbacks=[progress, store_writer, *watchdog, *pruner,
+                       TensorBoardWriter(str(experiment_dir), spec.params, load_workload(spec.workload).METRICS),
+                       EndedTrialTrimmer(spec.metric)],
             verbose=0),
     )
 

@@ -41,7 +41,7 @@ class ProgressLines(Callback):
 
     def _line(self, trial, how: str, shown: str | None = None) -> None:
         self.done += 1
-        result = self.last.get(trial.trial_id, {})
+        result = self.last.pop(trial.trial_id, {})   # an ended trial's last result is kept no longer
         config = space.decode(trial.config, self.params)
         params = " ".join(f"{p.name}={_short(config[p.name])}" for p in space.all_params(self.params)
                           if p.name in config)
@@ -54,7 +54,7 @@ class ProgressLines(Callback):
         print(f"[{self.done}{total} {elapsed:5.0f}s] {trial.trial_id} {how}: {shown}; {best} | {params}", flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        epochs = self.last.get(trial.trial_id, {}).get("epoch", 0)
+        epochs = self.last.get(trial.trial_id, {}).get("epoch", 0)   # before _line lets it go
         how = f"finished {epochs} epochs" if epochs >= self.planned_epochs else f"stopped at epoch {epochs}"
         self._line(trial, how)
 

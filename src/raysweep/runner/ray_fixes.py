@@ -38,10 +38,26 @@ the autoscaler's monitor with SIGTERM and a second's grace. The monitor's SIGTER
 reports "the autoscaler failed" to the GCS, which is gone by then, so it hangs until the grace
 runs out and is killed anyway: every run and every test session waited a second for nothing
 (bench/startup.py). The monitor of a Ray this driver started is killed without the grace.
+
+Ray 2.60, choosing the next trial: `FIFOScheduler.choose_trial_to_run` (ASHA's and the median
+rule's too) walks every trial the sweep ever created, twice, looking for a pending or paused
+one, and Tune asks on every step of its loop: at 2,300 trials it took 22% of the driver's time
+(bench/scale.py), and it grows with every trial run. Only live trials can be pending or paused,
+and the controller keeps those apart, so the walk is over them; they are kept in Tune's order
+(a set, in Tune): the order they were created, a retried trial moved to the end as Tune moves
+it, so the trial chosen is the one Tune would choose.
+
+Ray 2.60, the end of a sweep: `tune.run` hands back an `ExperimentAnalysis` of every trial,
+whose constructor reads every trial's reports into a DataFrame: 10,000 files and as many
+frames in the driver at the end of a 10,000-trial sweep (bench/scale.py), which raysweep never
+looks at (its results store holds them, analysis/store.py). Within `results_left_on_disk()`,
+around a sweep's `fit`, the analysis it hands back reads none; lr-find and io-search, which read
+their few trials' results from it, and `ExperimentAnalysis` elsewhere are Tune's own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from pathlib import Path
 
@@ -49,9 +65,13 @@ from ray._private import node as ray_node
 from ray._private import ray_constants
 from ray.air.execution._internal import actor_manager
 from ray.exceptions import ActorDiedError, OutOfMemoryError
+from ray.tune import tune as tune_run
 from ray.tune.execution import tune_controller
+from ray.tune.experiment.trial import Trial
 from ray.tune.logger import logger as tune_loggers
-from ray.tune.schedulers import hyperband
+from ray.tune.schedulers import hyperband, trial_scheduler
+
+from raysweep import experiment
 
 
 class KilledForMemory(ActorDiedError):
@@ -101,6 +121,53 @@ def _monitor_killed_without_grace(kill):
     return kill_process
 
 
+class LiveTrials(dict):
+    """The controller's live trials as a set that iterates in the order trials were added."""
+
+    def add(self, trial) -> None:
+        self[trial] = None
+
+    def discard(self, trial) -> None:
+        self.pop(trial, None)
+
+
+def _live_trials_in_creation_order(init):
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)   # a resumed sweep's trials are added in here
+        self._live_trials = LiveTrials.fromkeys(t for t in self._trials if t in self._live_trials)
+    return __init__
+
+
+def _a_retried_trial_queued_last(requeue):
+    def _requeue_trial(self, trial):
+        requeue(self, trial)
+        self._live_trials.discard(trial)
+        self._live_trials.add(trial)
+    return _requeue_trial
+
+
+def _next_trial_chosen_among_the_live(choose):
+    def choose_trial_to_run(self, tune_controller):
+        live = tune_controller.get_live_trials()
+        for status in (Trial.PENDING, Trial.PAUSED):
+            for trial in live:
+                if trial.status == status:
+                    return trial
+        return None
+    return choose_trial_to_run
+
+
+@contextlib.contextmanager
+def results_left_on_disk():
+    """`tune.run`, and so `Tuner.fit`, hands back an analysis that read no trial's reports."""
+    original = tune_run.ExperimentAnalysis
+    tune_run.ExperimentAnalysis = experiment.SavedState
+    try:
+        yield
+    finally:
+        tune_run.ExperimentAnalysis = original
+
+
 # (class, method, the fix: the original method -> its replacement), in the docstring's order.
 FIXES = (
     (actor_manager.RayActorManager, "_actor_task_failed", _memory_kills_as_dead_actors),
@@ -108,6 +175,9 @@ FIXES = (
     (tune_loggers.LoggerCallback, "_restore_from_remote", _the_drivers_result_files_kept),
     (hyperband.HyperBandScheduler, "on_trial_remove", _brackets_that_removals_finish_ended),
     (ray_node.Node, "_kill_process_impl", _monitor_killed_without_grace),
+    (tune_controller.TuneController, "__init__", _live_trials_in_creation_order),
+    (tune_controller.TuneController, "_requeue_trial", _a_retried_trial_queued_last),
+    (trial_scheduler.FIFOScheduler, "choose_trial_to_run", _next_trial_chosen_among_the_live),
 )
 
 

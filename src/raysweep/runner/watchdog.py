@@ -28,16 +28,30 @@ class StallWatchdog(Callback):
     def __init__(self, experiment_dir: str, timeout_s: float):
         self.experiment_dir, self.timeout_s = str(experiment_dir), float(timeout_s)
         self.last_heard: dict[str, float] = {}
+        self.started: dict[str, object] = {}   # trial id -> trial, from its start to its end
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.last_heard[trial.trial_id] = time.monotonic()
+        self.started[trial.trial_id] = trial
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.last_heard[trial.trial_id] = time.monotonic()
 
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._forget(trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._forget(trial)
+
+    def _forget(self, trial) -> None:
+        self.last_heard.pop(trial.trial_id, None)
+        self.started.pop(trial.trial_id, None)
+
     def on_step_begin(self, iteration, trials, **info):
+        """Looks at the trials started and not ended: Tune's loop steps many times a second,
+        and a walk over every trial of the sweep would cost more with every trial run."""
         now = time.monotonic()
-        for trial in trials:
+        for trial in list(self.started.values()):
             heard = self.last_heard.get(trial.trial_id)
             if trial.status != "RUNNING" or heard is None or now - heard < self.timeout_s:
                 continue
@@ -59,4 +73,4 @@ class StallWatchdog(Callback):
         tmp.replace(path)
 
     def __getstate__(self):   # Tune pickles its callbacks with the experiment state
-        return {"experiment_dir": self.experiment_dir, "timeout_s": self.timeout_s, "last_heard": {}}
+        return {"experiment_dir": self.experiment_dir, "timeout_s": self.timeout_s, "last_heard": {}, "started": {}}

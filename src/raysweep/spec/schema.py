@@ -29,7 +29,7 @@ IO_CONFIG_KNOBS = ("batch_size", "prefetch_batches", "shuffle_buffer")
 IO_KNOBS = IO_CONFIG_KNOBS + ("data_path", "read_parallelism", "materialize", "cpus_per_worker")
 
 TOP_KEYS = ("name", "workload", "data", "metric", "mode", "fixed", "params", "search",
-            "scheduler", "resources", "failure", "storage_path", "lr_find", "io_search")
+            "scheduler", "resources", "failure", "checkpoints", "storage_path", "lr_find", "io_search")
 SECTION_KEYS = {
     "data": ("path", "format", "materialize", "read_parallelism"),
     "search": ("algorithm", "num_samples", "seed", "points_to_evaluate", "warm_start"),
@@ -37,6 +37,7 @@ SECTION_KEYS = {
     "resources": ("workers_per_trial", "cpus_per_worker", "gpus_per_worker",
                   "max_concurrent_trials", "executor"),
     "failure": ("max_retries", "stall_timeout_s"),
+    "checkpoints": ("keep_top",),
     "lr_find": LR_FIND_KEYS,
     "io_search": IO_SEARCH_KEYS,
 }
@@ -110,6 +111,18 @@ class Failure:
 
 
 @dataclass(frozen=True)
+class Checkpoints:
+    """Which ended trials keep their checkpoints (runner/pruning.py).
+
+    Running, pending and paused trials always keep theirs (they continue from them). Of the
+    ended ones, the best `keep_top` that did not fail keep theirs, for export and the report's
+    best-trial plots; the others' are deleted as they end. None keeps every checkpoint.
+    """
+
+    keep_top: int | None = 5
+
+
+@dataclass(frozen=True)
 class LRFind:
     """`raysweep lr-find`: steps to fit a subset, then one LR range test (Smith 2017)."""
 
@@ -147,6 +160,7 @@ class Spec:
     scheduler: Scheduler = Scheduler()
     resources: Resources = Resources()
     failure: Failure = Failure()
+    checkpoints: Checkpoints = Checkpoints()
     storage_path: str = "results"
     lr_find: LRFind = LRFind()
     io_search: IOSearch | None = None

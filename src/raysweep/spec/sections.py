@@ -8,7 +8,7 @@ from raysweep.search import SEARCHERS, searchers, space
 from raysweep.search.schedulers import SCHEDULERS
 from raysweep.search.space import Param
 from raysweep.spec.problems import Problems
-from raysweep.spec.schema import EXECUTORS, SNAPSHOT_FILE, Failure, Resources, Scheduler, Search, WarmStart
+from raysweep.spec.schema import EXECUTORS, SNAPSHOT_FILE, Checkpoints, Failure, Resources, Scheduler, Search, WarmStart
 
 
 def search(problems: Problems, s: dict, params: list[Param]) -> Search:
@@ -165,3 +165,9 @@ def failure(problems: Problems, f: dict) -> Failure:
     stall = problems.number(f, "failure", "stall_timeout_s", Failure.stall_timeout_s, low=0, strict=True,
                             optional=True)
     return Failure(max_retries=retries, stall_timeout_s=stall)
+
+
+def checkpoints(problems: Problems, c: dict) -> Checkpoints:
+    """`checkpoints:`: how many of the best ended trials keep their checkpoints (null: all)."""
+    keep = problems.number(c, "checkpoints", "keep_top", Checkpoints.keep_top, low=1, integer=True, optional=True)
+    return Checkpoints(keep_top=keep)

@@ -86,6 +86,7 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
     scheduler = sections.scheduler(problems, section(problems, raw, "scheduler"), epochs, params, search.algorithm)
     resources = sections.resources(problems, section(problems, raw, "resources"))
     failure = sections.failure(problems, section(problems, raw, "failure"))
+    checkpoints = sections.checkpoints(problems, section(problems, raw, "checkpoints"))
     storage = raw.get("storage_path", "results")
     if not isinstance(storage, str) or not storage:
         problems.bad("storage_path", f"must be a directory path, got {storage!r}")
@@ -103,7 +104,7 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
         return None
     return Spec(name=name, workload=workload, data=data, metric=metric, mode=mode,
                 fixed=fixed, params=tuple(params), search=search, scheduler=scheduler,
-                resources=resources, failure=failure, storage_path=storage, lr_find=lr_find,
+                resources=resources, failure=failure, checkpoints=checkpoints, storage_path=storage, lr_find=lr_find,
                 io_search=io_search, source=problems.source)
 
 
