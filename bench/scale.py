@@ -8,7 +8,9 @@ as a user launches it, and then `raysweep rank` and `raysweep report` on its exp
 - wall time, and the marginal seconds per trial between consecutive sizes;
 - the driver process's peak resident memory (sampled every 0.2 s with psutil);
 - the experiment directory's bytes and files per trial;
-- how long `rank` and `report` take on the result.
+- how long `rank` and `report` take on the result, and `analysis.load` in this process: reading
+  the store, and rebuilding it from Tune's files as after a driver killed mid-sweep (`rebuild_s`:
+  the store removed first, so every trial's reports are read).
 
     python bench/scale.py [--trials 100 1000 10000] [--out bench/out]
 
@@ -31,6 +33,8 @@ from pathlib import Path
 import psutil
 import yaml
 
+from raysweep import analysis
+from raysweep.analysis import store
 from raysweep.datasets import glideator
 
 
@@ -64,6 +68,21 @@ def timed(args: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def load_times(experiment: Path) -> dict:
+    """Seconds to load the store as written, and to rebuild it from Tune's files alone."""
+    start = time.perf_counter()
+    analysis.load(experiment)
+    loaded = time.perf_counter() - start
+    for name in (store.TRIALS_FILE, store.CURVES_FILE):
+        (experiment / name).rename(experiment / f"{name}.kept")
+    start = time.perf_counter()
+    analysis.load(experiment)
+    rebuilt = time.perf_counter() - start
+    for name in (store.TRIALS_FILE, store.CURVES_FILE):
+        (experiment / f"{name}.kept").replace(experiment / name)
+    return {"load_s": loaded, "rebuild_s": rebuilt}
+
+
 def sweep(data_dir: Path, trials: int, storage: Path) -> dict:
     """One `raysweep run` of `trials` trials, then `rank` and `report` on it."""
     raysweep = str(Path(sys.executable).parent / "raysweep")
@@ -87,7 +106,7 @@ def sweep(data_dir: Path, trials: int, storage: Path) -> dict:
             "files_per_trial": len(files) / trials,
             "rank_s": timed([raysweep, "rank", str(experiment)]),
             "report_s": timed([raysweep, "report", str(experiment)]),
-            "experiment": str(experiment)}
+            **load_times(experiment), "experiment": str(experiment)}
 
 
 def main() -> None:
@@ -107,14 +126,14 @@ def main() -> None:
         print(f"{n} trials: {rows[-1]['wall_s']:.0f} s", flush=True)
 
     print("\n| trials | wall s | marginal s/trial | driver peak MB | KB per trial | files per trial "
-          "| rank s | report s |\n|---|---|---|---|---|---|---|---|")
+          "| rank s | report s | load s | rebuild s |\n|---|---|---|---|---|---|---|---|---|---|")
     previous = None
     for row in rows:
         marginal = "" if previous is None else \
             f"{(row['wall_s'] - previous['wall_s']) / (row['trials'] - previous['trials']):.3f}"
         print(f"| {row['trials']:,} | {row['wall_s']:.0f} | {marginal} | {row['driver_peak_rss_mb']:.0f} "
               f"| {row['dir_bytes_per_trial'] / 1e3:.0f} | {row['files_per_trial']:.1f} "
-              f"| {row['rank_s']:.1f} | {row['report_s']:.1f} |")
+              f"| {row['rank_s']:.1f} | {row['report_s']:.1f} | {row['load_s']:.2f} | {row['rebuild_s']:.1f} |")
         previous = row
 
 
