@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import average_precision_score, precision_recall_curve
+from sklearn.metrics import average_precision_score, fbeta_score, precision_recall_curve
 
-from raysweep.training.metrics import average_precision, best_f1
+from raysweep.training.metrics import average_precision, best_f1, best_fbeta
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -29,3 +29,25 @@ def test_without_positives_the_metrics_are_undefined():
     assert best_f1(np.array([0, 1, 1]), np.array([0.1, 0.8, 0.9])) == (1.0, 0.8)
     diverged = np.array([0.2, np.nan, 0.9])
     assert np.isnan(average_precision(np.array([0, 1, 1]), diverged)) and np.isnan(best_f1([0, 1, 1], diverged)[0])
+
+
+@pytest.mark.parametrize("beta", [0.5, 2.0])
+@pytest.mark.parametrize("seed", range(10))
+def test_best_fbeta_is_scikit_learns_fbeta_at_the_threshold_it_picks(seed, beta):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 400))
+    labels = rng.random(n) < rng.uniform(0.02, 0.5)
+    labels[0] = True
+    scores = np.round(rng.random(n) + labels * rng.random(n), int(rng.integers(1, 4)))
+    value, threshold = best_fbeta(labels, scores, beta)
+    assert value == pytest.approx(fbeta_score(labels, scores >= threshold, beta=beta))
+    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    every = (1 + beta**2) * precision * recall / np.maximum(beta**2 * precision + recall, 1e-12)
+    assert value == pytest.approx(every[:-1].max()), "no threshold does better"
+
+
+def test_a_larger_beta_picks_a_lower_threshold_when_recall_costs_precision():
+    labels = np.array([1, 0, 1, 0, 0, 1, 0, 0])
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+    assert best_fbeta(labels, scores, 0.5)[1] > best_fbeta(labels, scores, 4.0)[1]
+    assert best_fbeta(labels, scores, 4.0)[1] == 0.4   # every positive caught

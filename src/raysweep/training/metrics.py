@@ -1,5 +1,5 @@
-"""Metrics in numpy: ROC-AUC with ties, precision-recall (average precision, F1 at its best
-threshold), expected calibration error, regression errors.
+"""Metrics in numpy: ROC-AUC with ties, precision-recall (average precision, F-beta and F1 at
+their best threshold), expected calibration error, regression errors.
 
 Plain numpy rather than scikit-learn: two small functions do not justify the dependency, and
 they run on the worker after each validation pass.
@@ -65,18 +65,26 @@ def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
-def best_f1(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
-    """(F1, threshold): the best F1 over the thresholds the scores offer, and that threshold,
-    the operating point a deployment would pick on validation data. (NaN, NaN) without positives
-    or with non-finite scores."""
+def best_fbeta(labels: np.ndarray, scores: np.ndarray, beta: float = 1.0) -> tuple[float, float]:
+    """(F-beta, threshold): the best F-beta over the thresholds the scores offer, and that
+    threshold, the operating point a deployment would pick on validation data. beta > 1 weighs
+    recall higher (beta 2: a missed positive costs as much as four false alarms), beta < 1
+    precision. (NaN, NaN) without positives or with non-finite scores."""
     if _undefined(labels, scores):
         return float("nan"), float("nan")
     precision, recall, thresholds, n_pos = _precision_recall(labels, scores)
     if n_pos == 0:
         return float("nan"), float("nan")
-    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
-    best = int(np.argmax(f1))
-    return float(f1[best]), float(thresholds[best])
+    b2 = beta * beta
+    denominator = b2 * precision + recall
+    fbeta = np.where(denominator > 0, (1 + b2) * precision * recall / np.maximum(denominator, 1e-12), 0.0)
+    best = int(np.argmax(fbeta))
+    return float(fbeta[best]), float(thresholds[best])
+
+
+def best_f1(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """(F1, threshold) at the best threshold: `best_fbeta` with beta 1."""
+    return best_fbeta(labels, scores, 1.0)
 
 
 def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> float:
