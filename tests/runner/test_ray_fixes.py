@@ -145,8 +145,10 @@ def test_the_analysis_a_sweep_hands_back_reads_no_trials_reports(experiment):
     """tune.run's ExperimentAnalysis (which a sweep drops) must not read every trial's files;
     outside a sweep's fit (lr-find reads its results from it) it reads them as before."""
     from ray.tune import tune as tune_run
+    from ray.tune.impl import tuner_internal
 
-    with ray_fixes.results_left_on_disk():
-        handed_back = tune_run.ExperimentAnalysis(str(experiment))
-    assert handed_back.trial_dataframes == {} and len(handed_back.trials) == 6
-    assert len(tune_run.ExperimentAnalysis(str(experiment)).trial_dataframes) == 6
+    for module in (tune_run, tuner_internal):   # fit's result, and restore's view of the past
+        with ray_fixes.results_left_on_disk():
+            handed_back = module.ExperimentAnalysis(str(experiment))
+        assert handed_back.trial_dataframes == {} and len(handed_back.trials) == 6
+        assert len(module.ExperimentAnalysis(str(experiment)).trial_dataframes) == 6

@@ -69,9 +69,9 @@ def _resumed(spec: Spec, experiment_dir: Path, stored: str, address: str | None)
         experiment.record_provenance(experiment_dir, "resume")
         start_ray(address, spec)
         prepared = tuning.prepare(spec, experiment_dir)
-        tuner = tune.Tuner.restore(stored, trainable=prepared.trainable,
-                                   resume_unfinished=True, resume_errored=False, restart_errored=False)
         with ray_fixes.results_left_on_disk():
+            tuner = tune.Tuner.restore(stored, trainable=prepared.trainable,
+                                       resume_unfinished=True, resume_errored=False, restart_errored=False)
             tuner.fit()
     return gather(experiment_dir)
 

@@ -50,8 +50,9 @@ it, so the trial chosen is the one Tune would choose.
 Ray 2.60, the end of a sweep: `tune.run` hands back an `ExperimentAnalysis` of every trial,
 whose constructor reads every trial's reports into a DataFrame: 10,000 files and as many
 frames in the driver at the end of a 10,000-trial sweep (bench/scale.py), which raysweep never
-looks at (its results store holds them, analysis/store.py). Within `results_left_on_disk()`,
-around a sweep's `fit`, the analysis it hands back reads none; lr-find and io-search, which read
+looks at (its results store holds them, analysis/store.py); `Tuner.restore` makes another at
+the start of `raysweep resume` (a 10,000-trial resume peaked at 1.3 GB). Within
+`results_left_on_disk()`, around a sweep's `fit` and a resume's `restore`, neither reads any; lr-find and io-search, which read
 their few trials' results from it, and `ExperimentAnalysis` elsewhere are Tune's own.
 """
 
@@ -68,6 +69,7 @@ from ray.exceptions import ActorDiedError, OutOfMemoryError
 from ray.tune import tune as tune_run
 from ray.tune.execution import tune_controller
 from ray.tune.experiment.trial import Trial
+from ray.tune.impl import tuner_internal
 from ray.tune.logger import logger as tune_loggers
 from ray.tune.schedulers import hyperband, trial_scheduler
 
@@ -159,13 +161,17 @@ def _next_trial_chosen_among_the_live(choose):
 
 @contextlib.contextmanager
 def results_left_on_disk():
-    """`tune.run`, and so `Tuner.fit`, hands back an analysis that read no trial's reports."""
-    original = tune_run.ExperimentAnalysis
-    tune_run.ExperimentAnalysis = experiment.SavedState
+    """`tune.run`, and so `Tuner.fit`, hands back an analysis that read no trial's reports, and
+    so does the one `Tuner.restore` makes of the experiment as it was (for `get_results`)."""
+    modules = (tune_run, tuner_internal)
+    originals = [module.ExperimentAnalysis for module in modules]
+    for module in modules:
+        module.ExperimentAnalysis = experiment.SavedState
     try:
         yield
     finally:
-        tune_run.ExperimentAnalysis = original
+        for module, original in zip(modules, originals):
+            module.ExperimentAnalysis = original
 
 
 # (class, method, the fix: the original method -> its replacement), in the docstring's order.
