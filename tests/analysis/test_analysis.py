@@ -199,3 +199,22 @@ def test_the_report_of_a_large_sweep_shows_the_top_and_says_how_many_more(experi
     assert page.count("<img ") == 5 and fitted == [100]
     assert cli.main(["rank", str(copy)]) == 0
     assert "... and 296 more (--top 0 prints all)" in capsys.readouterr().out
+
+
+def test_a_sweep_stopped_between_two_trials_says_it_was_interrupted(experiment, tmp_path, capsys):
+    """Ctrl-C after one trial ended and before the next was created leaves no trial unfinished:
+    the trials not started yet say it (exit 130, and how to resume)."""
+    import shutil
+
+    from raysweep.cli import commands, exit_codes
+
+    copy = tmp_path / experiment.name
+    shutil.copytree(experiment, copy)
+    results = store.load(copy)
+    first = results.trials["trial"].iloc[:4]   # of the grid's 6
+    store.write(copy, store.Results(results.trials[results.trials["trial"].isin(first)],
+                                    results.curves[results.curves["trial"].isin(first)]))
+    assert commands._finish(copy) == exit_codes.INTERRUPTED
+    err = capsys.readouterr().err
+    assert "interrupted with 0 trials unfinished and 2 not started" in err and f"raysweep resume {copy}" in err
+    assert commands._finish(experiment) == exit_codes.OK

@@ -71,8 +71,11 @@ def _finish(experiment_dir: Path) -> int:
     """After a sweep: the leaderboard, and an exit code that says how it went (exit_codes.py)."""
     table = _print_leaderboard(experiment_dir)
     unfinished = int((table["status"] == "unfinished").sum()) if len(table) else 0
-    if unfinished:
-        print(f"\ninterrupted with {unfinished} trials unfinished; finish the sweep with:\n"
+    # Ctrl-C between one trial's end and the next one's creation leaves no trial unfinished
+    not_started = sweep.planned_trials(experiment.load_spec(experiment_dir)) - len(table)
+    if unfinished or not_started > 0:
+        missing = f"{unfinished} trials unfinished" + (f" and {not_started} not started" if not_started > 0 else "")
+        print(f"\ninterrupted with {missing}; finish the sweep with:\n"
               f"  raysweep resume {experiment_dir}", file=sys.stderr)
         return exit_codes.INTERRUPTED
     if diagnose.all_failed(table):

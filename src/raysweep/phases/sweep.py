@@ -120,7 +120,13 @@ def _tuner(spec: Spec, prepared: tuning.Prepared, experiment_dir: Path) -> tune.
     )
 
 
-def warm_start_points(spec: Spec) -> list[dict]:
+def planned_trials(spec: Spec) -> int:
+    """How many trials the sweep runs in all (what its progress lines count to)."""
+    return searchers.planned_trials(spec.search.algorithm, spec.params, spec.search.num_samples,
+                                    warm_start_points(spec, quiet=True))
+
+
+def warm_start_points(spec: Spec, quiet: bool = False) -> list[dict]:
     """The spec's given points, then the best trials of `search.warm_start.experiment`.
 
     They replace the first samples of `num_samples` (Tune's rule). An earlier trial's values
@@ -137,9 +143,11 @@ def warm_start_points(spec: Spec) -> list[dict]:
         problems = []
         space.check_point(point, list(spec.params), "point", lambda key, msg, found=problems: found.append(f"{key}: {msg}"))
         if problems:
-            log.warning("warm start: skipping trial %s of %s: %s", row["trial"], warm.experiment, "; ".join(problems))
+            if not quiet:
+                log.warning("warm start: skipping trial %s of %s: %s", row["trial"], warm.experiment, "; ".join(problems))
         else:
             points.append(point)
-    log.info("warm start: %d points evaluated first (%d from %s)", len(points),
-             len(points) - len(spec.search.points_to_evaluate), warm.experiment)
+    if not quiet:
+        log.info("warm start: %d points evaluated first (%d from %s)", len(points),
+                 len(points) - len(spec.search.points_to_evaluate), warm.experiment)
     return points
