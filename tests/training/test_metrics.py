@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn import metrics as sk
 from sklearn.metrics import average_precision_score, fbeta_score, precision_recall_curve
 
-from raysweep.training.metrics import average_precision, best_f1, best_fbeta
+from raysweep.training.metrics import (
+    BETA_KEY,
+    METRICS_BY_TASK,
+    THRESHOLD,
+    average_precision,
+    best_f1,
+    best_fbeta,
+    for_task,
+)
+from raysweep.workloads import tabular
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -51,3 +61,44 @@ def test_a_larger_beta_picks_a_lower_threshold_when_recall_costs_precision():
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
     assert best_fbeta(labels, scores, 0.5)[1] > best_fbeta(labels, scores, 4.0)[1]
     assert best_fbeta(labels, scores, 4.0)[1] == 0.4   # every positive caught
+
+
+def test_metrics_by_task_match_scikit_learn():
+    """for_task's numbers are scikit-learn's for each task, with the beta it is given."""
+    rng = np.random.default_rng(3)
+    labels = (rng.random(300) < 0.3).astype(float)
+    probs = np.clip(labels * 0.3 + rng.random(300) * 0.7, 0, 1)
+    out = for_task("binary", labels, probs[:, None], beta=0.5)
+    assert set(out) == set(METRICS_BY_TASK["binary"]) | {THRESHOLD}
+    assert out["val_loss"] == pytest.approx(sk.log_loss(labels, probs))
+    assert out["val_auc"] == pytest.approx(sk.roc_auc_score(labels, probs))
+    assert out["val_average_precision"] == pytest.approx(sk.average_precision_score(labels, probs))
+    assert out["val_fbeta"] == pytest.approx(sk.fbeta_score(labels, probs >= out[THRESHOLD], beta=0.5))
+
+    classes = rng.integers(0, 4, 200)
+    scores = rng.random((200, 4)) + np.eye(4)[classes] * 0.5
+    scores /= scores.sum(axis=1, keepdims=True)
+    out = for_task("multiclass", classes, scores, beta=2.0)
+    assert set(out) == set(METRICS_BY_TASK["multiclass"])
+    assert out["val_loss"] == pytest.approx(sk.log_loss(classes, scores))
+    assert out["val_accuracy"] == pytest.approx(sk.accuracy_score(classes, scores.argmax(1)))
+    assert out["val_fbeta"] == pytest.approx(sk.fbeta_score(classes, scores.argmax(1), beta=2.0, average="macro"))
+
+    true = rng.normal(size=(100, 2))
+    predicted = true + rng.normal(scale=0.3, size=(100, 2))
+    out = for_task("regression", true, predicted)
+    assert out["val_mae"] == pytest.approx(sk.mean_absolute_error(true, predicted))
+    assert out["val_r2"] == pytest.approx(sk.r2_score(true, predicted))
+
+
+def test_beta_reaches_compute_metrics_through_the_meta_the_loop_builds():
+    """A config's fbeta_beta changes val_fbeta of a workload whose compute_metrics reads the meta."""
+    rng = np.random.default_rng(0)
+    labels = (rng.random((400, 1)) < 0.3).astype(np.float32)
+    logits = (labels * 1.0 + rng.normal(size=(400, 1))).astype(np.float32)
+    meta = {"task": "binary"}
+    half = tabular.compute_metrics(logits, labels, {**meta, BETA_KEY: 0.5})
+    two = tabular.compute_metrics(logits, labels, {**meta, BETA_KEY: 2.0})
+    assert half[THRESHOLD] > two[THRESHOLD]   # precision first picks a stricter threshold
+    assert tabular.compute_metrics(logits, labels, meta)["val_fbeta"] == pytest.approx(
+        best_fbeta(labels, 1 / (1 + np.exp(-logits)), 1.0)[0])

@@ -157,7 +157,7 @@ def test_a_spec_must_fit_the_tables_task(csv_file, tmp_path):
         spec.load("search_spaces/tabular_asha.yaml", base + ["metric=val_auc", "mode=max", "fixed.loss=focal"])
     text = "\n".join(err.value.problems)
     assert "fixed.loss: 'focal' does not fit this regression table" in text
-    assert "metric: a regression table reports val_loss, train_loss, val_mae, val_rmse, val_r2" in text
+    assert "metric: a regression table reports val_loss, val_mae, val_rmse, val_r2, train_loss" in text
     with pytest.raises(spec.SpecError, match="holds tabular data, but the spec's workload is glideator"):
         spec.load("search_spaces/glideator_asha_random.yaml", [f"data.path={tmp_path / 'reg'}"])
 

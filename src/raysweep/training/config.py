@@ -34,6 +34,7 @@ class TrainingConfig:
     early_stopping_patience: int = 0  # stop after this many epochs without improvement; 0 = never
     early_stopping_min_delta: float = 0.0  # an improvement must beat the best by more than this
     early_stopping_metric: str = "val_loss"  # a metric the workload reports (its METRICS gives the mode)
+    fbeta_beta: float = 1.0           # the beta of val_fbeta: < 1 weighs precision higher, > 1 recall
     shuffle_buffer: int = 4096        # rows permuted together before batching; 0 = no shuffle
     prefetch_batches: int = 1         # blocks fetched (a streamed split: shards read) ahead of the loop
     seed: int = 0

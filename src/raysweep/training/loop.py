@@ -28,6 +28,7 @@ from raysweep.training.checkpoint import BEST_FILE, LAST_FILE
 from raysweep.training.config import TrainingConfig
 from raysweep.training.contract import Batch, Trainable
 from raysweep.training.early_stopping import EarlyStopping
+from raysweep.training.metrics import BETA_KEY
 
 # report(metrics, files): files maps checkpoint file names to what torch.save writes into
 # them (None: this report carries no checkpoint).
@@ -56,7 +57,8 @@ class Trainee:
     first_epoch: int = 0
     precision: precision.Precision = field(default_factory=precision.Precision)
     stopper: EarlyStopping = field(default_factory=EarlyStopping)
-    meta: dict = field(default_factory=dict)   # the dataset's meta.json, for compute_metrics
+    # The dataset's meta.json for compute_metrics, with the config's F-beta beta (BETA_KEY).
+    meta: dict = field(default_factory=dict)
 
 
 def build(workload: Trainable, cfg: TrainingConfig, meta: dict, *, device: torch.device,
@@ -84,7 +86,7 @@ def build(workload: Trainable, cfg: TrainingConfig, meta: dict, *, device: torch
                                             mode=workload.METRICS.get(cfg.early_stopping_metric, "min"),
                                             patience=cfg.early_stopping_patience,
                                             min_delta=cfg.early_stopping_min_delta),
-                      meta=meta)
+                      meta={**meta, BETA_KEY: cfg.fbeta_beta})
     if last is not None:
         optimizer.load_state_dict(last["optimizer"])
         scheduler.load_state_dict(last["scheduler"])

@@ -1,5 +1,6 @@
 """Metrics in numpy: ROC-AUC with ties, precision-recall (average precision, F-beta and F1 at
-their best threshold), expected calibration error, regression errors.
+their best threshold), expected calibration error, regression errors, and `for_task`: the
+validation metrics of each task, which every workload of that task reports alike.
 
 Plain numpy rather than scikit-learn: two small functions do not justify the dependency, and
 they run on the worker after each validation pass.
@@ -115,3 +116,83 @@ def standardised_mse(true: np.ndarray, predicted: np.ndarray) -> float:
     predicted = np.asarray(predicted, dtype=np.float64).reshape(len(predicted), -1)
     variance = np.maximum(true.var(axis=0), 1e-12)
     return float((((predicted - true) ** 2).mean(axis=0) / variance).mean())
+
+
+# --- metrics by task, from one place --------------------------------------------------------------
+# Every workload that predicts a task's outputs (the tabular MLP, the model families, Glideator's
+# distance thresholds) reports these names, so `metric: val_fbeta` means the same in any of them.
+METRICS_BY_TASK = {
+    "regression": ("val_loss", "val_mae", "val_rmse", "val_r2"),
+    "binary": ("val_loss", "val_auc", "val_accuracy", "val_ece", "val_fbeta", "val_average_precision"),
+    "multilabel": ("val_loss", "val_auc", "val_accuracy", "val_ece", "val_fbeta", "val_average_precision"),
+    "multiclass": ("val_loss", "val_accuracy", "val_fbeta"),
+}
+MODES = {"val_loss": "min", "val_mae": "min", "val_rmse": "min", "val_r2": "max", "val_auc": "max",
+         "val_accuracy": "max", "val_ece": "min", "val_fbeta": "max", "val_average_precision": "max"}
+# Reported beside val_fbeta for a binary task: the score above which a deployment predicts positive
+# (the threshold that maximised F-beta on validation). A fact about the model, not an objective.
+THRESHOLD = "val_fbeta_threshold"
+# The key of a dataset's meta under which the loop hands `compute_metrics` the config's `fbeta_beta`
+# (the contract's signature stays `compute_metrics(outputs, labels, meta)`).
+BETA_KEY = "fbeta_beta"
+PROBABILITY_FLOOR = 1e-7   # log loss of a probability 0 or 1 would be infinite
+
+
+def beta_of(meta: dict) -> float:
+    """The beta of `val_fbeta` the loop recorded in `meta` (1 where none was)."""
+    return float(meta.get(BETA_KEY, 1.0))
+
+
+def for_task(task: str, labels: np.ndarray, predictions: np.ndarray, *, beta: float = 1.0) -> dict[str, float]:
+    """The task's validation metrics (`METRICS_BY_TASK`) over a whole split.
+
+    `predictions` are probabilities for classification (one column per label or class) and
+    values in the targets' units for regression. `val_loss` is then the log loss (binary
+    cross-entropy per label, or cross-entropy over classes) or the standardised MSE. A workload
+    with logits at hand may replace `val_loss` with its exact value from them.
+    `val_fbeta` is the best F-beta over thresholds (binary; for multilabel the mean over labels,
+    each at its own threshold) or the macro F-beta of the most probable class (multiclass).
+    """
+    predictions = np.asarray(predictions, dtype=np.float64)
+    if task == "regression":
+        m = regression(labels, predictions)
+        return {"val_loss": standardised_mse(labels, predictions), "val_mae": m["mae"], "val_rmse": m["rmse"],
+                "val_r2": m["r2"]}
+    probs = np.clip(predictions, PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
+    if task == "multiclass":
+        target = np.asarray(labels).astype(np.int64).ravel()
+        probs = probs.reshape(len(target), -1)
+        chosen = probs.argmax(axis=1)
+        return {"val_loss": float(-np.log(probs[np.arange(len(target)), target]).mean()),
+                "val_accuracy": float((chosen == target).mean()),
+                "val_fbeta": macro_fbeta(target, chosen, probs.shape[1], beta)}
+    labels = np.asarray(labels, dtype=np.float64).reshape(len(probs), -1)
+    probs = probs.reshape(labels.shape)
+    per_label = [best_fbeta(labels[:, k], probs[:, k], beta) for k in range(labels.shape[1])]
+    fbetas = [f for f, _ in per_label if not np.isnan(f)]
+    out = {"val_loss": float(-(labels * np.log(probs) + (1 - labels) * np.log(1 - probs)).mean()),
+           "val_auc": macro_roc_auc(labels, probs),
+           "val_accuracy": float(((probs > 0.5) == (labels > 0.5)).mean()),
+           "val_ece": expected_calibration_error(labels, probs),
+           "val_fbeta": float(np.mean(fbetas)) if fbetas else float("nan"),
+           "val_average_precision": float(np.nanmean([average_precision(labels[:, k], probs[:, k])
+                                                      for k in range(labels.shape[1])]))
+           if labels.sum() > 0 else float("nan")}
+    if task == "binary":
+        out[THRESHOLD] = per_label[0][1]
+    return out
+
+
+def macro_fbeta(target: np.ndarray, chosen: np.ndarray, n_classes: int, beta: float = 1.0) -> float:
+    """F-beta of each class one-vs-rest, averaged over the classes that occur (scikit-learn's
+    `fbeta_score(average="macro")` over the labels present in truth or prediction)."""
+    b2 = beta * beta
+    scores = []
+    for k in range(n_classes):
+        true_pos = float(np.sum((chosen == k) & (target == k)))
+        predicted, actual = float(np.sum(chosen == k)), float(np.sum(target == k))
+        if predicted == 0 and actual == 0:
+            continue
+        denominator = b2 * actual + predicted
+        scores.append((1 + b2) * true_pos / denominator if denominator else 0.0)
+    return float(np.mean(scores)) if scores else float("nan")

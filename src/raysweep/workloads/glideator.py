@@ -30,7 +30,8 @@ DATA = DataCommand("glideator", "synthetic paragliding XC forecast data", glidea
 # String hyperparameters and the values they take; `validate` checks specs against these.
 CHOICES = {"architecture": ("dcn", "deep")}
 # Reported every epoch; the mode tells `validate` whether a spec's `mode` makes sense.
-METRICS = {"val_loss": "min", "train_loss": "min", "val_auc": "max", "val_ece": "min"}
+# A distance threshold per label: the multilabel task's metrics (training/metrics.py).
+METRICS = {**{m: metrics.MODES[m] for m in metrics.METRICS_BY_TASK["multilabel"]}, "train_loss": "min"}
 
 
 @dataclass(frozen=True)
@@ -150,8 +151,5 @@ def compute_metrics(logits: np.ndarray, labels: np.ndarray, meta: dict) -> dict[
     """Validation metrics from all logits and labels of the split (BCE without penalties)."""
     logits_t, labels_t = torch.from_numpy(logits), torch.from_numpy(labels)
     probs = torch.sigmoid(logits_t).numpy()
-    return {
-        "val_loss": float(F.binary_cross_entropy_with_logits(logits_t, labels_t)),
-        "val_auc": metrics.macro_roc_auc(labels, probs),
-        "val_ece": metrics.expected_calibration_error(labels, probs),
-    }
+    return {**metrics.for_task("multilabel", labels, probs, beta=metrics.beta_of(meta)),
+            "val_loss": float(F.binary_cross_entropy_with_logits(logits_t, labels_t))}

@@ -49,12 +49,9 @@ LOSSES_BY_TASK = {"regression": ("mse", "mae", "huber", "hybrid", "mape"),
                   "binary": ("bce", "focal"), "multilabel": ("bce", "focal"),
                   "multiclass": ("cross_entropy",)}
 CHOICES = {"loss": ("auto", "mse", "mae", "huber", "hybrid", "mape", "bce", "focal", "cross_entropy")}
-METRICS_BY_TASK = {"regression": ("val_loss", "train_loss", "val_mae", "val_rmse", "val_r2"),
-                   "binary": ("val_loss", "train_loss", "val_auc", "val_accuracy", "val_ece"),
-                   "multilabel": ("val_loss", "train_loss", "val_auc", "val_accuracy", "val_ece"),
-                   "multiclass": ("val_loss", "train_loss", "val_accuracy")}
-METRICS = {"val_loss": "min", "train_loss": "min", "val_mae": "min", "val_rmse": "min", "val_r2": "max",
-           "val_auc": "max", "val_accuracy": "max", "val_ece": "min"}
+# What each task reports (training/metrics.py computes them for every workload of the task).
+METRICS_BY_TASK = {task: names + ("train_loss",) for task, names in metrics.METRICS_BY_TASK.items()}
+METRICS = {**metrics.MODES, "train_loss": "min"}
 
 
 @dataclass(frozen=True)
@@ -141,21 +138,16 @@ def model_inputs(meta: dict) -> list[str]:
     return [c for c in ("features", "categorical") if c in meta["columns"]]
 
 def compute_metrics(outputs: np.ndarray, labels: np.ndarray, meta: dict) -> dict[str, float]:
+    """The task's metrics (`metrics.for_task`) from probabilities; `val_loss` from the logits, exactly."""
     task = meta["task"]
     if task == "regression":
-        m = metrics.regression(labels, outputs)
-        return {"val_loss": metrics.standardised_mse(labels, outputs), "val_mae": m["mae"],
-                "val_rmse": m["rmse"], "val_r2": m["r2"]}
+        return metrics.for_task(task, labels, outputs)
     logits = torch.from_numpy(outputs)
     if task == "multiclass":
-        target = torch.from_numpy(labels).long()
-        return {"val_loss": float(F.cross_entropy(logits, target)),
-                "val_accuracy": float((logits.argmax(dim=1) == target).float().mean())}
-    probs = torch.sigmoid(logits).numpy()
-    return {"val_loss": float(F.binary_cross_entropy_with_logits(logits, torch.from_numpy(labels))),
-            "val_auc": metrics.macro_roc_auc(labels, probs),
-            "val_accuracy": float(((probs > 0.5) == (labels > 0.5)).mean()),
-            "val_ece": metrics.expected_calibration_error(labels, probs)}
+        probs, loss = torch.softmax(logits, dim=1), F.cross_entropy(logits, torch.from_numpy(labels).long())
+    else:
+        probs, loss = torch.sigmoid(logits), F.binary_cross_entropy_with_logits(logits, torch.from_numpy(labels))
+    return {**metrics.for_task(task, labels, probs.numpy(), beta=metrics.beta_of(meta)), "val_loss": float(loss)}
 
 
 def spec_problems(meta: dict, fixed: dict, params: dict, metric: str) -> list[tuple[str, str]]:
