@@ -18,8 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 import ray
 import yaml
+from sklearn import datasets as sk_datasets
 
-from raysweep import spec
+from raysweep import cli, spec
 from raysweep.datasets import glideator, shards
 from raysweep.phases import sweep
 from raysweep.runner.session import start_ray
@@ -169,3 +170,21 @@ def _serve_bucket(endpoint: str, tiny_data, tmp_path_factory):
         bucket.create_dir(BUCKET)
         pafs.copy_files(str(tiny_data), f"{BUCKET}/tiny", destination_filesystem=bucket)
         yield env
+
+
+# --- tables scikit-learn ships, imported as a user imports a CSV (the model-family tests) ---
+
+def import_bundled(name: str, task: str, out: Path) -> Path:
+    """One of scikit-learn's bundled tables, imported as a user would import a CSV."""
+    frame = getattr(sk_datasets, f"load_{name}")(as_frame=True).frame
+    frame.columns = [str(c).replace(" ", "_") for c in frame.columns]
+    csv = out.parent / f"{name}.csv"
+    frame.to_csv(csv, index=False)
+    assert cli.main(["data", "import", str(csv), "--target", "target", "--task", task, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def cancer(tmp_path_factory):
+    """The breast-cancer table: 569 rows, 30 features, binary."""
+    return import_bundled("breast_cancer", "binary", tmp_path_factory.mktemp("tables") / "cancer")

@@ -65,7 +65,7 @@ def test_data_command_writes_both_formats(tmp_path, capsys):
                          "--format", fmt]) == 0
         assert (out / "meta.json").is_file()
         assert list((out / "train").iterdir()) and list((out / "val").iterdir())
-    assert "rows: train 16, val 4" in capsys.readouterr().out
+    assert "rows: train 14, val 4, test 2" in capsys.readouterr().out
 
 
 def test_rank_on_a_directory_that_is_no_experiment(tmp_path, capsys):

@@ -46,10 +46,12 @@ def test_labels_monotone_and_match_distance(tiny_data):
 
 def test_split_by_date_and_scaler_from_train_only(tiny_data):
     meta = json.loads((tiny_data / "meta.json").read_text())
-    train, val = read_split(tiny_data, "train"), read_split(tiny_data, "val")
+    train, val, test = (read_split(tiny_data, split) for split in ("train", "val", "test"))
     assert set(train["day"]).isdisjoint(set(val["day"]))
     assert train["day"].max() < val["day"].min(), "validation days come after training days"
-    assert meta["rows"] == {"train": len(train["day"]), "val": len(val["day"])}
+    assert val["day"].max() < test["day"].min(), "the held-out test days come last"
+    assert meta["rows"] == {"train": len(train["day"]), "val": len(val["day"]), "test": len(test["day"])}
+    assert len(set(test["day"])) == round(0.1 * 150) and len(set(val["day"])) == round(0.2 * 150)
     mean = np.array(meta["scaler"]["mean"])
     assert np.allclose(mean, train["features"].mean(axis=0), rtol=1e-4, atol=1e-3)
     both = np.concatenate([train["features"], val["features"]]).mean(axis=0)

@@ -20,13 +20,13 @@ from raysweep.datasets import batching, shards
 from raysweep.training import loop
 from raysweep.training.config import TrainingConfig
 from raysweep.training.contract import Trainable
-from raysweep.workloads import WORKLOADS, Workload, config_from_trial, task_of
+from raysweep.workloads import WORKLOADS, Workload, config_from_trial, fits_estimators, task_of
 from raysweep.workloads.contract import TASKS
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", list(WORKLOADS))
+@pytest.mark.parametrize("name", [n for n, w in WORKLOADS.items() if not fits_estimators(w)])
 def test_each_workload_keeps_the_contract(name):
     workload = WORKLOADS[name]
     assert isinstance(workload, Workload) and isinstance(workload, Trainable)
@@ -40,6 +40,19 @@ def test_each_workload_keeps_the_contract(name):
     assert workload.DATA.example("DIR").startswith(f"raysweep data {workload.DATA.name} ")
 
 
+@pytest.mark.parametrize("name", [n for n, w in WORKLOADS.items() if fits_estimators(w)])
+def test_each_model_family_workload_keeps_its_contract(name):
+    """A workload of model families fits with `fit_trial`, predicts and scores like the others,
+    and trains on the data of the workload it names (`TRAINS_ON`)."""
+    workload = WORKLOADS[name]
+    for member, parameters in (("fit_trial", 4), ("predict", 4), ("compute_metrics", 3), ("model_inputs", 1)):
+        found = [p for p in inspect.signature(getattr(workload, member)).parameters.values()
+                 if p.kind == p.POSITIONAL_OR_KEYWORD]
+        assert len(found) == parameters, f"{name}.{member} takes {found}"
+    assert workload.Config().epochs >= 1 and workload.METRICS.get("val_loss") == "min"
+    assert workload.DATA is WORKLOADS[workload.TRAINS_ON].DATA
+
+
 def test_data_hints_name_the_command_that_writes_the_data():
     assert WORKLOADS["glideator"].DATA.example("d") == "raysweep data glideator --out d"
     assert WORKLOADS["tabular"].DATA.example("d") == (
@@ -48,7 +61,8 @@ def test_data_hints_name_the_command_that_writes_the_data():
 
 def test_data_commands_come_from_the_registry():
     names = {w.DATA.name for w in WORKLOADS.values()}
-    assert len(names) == len(WORKLOADS), "each workload has its own `raysweep data NAME`"
+    own = [w for w in WORKLOADS.values() if not getattr(w, "TRAINS_ON", None)]
+    assert len(names) == len(own), "each workload has its own `raysweep data NAME`, or trains on another's data"
     commands = build_parser()._subparsers._group_actions[0].choices
     assert set(commands["data"]._subparsers._group_actions[0].choices) == names
 

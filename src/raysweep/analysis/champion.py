@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import torch
 
 from raysweep import experiment
 from raysweep.analysis import diagnose, leaderboard, store
 from raysweep.checks import is_missing
 from raysweep.datasets import batching, location, shards
+from raysweep.estimators import checkpoint as fitted
 from raysweep.spec import SpecError
 from raysweep.training import checkpoint
-from raysweep.workloads import Workload, config_from_trial, field_types, load_workload
+from raysweep.workloads import Workload, config_from_trial, field_types, fits_estimators, load_workload
 
 PREDICT_CHUNK_ROWS = 4096
 
@@ -35,12 +38,19 @@ class Champion:
     config: dict
 
 
-def select(experiment_dir: Path, metric: str | None = None, mode: str | None = None) -> Champion:
-    """The best trial on `metric` (default: the spec's) among those that did not fail."""
+def select(experiment_dir: Path, metric: str | None = None, mode: str | None = None,
+           trial: str | None = None) -> Champion:
+    """The best trial on `metric` (default: the spec's) among those that did not fail, or `trial`."""
     s = experiment.load_spec(experiment_dir)
     metric, mode = metric or s.metric, mode or s.mode
     table = leaderboard.leaderboard(experiment_dir, metric=metric, mode=mode)
     ok = table if table.empty else table[~table["status"].isin(diagnose.FAILED_STATUSES)].dropna(subset=[f"best_{metric}"])
+    if trial is not None:
+        if trial not in set(table["trial"]):
+            raise SpecError([f"--trial {trial}: {experiment_dir} has no such trial; raysweep rank lists them"])
+        ok = ok[ok["trial"] == trial]
+        if ok.empty:
+            raise SpecError([f"--trial {trial} failed or reported no {metric}; it has no model to export"])
     if ok.empty:
         raise SpecError([f"{experiment_dir}: no trial that did not fail reported {metric}; nothing to export"])
     top = ok.iloc[0]
@@ -51,8 +61,8 @@ def select(experiment_dir: Path, metric: str | None = None, mode: str | None = N
     return Champion(top["trial"], metric, mode, float(top[f"best_{metric}"]), row, config)
 
 
-def best_weights(experiment_dir: Path, trial_id: str) -> dict:
-    """The trial's checkpoint payload to deploy: its best epoch's, else its last epoch's."""
+def latest_checkpoint(experiment_dir: Path, trial_id: str) -> Path:
+    """The trial's latest checkpoint directory; a clear error where it has none (or lost it to pruning)."""
     trial = next(t for t in experiment.saved_trials(experiment_dir) if t.trial_id == trial_id)
     directory = experiment.checkpoint_dir(experiment_dir, trial)
     if directory is None or not directory.is_dir():
@@ -62,6 +72,12 @@ def best_weights(experiment_dir: Path, trial_id: str) -> dict:
         raise SpecError([f"trial {trial_id} has no checkpoint: its checkpoints were deleted when it ended, since it "
                          f"was not among the {keep} best (checkpoints.keep_top: {keep}), or it saved none; "
                          "export the best trial, or raise keep_top (null keeps all) in the spec of the next sweep"])
+    return directory
+
+
+def best_weights(experiment_dir: Path, trial_id: str) -> dict:
+    """The trial's checkpoint payload to deploy: its best epoch's, else its last epoch's."""
+    directory = latest_checkpoint(experiment_dir, trial_id)
     weights = checkpoint.model_weights(directory)
     if weights is None:
         raise SpecError([f"{directory} holds no model weights ({checkpoint.BEST_FILE} or {checkpoint.LAST_FILE})"])
@@ -82,6 +98,27 @@ def load_model(experiment_dir: Path, best: Champion) -> tuple[Workload, dict, to
     return workload, meta, model, payload
 
 
+def best_fitted(experiment_dir: Path, best: Champion) -> tuple[str, Any, dict, Path]:
+    """(family, model, state, directory) of a model family's champion: of the checkpoints its
+    trial kept (Tune keeps the two best by the spec's metric), the one best on `best.metric`."""
+    latest = latest_checkpoint(experiment_dir, best.trial)
+    kept = [d for d in sorted(latest.parent.glob("checkpoint_*")) if fitted.holds_model(d)] or [latest]
+
+    def score(directory: Path) -> float:
+        value = fitted.state(directory).get("metrics", {}).get(best.metric)
+        value = float("nan") if value is None else float(value)
+        return -np.inf if np.isnan(value) else (value if best.mode == "max" else -value)
+
+    directory = max(kept, key=score)
+    family, model, state = fitted.load(directory)
+    return family, model, state, directory
+
+
+def read_columns(data_dir: str | Path, meta: dict, split: str, limit: int | None = None) -> dict[str, np.ndarray]:
+    """A split as numpy columns (what a model family predicts from)."""
+    return {k: v.numpy() for k, v in read_rows(data_dir, meta, split, limit).items()}
+
+
 def read_rows(data_dir: str | Path, meta: dict, split: str, limit: int | None = None) -> dict[str, torch.Tensor]:
     """A split of a Parquet dataset as one batch of tensors (the first `limit` rows)."""
     fmt = meta.get("format", "parquet")
@@ -90,7 +127,11 @@ def read_rows(data_dir: str | Path, meta: dict, split: str, limit: int | None = 
     paths = shards.shard_paths(data_dir, split, fmt)
     if not paths:
         raise shards.DataError(f"{location.join(data_dir, split)} holds no Parquet shards")
-    table = location.read_parquet(paths, columns=list(dict.fromkeys(meta["columns"].values())))
+    try:
+        table = location.read_parquet(paths, columns=list(dict.fromkeys(meta["columns"].values())))
+    except (pa.ArrowException, OSError) as exc:
+        raise shards.DataError(f"the {split} split of {data_dir} cannot be read ({type(exc).__name__}: "
+                               f"{str(exc).split(chr(10))[0]}); regenerate or re-import the dataset") from exc
     return batching.arrow_to_torch(table.slice(0, limit) if limit else table)
 
 
@@ -103,9 +144,18 @@ def in_chunks(predict_chunk, rows: dict[str, torch.Tensor], size: int = PREDICT_
 
 
 def predictions(experiment_dir: str | Path, split: str = "val"):
-    """(champion, workload, meta, outputs, labels) of the best trial on a split of its data."""
+    """(champion, workload, meta, outputs, labels) of the best trial on a split of its data:
+    outputs as the workload's compute_metrics takes them (logits of a PyTorch classifier,
+    probabilities of a model family)."""
     experiment_dir = Path(experiment_dir)
     best = select(experiment_dir)
+    s = experiment.load_spec(experiment_dir)
+    workload = load_workload(s.workload)
+    if fits_estimators(workload):
+        meta = shards.read_meta(s.data.path)
+        family, model, _, _ = best_fitted(experiment_dir, best)
+        columns = read_columns(s.data.path, meta, split)
+        return best, workload, meta, workload.predict(model, family, columns, meta), columns["labels"].astype(np.float32)
     workload, meta, model, _ = load_model(experiment_dir, best)
     rows = read_rows(experiment.load_spec(experiment_dir).data.path, meta, split)
     outputs = in_chunks(lambda chunk: workload.predict(model, chunk), rows)

@@ -43,7 +43,7 @@ from raysweep import experiment
 from raysweep.analysis import champion, store
 from raysweep.search import space
 from raysweep.training import metrics
-from raysweep.workloads import task_of
+from raysweep.workloads import fits_estimators, task_of
 
 PLOTS_DIR = experiment.PLOTS_DIR
 log = logging.getLogger("raysweep")
@@ -229,10 +229,9 @@ def _roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return fpr, tpr
 
 
-def classification(outputs: np.ndarray, labels: np.ndarray, names: list[str], out: Path,
+def classification(probs: np.ndarray, labels: np.ndarray, names: list[str], out: Path,
                    title: str) -> Path:
-    """ROC per target and a reliability diagram (pooled) from logits and 0/1 labels."""
-    probs = 1 / (1 + np.exp(-outputs))
+    """ROC per target and a reliability diagram (pooled) from probabilities and 0/1 labels."""
     fig, (roc_ax, rel_ax) = _figure(11, 4.6, ncols=2)
     cmap = matplotlib.colormaps["viridis"]
     for k in range(labels.shape[1]):
@@ -311,7 +310,9 @@ def all_plots(experiment_dir: str | Path, out_dir: str | Path | None = None) -> 
         names = [str(n) for n in meta.get("target_names", [])]
         task = task_of(workload, meta)
         if task in ("binary", "multilabel"):
-            drawn["classification"] = classification(outputs, labels.reshape(len(labels), -1), names,
+            # A model family predicts probabilities; a PyTorch classifier's outputs are logits.
+            probs = outputs if fits_estimators(workload) else 1 / (1 + np.exp(-outputs))
+            drawn["classification"] = classification(probs, labels.reshape(len(labels), -1), names,
                                                      out_dir / "classification.png", title)
         elif task == "regression":
             drawn["regression"] = regression(outputs, labels, names, out_dir / "regression.png", title)

@@ -1,5 +1,5 @@
 """The commands that run on Ray or read results: run, resume, lr-find, io-search, rank, export,
-predict (report and plots, which draw, are in drawing.py).
+predict, ensemble, evaluate (report and plots, which draw, are in drawing.py).
 
 Each handler takes the parsed arguments (parser.py) and returns the exit code; a user's mistake
 raises a `raysweep.errors.UserError`, which `main` prints as one message with exit code 2.
@@ -19,7 +19,7 @@ from raysweep import experiment
 from raysweep.analysis import diagnose, leaderboard, store
 from raysweep.checks import did_you_mean
 from raysweep.cli import exit_codes
-from raysweep.deploy import export
+from raysweep.deploy import ensemble, evaluate, export
 from raysweep.phases import io_search, lr_find, sweep
 from raysweep.runner import logs
 from raysweep.spec import SpecError
@@ -158,15 +158,16 @@ def _rank(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     try:
         to = export.export(experiment.local_dir(args.experiment_dir), args.to, metric=args.metric, mode=args.mode,
-                           min_metric=args.min_metric)
+                           min_metric=args.min_metric, trial=args.trial)
     except export.ThresholdMissed as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return exit_codes.NOTHING_FOUND
     card = json.loads((to / export.CARD_FILE).read_text())
     top = card["champion"]
-    print(f"exported trial {top['trial']} ({top['metric']} {top['value']:.4g}, weights of epoch "
-          f"{card['weights']['epoch']}) to {to}: {export.MODEL_FILE} (TorchScript), {export.STATE_FILE}, "
-          f"{export.META_FILE}, {export.CARD_FILE}; one row in {card['inference']['latency_ms_one_row']:.3g} ms on CPU")
+    model = f"{card['family']} of epoch {card['model']['epoch']}" if "family" in card else \
+        f"weights of epoch {card['weights']['epoch']}"
+    print(f"exported trial {top['trial']} ({top['metric']} {top['value']:.4g}, {model}) to {to}: "
+          f"{', '.join(card['files'])}; one row in {card['inference']['latency_ms_one_row']:.3g} ms on CPU")
     return exit_codes.OK
 
 
@@ -180,7 +181,32 @@ def _predict(args: argparse.Namespace) -> int:
     return exit_codes.OK
 
 
+def _ensemble(args: argparse.Namespace) -> int:
+    card = ensemble.build(experiment.local_dir(args.experiment_dir), args.to, top=args.top)
+    members = ", ".join(f"{m['trial']} ({m['family']})" for m in card["ensemble"]["members"])
+    verdict = ("better than the champion: a candidate to deploy in its place" if card["candidate"]
+               else "not better than the champion; deploy the champion")
+    print(f"ensemble of {len(card['ensemble']['members'])}: {members}\n  {card['metric']} {card['value']:.4g} on val "
+          f"(champion {card['champion']['trial']}: {card['champion']['value']:.4g}), {verdict}\n  written to {args.to}")
+    return exit_codes.OK
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    experiment_dir = experiment.local_dir(args.experiment_dir)
+    record = evaluate.evaluate(experiment_dir, tuple(args.model), again=args.again)
+    top = record["champion"]
+    (metric, value), = top["validation"].items()
+    shown = "  ".join(f"{k} {v:.4g}" for k, v in top["test"].items())
+    print(f"the test split ({record['rows']} rows), scored once:\n  champion {top['trial']} ({metric} {value:.4g} "
+          f"on val): {shown}")
+    for model_dir, scores in record["models"].items():
+        print(f"  {model_dir}: " + "  ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+    print(f"recorded in {experiment_dir / 'test_evaluation.json'}" + (" and the model cards" if record["models"] else ""))
+    experiment.push(experiment_dir, [evaluate.EVALUATION_FILE])   # an experiment at a URI gets its record too
+    return exit_codes.OK
+
+
 # Each command's handler, by the name the parser records.
 COMMANDS = {"run": _run, "resume": _resume, "lr-find": _lr_find,
             "io-search": _io_search, "rank": _rank, "export": _export,
-            "predict": _predict}
+            "predict": _predict, "ensemble": _ensemble, "evaluate": _evaluate}

@@ -112,11 +112,14 @@ def build_parser(user_data: tuple[str, DataCommand] | None = None) -> argparse.A
     plot.add_argument("experiment_dir")
     plot.add_argument("--out", metavar="DIR", help="default: EXPERIMENT_DIR/plots")
 
-    exp = sub.add_parser("export", help="the best trial as TorchScript, state_dict, meta and a model card")
+    exp = sub.add_parser("export", help="the best trial as a model directory: TorchScript and a state_dict, or "
+                         "a model family's native file; meta and a model card")
     exp.add_argument("experiment_dir")
     exp.add_argument("--to", required=True, metavar="DIR", help="the model directory to write")
     exp.add_argument("--metric", help="pick the champion on this metric (default: the spec's)")
     exp.add_argument("--mode", choices=("min", "max"))
+    exp.add_argument("--trial", metavar="ID", help="export this trial instead of the best (e.g. the best of "
+                     "another family: raysweep rank shows the ids)")
     exp.add_argument("--min-metric", type=float, metavar="X",
                      help="deployment threshold: refuse (exit 1) unless the champion reaches X "
                           "(at least X for a metric to maximise, at most X for one to minimise)")
@@ -126,4 +129,15 @@ def build_parser(user_data: tuple[str, DataCommand] | None = None) -> argparse.A
     pred.add_argument("--data", required=True, help="a raysweep dataset directory (Parquet shards)")
     pred.add_argument("--split", default="val", help="train, val or test (default val)")
     pred.add_argument("--out", help="write the predictions as Parquet")
+
+    ens = sub.add_parser("ensemble", help="a soft-voting ensemble of the best model-family trials, as a model directory")
+    ens.add_argument("experiment_dir")
+    ens.add_argument("--top", type=int, default=3, metavar="K", help="members: the K best trials (default 3)")
+    ens.add_argument("--to", required=True, metavar="DIR", help="the model directory to write")
+
+    ev = sub.add_parser("evaluate", help="score the champion (and exported models) once on the held-out test split")
+    ev.add_argument("experiment_dir")
+    ev.add_argument("--model", action="append", default=[], metavar="DIR",
+                    help="an exported model or ensemble directory to score too, and whose card records it")
+    ev.add_argument("--again", action="store_true", help="score a second time (the test split stops being held out)")
     return parser

@@ -35,7 +35,8 @@ The day's best cross-country distance is 0 km when ``z <= 0`` (nobody flew far e
 register) and ``130 (1 - exp(-z / 1.2)) exp(N(0, 0.25))`` km otherwise. The targets are the 11
 labels ``distance > t`` for ``t = 0, 10, ..., 100`` km, monotone by construction.
 
-The split is by date: the last `val_fraction` of the days are validation, so no date is in both.
+The split is by date: the last `test_fraction` of the days are a held-out test split, the
+`val_fraction` before them validation, so no date is in two splits.
 The feature scaler (mean/std) is fitted on the training split only.
 """
 
@@ -160,22 +161,33 @@ def simulate(n_sites: int = 60, n_days: int = 730, seed: int = 0) -> Simulation:
 
 
 def write(out_dir: str | Path, *, n_sites: int = 60, n_days: int = 730, seed: int = 0,
-          fmt: str = "parquet", val_fraction: float = 0.2, rows_per_shard: int = 8192) -> dict:
-    """Simulate, split by date, write shards and `meta.json`; returns the meta dict."""
+          fmt: str = "parquet", val_fraction: float = 0.2, test_fraction: float = 0.1,
+          rows_per_shard: int = 8192) -> dict:
+    """Simulate, split by date, write shards and `meta.json`; returns the meta dict.
+
+    The last `test_fraction` of the days are a test split no sweep reads (`raysweep evaluate`
+    scores the final model on it), the `val_fraction` before them validation, the rest train.
+    """
     if n_sites < 1 or n_days < 5:
         raise shards.DataError("need at least 1 site and 5 days (--sites, --days)")
-    if not 0 < val_fraction < 1:
-        raise shards.DataError(f"val_fraction must lie in (0, 1), got {val_fraction}")
+    if not 0 < val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise shards.DataError(f"val_fraction must lie in (0, 1) and test_fraction in [0, 1), leaving days to "
+                               f"train on; got {val_fraction} and {test_fraction}")
     sim = simulate(n_sites=n_sites, n_days=n_days, seed=seed)
-    first_val_day = int(round(n_days * (1 - val_fraction)))
-    is_val = sim.columns["day"] >= first_val_day
+    first_test_day = int(round(n_days * (1 - test_fraction)))
+    first_val_day = first_test_day - int(round(n_days * val_fraction))
+    day = sim.columns["day"]
+    is_train = day < first_val_day
     out_dir = Path(out_dir)
     rows = {}
-    for split, mask in (("train", ~is_val), ("val", is_val)):
+    for split, mask in (("train", is_train), ("val", (day >= first_val_day) & (day < first_test_day)),
+                        ("test", day >= first_test_day)):
+        if split == "test" and not mask.any():
+            continue
         part = {k: v[mask] for k, v in sim.columns.items()}
         shards.write_split(part, out_dir, split, fmt=fmt, rows_per_shard=rows_per_shard)
         rows[split] = int(mask.sum())
-    mean, std = shards.standardisation(sim.columns["features"][~is_val])
+    mean, std = shards.standardisation(sim.columns["features"][is_train])
     n_site_f, n_date_f = len(SITE_FEATURES), len(DATE_FEATURES)
     meta = {
         "workload": "glideator",
@@ -194,9 +206,12 @@ def write(out_dir: str | Path, *, n_sites: int = 60, n_days: int = 730, seed: in
         "rows": rows,
         "split": {"by": "day", "first_val_day": first_val_day,
                   "train_dates": [str(START_DATE), str(START_DATE + first_val_day - 1)],
-                  "val_dates": [str(START_DATE + first_val_day), str(START_DATE + n_days - 1)]},
+                  "val_dates": [str(START_DATE + first_val_day), str(START_DATE + first_test_day - 1)],
+                  **({"first_test_day": first_test_day,
+                      "test_dates": [str(START_DATE + first_test_day), str(START_DATE + n_days - 1)]}
+                     if first_test_day < n_days else {})},
         "scaler": {"fitted_on": "train", "mean": mean, "std": std},
-        "positive_rate": [round(float(x), 4) for x in sim.columns["labels"][~is_val].mean(axis=0)],
+        "positive_rate": [round(float(x), 4) for x in sim.columns["labels"][is_train].mean(axis=0)],
     }
     shards.write_meta(out_dir, meta)
     return meta

@@ -78,15 +78,23 @@ def _strings(column: pa.ChunkedArray) -> np.ndarray:
     return np.asarray(pc.cast(column, pa.string()).to_pylist(), dtype=object)
 
 
-def _split(table: pa.Table, split_by: str | None, val_fraction: float, seed: int) -> tuple[np.ndarray, dict]:
-    """Each row's split name, and a description for meta.json."""
+def _split(table: pa.Table, split_by: str | None, val_fraction: float, seed: int,
+           test_fraction: float = 0.0) -> tuple[np.ndarray, dict]:
+    """Each row's split name, and a description for meta.json.
+
+    With `test_fraction`, a test split is held out first (random rows, or the last groups, after
+    val's), which no sweep reads: `raysweep evaluate` scores the final choice on it once.
+    """
     n = table.num_rows
     if split_by is None:
         order = np.random.default_rng(seed).permutation(n)
+        n_test = int(round(n * test_fraction)) and max(1, int(round(n * test_fraction)))
         n_val = max(1, int(round(n * val_fraction)))
         names = np.full(n, "train", dtype=object)
         names[order[:n_val]] = "val"
-        return names, {"by": "random rows", "val_fraction": val_fraction, "seed": seed}
+        names[order[n_val:n_val + n_test]] = "test"
+        info = {"by": "random rows", "val_fraction": val_fraction, "seed": seed}
+        return names, {**info, "test_fraction": test_fraction} if test_fraction else info
     values = _strings(_column(table, split_by, "--split-by"))
     if any(v is None for v in values):
         raise shards.DataError(f"--split-by column {split_by!r} has missing values; fill them or split another way")
@@ -103,10 +111,16 @@ def _split(table: pa.Table, split_by: str | None, val_fraction: float, seed: int
         distinct = [d for _, d in sorted((float(v), v) for v in distinct)]
     except ValueError:
         pass
+    n_test = int(round(len(distinct) * test_fraction)) and max(1, int(round(len(distinct) * test_fraction)))
     n_val = max(1, int(round(len(distinct) * val_fraction)))
-    val_groups = set(distinct[-n_val:])
+    test_groups = set(distinct[len(distinct) - n_test:]) if n_test else set()
+    val_groups = set(distinct[len(distinct) - n_test - n_val:len(distinct) - n_test])
     names = np.where(np.isin(values, list(val_groups)), "val", "train").astype(object)
-    return names, {"by": split_by, "val_fraction": val_fraction, "val_values": sorted(val_groups)}
+    names[np.isin(values, list(test_groups))] = "test"
+    info = {"by": split_by, "val_fraction": val_fraction, "val_values": sorted(val_groups)}
+    if test_fraction:   # the last groups: the test split is the latest dates, the val split the ones before
+        info.update(test_fraction=test_fraction, test_values=sorted(test_groups))
+    return names, info
 
 
 MISSING = ("refuse", "drop", "fill")
@@ -181,7 +195,7 @@ def _as_number(value: str) -> float | None:
 
 def import_table(path: str | Path, out_dir: str | Path, *, target: list[str], task: str,
                  categorical: list[str] = (), drop: list[str] = (), split_by: str | None = None,
-                 val_fraction: float = 0.2, missing: str = "refuse",
+                 val_fraction: float = 0.2, test_fraction: float = 0.0, missing: str = "refuse",
                  seed: int = 0, fmt: str = "parquet", rows_per_shard: int = 8192) -> dict:
     """Import a table as a raysweep dataset; returns the meta dict.
 
@@ -193,6 +207,9 @@ def import_table(path: str | Path, out_dir: str | Path, *, target: list[str], ta
         raise shards.DataError(f"unknown --task {task!r}.{did_you_mean(task, TASKS)} Known: {', '.join(TASKS)}.")
     if not 0 < val_fraction < 1:
         raise shards.DataError(f"--val-fraction must lie in (0, 1), got {val_fraction}")
+    if not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise shards.DataError(f"--test-fraction must lie in [0, 1) and leave rows for train beside --val-fraction "
+                               f"{val_fraction}, got {test_fraction}")
     table = read_table(path)
     if table.num_rows == 0:
         raise shards.DataError(f"{path} has no rows")
@@ -217,7 +234,7 @@ def import_table(path: str | Path, out_dir: str | Path, *, target: list[str], ta
     table = _handle_missing(table, list(target), feature_cols, missing)
     if table.num_rows == 0:
         raise shards.DataError(f"{path}: no rows left once those with missing values are dropped")
-    split_names, split_info = _split(table, split_by, val_fraction, seed)
+    split_names, split_info = _split(table, split_by, val_fraction, seed, test_fraction)
     labels, classes = _targets(table, list(target), task)
 
     is_train = split_names == "train"

@@ -21,26 +21,30 @@ from __future__ import annotations
 
 import json
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 from raysweep import experiment
 from raysweep.analysis import champion
-from raysweep.checks import is_missing
-from raysweep.datasets import location, shards
+from raysweep.datasets import shards
+from raysweep.deploy import family_export
+from raysweep.deploy.model_card import (  # noqa: F401 - ThresholdMissed and the file names are export's API too
+    CARD_FILE,
+    META_FILE,
+    ThresholdMissed,
+    card_head,
+    card_tail,
+    outputs_of,
+    threshold_check,
+)
 from raysweep.training import loop
-from raysweep.workloads import load_workload
+from raysweep.training.metrics import BETA_KEY
+from raysweep.workloads import fits_estimators, load_workload
 
-MODEL_FILE, STATE_FILE, META_FILE, CARD_FILE = "model.pt", "state_dict.pt", "meta.json", "model_card.json"
+MODEL_FILE, STATE_FILE = "model.pt", "state_dict.pt"
 EXAMPLE_ROWS = 8
-
-
-class ThresholdMissed(Exception):
-    """The champion does not reach the deployment threshold; nothing was exported."""
 
 
 class _Positional(torch.nn.Module):
@@ -55,20 +59,18 @@ class _Positional(torch.nn.Module):
 
 
 def export(experiment_dir: str | Path, to: str | Path, *, metric: str | None = None, mode: str | None = None,
-           min_metric: float | None = None) -> Path:
+           min_metric: float | None = None, trial: str | None = None) -> Path:
     """Write the champion's model directory; raises ThresholdMissed below `min_metric`.
 
-    The champion is chosen by `raysweep.analysis.champion.select` (failed trials never win).
+    The champion is chosen by `raysweep.analysis.champion.select` (failed trials never win), or
+    is the `trial` asked for.
     """
     experiment_dir = Path(experiment_dir)
     s = experiment.load_spec(experiment_dir)
-    best = champion.select(experiment_dir, metric, mode)
-    if min_metric is not None:
-        passed = best.value >= min_metric if best.mode == "max" else best.value <= min_metric
-        if not passed:
-            bound = "at least" if best.mode == "max" else "at most"
-            raise ThresholdMissed(f"the champion, trial {best.trial}, has {best.metric} {best.value:.4g}; the "
-                                  f"threshold asks for {bound} {min_metric:g}. Nothing exported.")
+    best = champion.select(experiment_dir, metric, mode, trial=trial)
+    threshold_check(best, min_metric)
+    if fits_estimators(load_workload(s.workload)):
+        return family_export.export(experiment_dir, Path(to), best, min_metric)
     workload, meta, model, payload = champion.load_model(experiment_dir, best)
 
     names = workload.model_inputs(meta)
@@ -96,34 +98,25 @@ def export(experiment_dir: str | Path, to: str | Path, *, metric: str | None = N
     batch = [t.repeat((128,) + (1,) * (t.dim() - 1))[:1024] for t in inputs]
     batch_s = loop.median_seconds(lambda: scripted(*batch), repeats=5, warmup=1)
     card = {
-        "champion": {"trial": best.trial, "metric": best.metric, "mode": best.mode, "value": best.value,
-                     "best_epoch": _plain(best.row.get("best_epoch")), "status": best.row.get("status")},
-        "threshold": None if min_metric is None else {"metric": best.metric, "value": min_metric, "passed": True},
+        **card_head(experiment_dir, best, min_metric),
+        "files": [MODEL_FILE, STATE_FILE, META_FILE, CARD_FILE],
         "weights": {"epoch": payload.get("epoch"), "metrics": payload.get("metrics", {}),
                     "note": "the best epoch's weights by the trial's early_stopping_metric"},
-        "metrics": {k: _plain(v) for k, v in best.row.items() if k.startswith(("best_", "last_"))},
-        "config": best.config,
-        "workload": s.workload,
         "inputs": [{"name": n, "dtype": str(t.dtype).replace("torch.", ""), "shape": [-1, *t.shape[1:]]}
                    for n, t in zip(names, inputs)],
-        "outputs": meta.get("target_names") if meta.get("task") != "multiclass" else meta.get("classes"),
-        "data": {"path": location.absolute(s.data.path), "rows": meta.get("rows"),
-                 "made_by": meta.get("generator") or meta.get("source"), "split": meta.get("split")},
+        "outputs": outputs_of(meta),
         "inference": {"device": "cpu", "torch_threads": torch.get_num_threads(),
                       "latency_ms_one_row": round(latency_s * 1e3, 4),
                       "throughput_rows_per_s": round(1024 / batch_s, 1)},
-        "versions": experiment.versions(),
-        "experiment": {"dir": str(experiment_dir.resolve()), "spec": s.raw},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **card_tail(experiment_dir, s, meta),
     }
     (to / CARD_FILE).write_text(json.dumps(card, indent=2, default=str) + "\n")
     return to
 
 
-def _plain(value):
-    if isinstance(value, (np.generic,)):
-        return value.item()
-    return None if is_missing(value) or value is pd.NA else value
+def scoring_meta(card: dict, meta: dict) -> dict:
+    """The dataset's meta with the champion's F-beta beta, as its trial scored (metrics.BETA_KEY)."""
+    return {**meta, BETA_KEY: card.get("config", {}).get("fbeta_beta", 1.0)}
 
 
 def predict(model_dir: str | Path, data_dir: str | Path, *, split: str = "val",
@@ -136,6 +129,8 @@ def predict(model_dir: str | Path, data_dir: str | Path, *, split: str = "val",
                                "make one with raysweep export EXPERIMENT_DIR --to DIR")
     card = json.loads(card_path.read_text())
     meta = shards.read_meta(data_dir)
+    if "family" in card or "ensemble" in card:
+        return family_export.predict(model_dir, card, data_dir, meta, split=split, out=out)
     rows = champion.read_rows(data_dir, meta, split)
     names = [i["name"] for i in card["inputs"]]
     missing = [n for n in names if n not in rows]
@@ -148,7 +143,8 @@ def predict(model_dir: str | Path, data_dir: str | Path, *, split: str = "val",
     frame = pd.DataFrame(outputs.reshape(len(outputs), -1), columns=[str(c) for c in columns][:outputs.shape[-1]])
     metrics = {}
     if "labels" in rows:
-        metrics = load_workload(card["workload"]).compute_metrics(outputs, rows["labels"].float().numpy(), meta)
+        metrics = load_workload(card["workload"]).compute_metrics(outputs, rows["labels"].float().numpy(),
+                                                                  scoring_meta(card, meta))
     if out:
         frame.to_parquet(out, index=False)
     return frame, metrics

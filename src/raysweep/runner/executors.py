@@ -11,12 +11,15 @@ Both call the same `raysweep.training.loop`, so a config gives the same metrics 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import ray
 import ray.data
@@ -25,11 +28,11 @@ import torch
 from ray import tune
 
 from raysweep import experiment
-from raysweep.datasets import batching, reading
+from raysweep.datasets import batching, reading, shards
 from raysweep.search.space import Param
 from raysweep.training import checkpoint, loop
 from raysweep.training.config import TrainingConfig
-from raysweep.workloads import config_from_trial, load_workload
+from raysweep.workloads import config_from_trial, fits_estimators, load_workload
 
 VAL_BATCH_SIZE = 4096
 
@@ -72,6 +75,19 @@ def use_cpus(cpus: float) -> None:
     pa.set_cpu_count(threads)
 
 
+def blocks(ds, prefetch: int):
+    """A split's Arrow blocks, from a kept or streamed in-trial split or a Train worker's shard."""
+    if isinstance(ds, reading.SplitBlocks):
+        return ds.tables(ahead=prefetch)
+    return ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=prefetch)
+
+
+def whole_split(ds) -> dict[str, np.ndarray]:
+    """A split's rows as numpy columns, all at once: what a model family fits on."""
+    table = pa.concat_tables([t for t in blocks(ds, 1) if t.num_rows])
+    return {name: shards.column_values(table[name]) for name in table.column_names}
+
+
 def epoch_data(cfg: TrainingConfig, train_ds, val_ds) -> loop.EpochData:
     """Batches from a stream of Arrow blocks, shuffled per epoch with a seeded generator.
 
@@ -79,11 +95,6 @@ def epoch_data(cfg: TrainingConfig, train_ds, val_ds) -> loop.EpochData:
     (in-trial: `reading.SplitBlocks`), or a Train worker's DataIterator shard; all give Arrow
     blocks, which `batching` cuts into torch batches (see its docstring).
     """
-
-    def blocks(ds, prefetch: int):
-        if isinstance(ds, reading.SplitBlocks):
-            return ds.tables(ahead=prefetch)
-        return ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=prefetch)
 
     def train(epoch: int):
         return batching.torch_batches(blocks(train_ds, cfg.prefetch_batches), batch_size=cfg.batch_size,
@@ -141,8 +152,11 @@ def run_in_trial(config: dict, *, plan: TrialPlan, datasets: dict) -> None:
     """Tune function trainable: train here, report each epoch with a Tune checkpoint."""
     cfg = plan.config(config)
     use_cpus(plan.cpus_per_worker)
-    device = trial_device(plan)
     workload = load_workload(plan.workload)
+    if fits_estimators(workload):
+        fit_in_trial(workload, cfg, plan=plan, datasets=datasets)
+        return
+    device = trial_device(plan)
     trainee = loop.build(workload, cfg, plan.meta, device=device, resume=resume_files(tune.get_checkpoint()))
     _cpu_despite_gpus(device, plan.gpus_per_worker > 0)
     where = placement(plan.gpus_per_worker > 0)
@@ -158,6 +172,23 @@ def run_in_trial(config: dict, *, plan: TrialPlan, datasets: dict) -> None:
 
     loop.run_epochs(workload, cfg, trainee, epoch_data(cfg, datasets["train"], datasets["val"]),
                     report, device=device)
+
+
+def fit_in_trial(workload, cfg, *, plan: TrialPlan, datasets: dict) -> None:
+    """A model family's trial (`raysweep.estimators`): the whole splits in memory, a checkpoint
+    per report in the family's own format, continued from Tune's checkpoint after a restart."""
+    where = placement(False)
+
+    def report(metrics: dict, write) -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            write(Path(directory))
+            tune.report({**metrics, **where}, checkpoint=tune.Checkpoint.from_directory(directory))
+
+    saved = tune.get_checkpoint()
+    with saved.as_directory() if saved is not None else contextlib.nullcontext() as resume:
+        workload.fit_trial(cfg, whole_split(datasets["train"]), whole_split(datasets["val"]), report,
+                           meta=plan.meta, threads=max(1, int(plan.cpus_per_worker)),
+                           resume=Path(resume) if resume else None)
 
 
 # --- executor 2: a TorchTrainer driven from the Tune trial --------------------------------------

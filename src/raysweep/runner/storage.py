@@ -25,7 +25,7 @@ from raysweep.errors import UserError, describe_failure
 from raysweep.runner.tuning import fixed_values
 from raysweep.search import searchers, space
 from raysweep.spec import Spec
-from raysweep.workloads import config_from_trial, load_workload
+from raysweep.workloads import config_from_trial, fits_estimators, load_workload
 
 log = logging.getLogger("raysweep")
 CHECKPOINTS_KEPT = 2              # per trial (tune.CheckpointConfig num_to_keep in phases/sweep.py)
@@ -86,8 +86,8 @@ def check_room(spec: Spec) -> Estimate | None:
     Raises:
         UserError: the estimate exceeds the free space, with both figures and the fixes.
     """
-    if location.is_uri(spec.storage_path):
-        return None
+    if location.is_uri(spec.storage_path) or fits_estimators(load_workload(spec.workload)):
+        return None   # a bucket has no free space to read; a model family's size is not its baseline's parameters
     try:
         found = estimate(spec, shards.read_meta(spec.data.path))
     except Exception as exc:  # noqa: BLE001 - the user's build_model: its trials will report it, one line each

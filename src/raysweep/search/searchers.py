@@ -218,6 +218,9 @@ def _optuna(request: Request, *, tpe: bool) -> SearchPlan:
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
+    # Optuna announces each study it creates ("A new study created in memory") at INFO on the
+    # console; the sweep's own lines say what matters.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=request.seed) if tpe else optuna.samplers.RandomSampler(seed=request.seed)
     searcher = OptunaSearch(OptunaSpace(request.params), sampler=sampler, points_to_evaluate=_encoded_points(request),
                             metric=request.metric, mode=request.mode)

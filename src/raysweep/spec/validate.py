@@ -23,7 +23,15 @@ from raysweep.spec.data_checks import readable_meta
 from raysweep.spec.parsing import apply_overrides, parse_yaml
 from raysweep.spec.problems import Problems, SpecError, check_type, type_name
 from raysweep.spec.schema import DATA_FORMATS, SECTION_KEYS, TOP_KEYS, Data, Spec
-from raysweep.workloads import WORKLOADS, check_reference, choices, field_types, load_workload, references
+from raysweep.workloads import (
+    WORKLOADS,
+    check_reference,
+    choices,
+    field_types,
+    fits_estimators,
+    load_workload,
+    references,
+)
 
 
 def load(path: str | Path, overrides: list[str] | None = None, *, check_data: bool = True) -> Spec:
@@ -92,7 +100,9 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
         problems.bad("storage_path", f"must be a directory path, got {storage!r}")
     dataset_fit(problems, workload, meta, raw, fixed, metric)
     lr_find = phase_sections.lr_find(problems, section(problems, raw, "lr_find"), params)
-    if meta is not None and workload:
+    if workload and fits_estimators(load_workload(workload)):
+        estimator_fit(problems, raw, resources)
+    elif meta is not None and workload:
         default_batch = load_workload(workload).Config().batch_size
         data_checks.enough_rows(problems, meta, fixed, params, default_batch)
         too_few = data_checks.lr_find_problem(meta, fixed, params, tuple(lr_find.over), lr_find.subset_rows,
@@ -106,6 +116,18 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
                 fixed=fixed, params=tuple(params), search=search, scheduler=scheduler,
                 resources=resources, failure=failure, checkpoints=checkpoints, storage_path=storage, lr_find=lr_find,
                 io_search=io_search, source=problems.source)
+
+
+def estimator_fit(problems: Problems, raw: dict, resources) -> None:
+    """Model families (workload: families) fit whole tables in the trial process: no PyTorch
+    phases, and one worker per trial, which uses every CPU the trial holds."""
+    for phase in ("lr_find", "io_search"):
+        if phase in raw:
+            problems.bad(phase, f"{phase} tunes PyTorch training; the model families have no learning-rate "
+                         "schedule or batches to tune. Remove the section.")
+    if resources is not None and (resources.workers_per_trial != 1 or resources.executor == "torch_trainer"):
+        problems.bad("resources", "the model families fit in the trial process (executor: in_trial, "
+                     "workers_per_trial: 1); give each trial more CPUs with resources.cpus_per_worker instead")
 
 
 def check_workload(problems: Problems, reference) -> str | None:
@@ -206,7 +228,7 @@ def dataset_fit(problems: Problems, workload: str | None, meta: dict | None, raw
     # A built-in workload's data records its name; a user's, its NAME or else its data command's.
     expected = workload if workload in WORKLOADS else getattr(module, "NAME", None) or module.DATA.name
     shown = references.shown_reference(workload)
-    if made_for and expected and made_for != expected:
+    if made_for and expected and made_for not in (expected, getattr(module, "TRAINS_ON", None)):
         problems.bad("data.path", f"{raw['data']['path']} holds {made_for} data, but the spec's workload is "
                      f"{shown}; point data.path at its data ({references.data_example(workload, 'DIR')})")
         return

@@ -26,6 +26,8 @@ TASK = "multilabel"   # one "flight longer than t km" label per distance thresho
 DATA = DataCommand("glideator", "synthetic paragliding XC forecast data", glideator_data.write, (
     Option("--sites", "n_sites", "launch sites (default 60)", int, 60),
     Option("--days", "n_days", "days (default 730)", int, 730),
+    Option("--test-fraction", "test_fraction", "the last share of days held out as a test split that no sweep "
+           "reads; raysweep evaluate scores the final model on it (default 0.1)", float, 0.1),
 ))
 # String hyperparameters and the values they take; `validate` checks specs against these.
 CHOICES = {"architecture": ("dcn", "deep")}

@@ -5,11 +5,12 @@ NAME`, spec validation, the trial executors, the plots and export all find it he
 workload needs no line here: a spec names its module or file (references.py).
 """
 
-from raysweep.workloads import glideator, tabular, trajectory
+from raysweep.workloads import families, glideator, tabular, trajectory
 from raysweep.workloads.contract import Workload
 
 WORKLOADS: dict[str, Workload] = {
     "glideator": glideator,
     "trajectory": trajectory,
     "tabular": tabular,
+    "families": families,
 }

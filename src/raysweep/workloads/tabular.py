@@ -41,6 +41,8 @@ DATA = DataCommand("import", "your own CSV or Parquet table, for the tabular wor
     Option("--split-by", "split_by", "a train/val column, or groups (dates, sites) whose last --val-fraction go to val",
            metavar="COL"),
     Option("--val-fraction", "val_fraction", "share of rows or groups for val (default 0.2)", float, 0.2),
+    Option("--test-fraction", "test_fraction", "share of rows or groups held out as a test split that no sweep "
+           "reads; raysweep evaluate scores the final model on it (default 0: none)", float, 0.0),
     Option("--missing", "missing", "rows with a null, NaN or infinite feature or target: refuse them (default), "
            "drop them, or fill features with the training mean", str, "refuse", choices=tabular_data.MISSING),
 ))

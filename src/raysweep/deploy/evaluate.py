@@ -1,0 +1,60 @@
+"""`raysweep evaluate`: the held-out test split, scored once, after the choosing is done.
+
+    raysweep evaluate results/<experiment> [--model champion] [--model ensemble] [--again]
+
+Nothing else reads a dataset's `test` split: sweeps train on train and rank on val, and
+`validate`, `rank`, `report` and the plots look at those two only. `evaluate` scores the
+champion (the trial `export` picks) and each exported model directory given (`export`,
+`ensemble`) on it, writes `test_evaluation.json` in the experiment directory and a `test`
+entry in each model card; `export` copies the champion's into the card of a later export. A
+second look is refused without `--again`: a test split that one goes back to and chooses by has
+become a second validation split, and its score no longer estimates the deployed model's.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from raysweep import experiment
+from raysweep.analysis import champion
+from raysweep.datasets import location, shards
+from raysweep.deploy import export
+from raysweep.deploy.model_card import CARD_FILE, EVALUATION_FILE  # noqa: F401 - EVALUATION_FILE: the CLI's too
+from raysweep.errors import UserError
+from raysweep.training.metrics import BETA_KEY
+
+TEST_SPLIT = "test"
+
+
+def evaluate(experiment_dir: str | Path, models: tuple[str | Path, ...] = (), *, again: bool = False) -> dict:
+    """Score the champion and `models` on the test split; returns what test_evaluation.json records."""
+    experiment_dir = Path(experiment_dir)
+    record_path = experiment_dir / EVALUATION_FILE
+    if record_path.is_file() and not again:
+        when = json.loads(record_path.read_text()).get("scored", "before")
+        raise UserError(f"{experiment_dir} was scored on its test split already ({when}; {record_path}). "
+                        "Choosing by the test split again makes it a second validation split; if you mean to, "
+                        "add --again")
+    s = experiment.load_spec(experiment_dir)
+    meta = shards.read_meta(s.data.path)
+    rows = (meta.get("rows") or {}).get(TEST_SPLIT, 0)
+    if not rows or not shards.shard_paths(s.data.path, TEST_SPLIT, meta.get("format", "parquet")):
+        raise UserError(f"{s.data.path} has no test split. Re-import the table with --test-fraction 0.2 (or "
+                        "--split-by a column that names test rows); the demo generators write one")
+    best, workload, _, outputs, labels = champion.predictions(experiment_dir, split=TEST_SPLIT)
+    beta = best.config.get("fbeta_beta", 1.0)
+    scored = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    record = {"scored": scored, "split": TEST_SPLIT, "rows": rows, "data": location.absolute(s.data.path),
+              "champion": {"trial": best.trial, "validation": {best.metric: best.value},
+                           "test": workload.compute_metrics(outputs, labels, {**meta, BETA_KEY: beta})},
+              "models": {}}
+    for model_dir in map(Path, models):
+        _, scores = export.predict(model_dir, s.data.path, split=TEST_SPLIT)
+        card = json.loads((model_dir / CARD_FILE).read_text())
+        card["test"] = {"scored": scored, "rows": rows, "metrics": scores}
+        (model_dir / CARD_FILE).write_text(json.dumps(card, indent=2, default=str) + "\n")
+        record["models"][str(model_dir)] = scores
+    record_path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return record

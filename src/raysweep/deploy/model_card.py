@@ -1,0 +1,93 @@
+"""The model card every export writes (`model_card.json`), and the deployment threshold.
+
+A PyTorch champion (deploy/export.py) and a model family's (deploy/family_export.py) share the
+card's head (the champion trial, the threshold it passed, its metrics and config) and tail (the
+data, versions, the experiment); each adds what its model format needs to be loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from raysweep import experiment
+from raysweep.analysis import champion
+from raysweep.checks import is_missing
+from raysweep.datasets import location
+
+META_FILE, CARD_FILE = "meta.json", "model_card.json"
+EVALUATION_FILE = "test_evaluation.json"   # in the experiment directory, written by raysweep evaluate
+
+
+class ThresholdMissed(Exception):
+    """The champion does not reach the deployment threshold; nothing was exported."""
+
+
+def card_head(experiment_dir: Path, best: champion.Champion, min_metric: float | None) -> dict:
+    """What every model card begins with: the champion trial, the threshold it passed, its metrics."""
+    s = experiment.load_spec(experiment_dir)
+    return {
+        "champion": {"trial": best.trial, "metric": best.metric, "mode": best.mode, "value": best.value,
+                     "best_epoch": _plain(best.row.get("best_epoch")), "status": best.row.get("status")},
+        "threshold": None if min_metric is None else {"metric": best.metric, "value": min_metric, "passed": True},
+        "metrics": {k: _plain(v) for k, v in best.row.items() if k.startswith(("best_", "last_"))},
+        "config": best.config,
+        "workload": s.workload,
+        "test": test_result(experiment_dir, best.trial),
+    }
+
+
+def test_result(experiment_dir: Path, trial: str) -> dict | None:
+    """The champion's score on the test split, where `raysweep evaluate` scored this trial."""
+    path = Path(experiment_dir) / EVALUATION_FILE
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    if record.get("champion", {}).get("trial") != trial:
+        return None
+    return {"scored": record["scored"], "rows": record["rows"], "metrics": record["champion"]["test"]}
+
+
+def card_tail(experiment_dir: Path, s, meta: dict) -> dict:
+    """What every model card ends with: the data, versions, the experiment and the time."""
+    return {
+        "data": {"path": location.absolute(s.data.path), "rows": meta.get("rows"),
+                 "made_by": meta.get("generator") or meta.get("source"), "split": meta.get("split")},
+        "versions": experiment.versions(),
+        "experiment": {"dir": str(experiment_dir.resolve()), "spec": s.raw},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def inputs_of(meta: dict) -> list[dict]:
+    """A model family's one input: the numeric features, then the category codes, as one matrix."""
+    names = [*meta.get("feature_names", []), *meta.get("categorical_names", [])] if "features" in meta["columns"] \
+        else list(meta.get("categorical_names", []))
+    return [{"name": "X", "dtype": "float64", "columns": names,
+             "note": "numeric features, then category codes (meta.json has the codes' categories)"}]
+
+
+def outputs_of(meta: dict) -> list | None:
+    """The names of a model's output columns: the targets, or the classes of a multiclass table."""
+    return meta.get("target_names") if meta.get("task") != "multiclass" else meta.get("classes")
+
+
+def threshold_check(best: champion.Champion, min_metric: float | None) -> None:
+    """Raise ThresholdMissed where the champion does not reach the deployment threshold."""
+    if min_metric is None:
+        return
+    passed = best.value >= min_metric if best.mode == "max" else best.value <= min_metric
+    if not passed:
+        bound = "at least" if best.mode == "max" else "at most"
+        raise ThresholdMissed(f"the champion, trial {best.trial}, has {best.metric} {best.value:.4g}; the "
+                              f"threshold asks for {bound} {min_metric:g}. Nothing exported.")
+
+
+def _plain(value):
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    return None if is_missing(value) or value is pd.NA else value
