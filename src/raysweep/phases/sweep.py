@@ -22,6 +22,7 @@ from raysweep.runner.ended_trials import EndedTrialTrimmer
 from raysweep.runner.progress import ProgressLines
 from raysweep.runner.pruning import CheckpointPruner
 from raysweep.runner.session import start_ray
+from raysweep.runner.tracking import MLflowTracker
 from raysweep.runner.watchdog import StallWatchdog
 from raysweep.search import searchers, space
 from raysweep.spec import Spec, SpecError
@@ -102,6 +103,7 @@ def _tuner(spec: Spec, prepared: tuning.Prepared, experiment_dir: Path) -> tune.
     watchdog = [StallWatchdog(str(experiment_dir), stall)] if stall else []
     keep = spec.checkpoints.keep_top
     pruner = [CheckpointPruner(spec.metric, spec.mode, keep)] if keep is not None else []
+    tracker = [MLflowTracker(spec, str(experiment_dir))] if spec.tracking.mlflow else []
     return tune.Tuner(
         prepared.trainable,
         param_space=plan.param_space,
@@ -113,7 +115,7 @@ def _tuner(spec: Spec, prepared: tuning.Prepared, experiment_dir: Path) -> tune.
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=2, checkpoint_score_attribute=spec.metric, checkpoint_score_order=spec.mode),
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries),
-            callbacks=[progress, store_writer, *watchdog, *pruner,
+            callbacks=[progress, store_writer, *watchdog, *pruner, *tracker,
                        TensorBoardWriter(str(experiment_dir), spec.params, load_workload(spec.workload).METRICS),
                        EndedTrialTrimmer(spec.metric)],
             verbose=0),

@@ -29,7 +29,7 @@ IO_CONFIG_KNOBS = ("batch_size", "prefetch_batches", "shuffle_buffer")
 IO_KNOBS = IO_CONFIG_KNOBS + ("data_path", "read_parallelism", "materialize", "cpus_per_worker")
 
 TOP_KEYS = ("name", "workload", "data", "metric", "mode", "fixed", "params", "search",
-            "scheduler", "resources", "failure", "checkpoints", "storage_path", "lr_find", "io_search")
+            "scheduler", "resources", "failure", "checkpoints", "tracking", "storage_path", "lr_find", "io_search")
 SECTION_KEYS = {
     "data": ("path", "format", "materialize", "read_parallelism"),
     "search": ("algorithm", "num_samples", "seed", "points_to_evaluate", "warm_start"),
@@ -38,6 +38,7 @@ SECTION_KEYS = {
                   "max_concurrent_trials", "executor"),
     "failure": ("max_retries", "stall_timeout_s"),
     "checkpoints": ("keep_top",),
+    "tracking": ("mlflow",),
     "lr_find": LR_FIND_KEYS,
     "io_search": IO_SEARCH_KEYS,
 }
@@ -123,6 +124,19 @@ class Checkpoints:
 
 
 @dataclass(frozen=True)
+class Tracking:
+    """Where the sweep's trials are logged besides the experiment directory (runner/tracking.py).
+
+    `tracking: {mlflow: {}}` logs to a local MLflow store beside the results; `uri` names a
+    tracking server or database instead, `experiment` the MLflow experiment (default: the spec's name).
+    """
+
+    mlflow: bool = False
+    mlflow_uri: str | None = None
+    mlflow_experiment: str | None = None
+
+
+@dataclass(frozen=True)
 class LRFind:
     """`raysweep lr-find`: steps to fit a subset, then one LR range test (Smith 2017)."""
 
@@ -161,6 +175,7 @@ class Spec:
     resources: Resources = Resources()
     failure: Failure = Failure()
     checkpoints: Checkpoints = Checkpoints()
+    tracking: Tracking = Tracking()
     storage_path: str = "results"
     lr_find: LRFind = LRFind()
     io_search: IOSearch | None = None

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from raysweep.checks import did_you_mean, is_int, is_number
 from raysweep.datasets import location
 from raysweep.search import SEARCHERS, searchers, space
 from raysweep.search.schedulers import SCHEDULERS
 from raysweep.search.space import Param
 from raysweep.spec.problems import Problems
-from raysweep.spec.schema import EXECUTORS, SNAPSHOT_FILE, Checkpoints, Failure, Resources, Scheduler, Search, WarmStart
+from raysweep.spec.schema import (
+    EXECUTORS,
+    SNAPSHOT_FILE,
+    Checkpoints,
+    Failure,
+    Resources,
+    Scheduler,
+    Search,
+    Tracking,
+    WarmStart,
+)
 
 
 def search(problems: Problems, s: dict, params: list[Param]) -> Search:
@@ -171,3 +183,26 @@ def checkpoints(problems: Problems, c: dict) -> Checkpoints:
     """`checkpoints:`: how many of the best ended trials keep their checkpoints (null: all)."""
     keep = problems.number(c, "checkpoints", "keep_top", Checkpoints.keep_top, low=1, integer=True, optional=True)
     return Checkpoints(keep_top=keep)
+
+
+MLFLOW_KEYS = ("uri", "experiment")
+
+
+def tracking(problems: Problems, t: dict, storage_path) -> Tracking:
+    """`tracking: {mlflow: {uri, experiment}}`: MLflow installed, a URI where the results are remote."""
+    if "mlflow" not in t:
+        return Tracking()
+    m = t["mlflow"] if t["mlflow"] is not None else {}
+    if not isinstance(m, dict):
+        problems.bad("tracking.mlflow", f"must be a mapping (e.g. {{}} or {{uri: http://127.0.0.1:5000}}), got {m!r}")
+        return Tracking()
+    problems.known_keys(m, MLFLOW_KEYS, "tracking.mlflow")
+    for key in MLFLOW_KEYS:
+        if key in m and (not isinstance(m[key], str) or not m[key]):
+            problems.bad(f"tracking.mlflow.{key}", f"must be a non-empty string, got {m[key]!r}")
+    if importlib.util.find_spec("mlflow") is None:
+        problems.bad("tracking.mlflow", "MLflow is not installed; pip install 'raysweep[tracking]' (or mlflow)")
+    if "uri" not in m and isinstance(storage_path, str) and location.is_uri(storage_path):
+        problems.bad("tracking.mlflow.uri", f"required when storage_path is a URI ({storage_path}): the local store "
+                     "beside the results would be on the driver only; give a tracking server's address")
+    return Tracking(mlflow=True, mlflow_uri=m.get("uri"), mlflow_experiment=m.get("experiment"))

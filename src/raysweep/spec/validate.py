@@ -95,6 +95,7 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
     resources = sections.resources(problems, section(problems, raw, "resources"))
     failure = sections.failure(problems, section(problems, raw, "failure"))
     checkpoints = sections.checkpoints(problems, section(problems, raw, "checkpoints"))
+    tracking = sections.tracking(problems, section(problems, raw, "tracking"), raw.get("storage_path", "results"))
     storage = raw.get("storage_path", "results")
     if not isinstance(storage, str) or not storage:
         problems.bad("storage_path", f"must be a directory path, got {storage!r}")
@@ -114,8 +115,8 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
         return None
     return Spec(name=name, workload=workload, data=data, metric=metric, mode=mode,
                 fixed=fixed, params=tuple(params), search=search, scheduler=scheduler,
-                resources=resources, failure=failure, checkpoints=checkpoints, storage_path=storage, lr_find=lr_find,
-                io_search=io_search, source=problems.source)
+                resources=resources, failure=failure, checkpoints=checkpoints, tracking=tracking,
+                storage_path=storage, lr_find=lr_find, io_search=io_search, source=problems.source)
 
 
 def estimator_fit(problems: Problems, raw: dict, resources) -> None:
