@@ -108,12 +108,15 @@ def test_multiclass_and_regression_tables(tmp_path):
 def test_a_spec_gets_one_clear_line_for_what_the_families_cannot_do(cancer, tmp_path):
     spec.load(SPEC, [f"data.path={cancer}"])   # the ready spec fits a binary table
     bad = [f"data.path={cancer}", "params.family.when.lightgbm.xgb_max_depth={type: randint, low: 2, high: 4}",
-           "resources.workers_per_trial=2", "metric=val_r2"]
+           "resources.workers_per_trial=2", "resources.gpus_per_worker=1", "metric=val_r2",
+           "params.fbeta_beta={type: uniform, low: 0.5, high: 2}", "fixed.fbeta_beta=0"]
     with pytest.raises(spec.SpecError) as err:
         spec.load(SPEC, bad)
     text = "\n".join(err.value.problems)
     assert "params.family.when.lightgbm.xgb_max_depth: xgb_max_depth is a xgboost parameter; move it under when.xgboost" in text
     assert "resources: the model families fit in the trial process" in text
+    assert "resources.gpus_per_worker: the model families fit on CPUs" in text
+    assert "params.fbeta_beta: the beta defines val_fbeta" in text and "fixed.fbeta_beta: must be > 0" in text
     assert "metric: a binary table reports val_loss" in text
 
 

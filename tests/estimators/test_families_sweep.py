@@ -22,7 +22,8 @@ SPEC = "search_spaces/model_families_optuna.yaml"
 def families_sweep(ray_session, cancer, tmp_path_factory):
     overrides = [f"data.path={cancer}", f"storage_path={tmp_path_factory.mktemp('families')}",
                  "search.num_samples=8", "fixed.epochs=4", "fixed.rounds_per_epoch=5", "scheduler.grace_period=1",
-                 "checkpoints.keep_top=null", "resources.max_concurrent_trials=1",   # one at a time: the same
+                 "checkpoints.keep_top=2",   # the best two, and the best of each family (scientific)
+                 "resources.max_concurrent_trials=1",   # one at a time: the same
                  # trials and the same ASHA decisions on every run
                  # one trial of each family first, so that every family is in the study whatever TPE picks next
                  "search.points_to_evaluate=[{family: logistic_regression}, {family: random_forest}, "

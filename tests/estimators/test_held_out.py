@@ -28,6 +28,12 @@ def test_a_test_fraction_holds_out_rows_or_the_last_groups(tmp_path):
     names, info = tabular._split(table, "day", 0.2, 0, test_fraction=0.1)
     assert info["test_values"] == ["18", "19"] and info["val_values"] == ["14", "15", "16", "17"]
     assert set(table["day"].to_numpy()[names == "test"]) == {18, 19}   # the latest days, after val's
+    few_groups = pa.table({"x": np.arange(8.0), "site": np.repeat(["a", "b", "c", "d"], 2), "y": np.arange(8) % 2})
+    names, info = tabular._split(few_groups, "site", 0.25, 0, test_fraction=0.1)
+    assert info["test_values"] == ["d"]   # 0.1 of 4 groups rounds to none: one group all the same
+    given = pa.table({"x": np.arange(4.0), "s": ["train", "train", "val", "test"], "y": [0, 1, 0, 1]})
+    with pytest.raises(shards.DataError, match="names the splits already; mark the test rows"):
+        tabular._split(given, "s", 0.2, 0, test_fraction=0.1)
     with pytest.raises(shards.DataError, match="--test-fraction must lie in"):
         tabular.import_table(tmp_path / "none.csv", tmp_path / "o", target=["y"], task="binary",
                              val_fraction=0.5, test_fraction=0.5)
@@ -80,7 +86,12 @@ def test_no_sweep_or_analysis_reads_the_test_split_and_evaluate_scores_it_once(h
     record = json.loads((experiment_dir / "test_evaluation.json").read_text())
     card = json.loads((tmp_path / "champion" / "model_card.json").read_text())
     assert card["test"]["metrics"] == record["champion"]["test"] and card["test"]["rows"] == 114
-    assert 0.5 < record["champion"]["test"]["val_fbeta"] <= 1
+    test = record["champion"]["test"]
+    assert "val_fbeta" not in test and "fbeta_threshold" not in test   # no val_ metric, no threshold chosen on test
+    # F-beta at the threshold chosen on val, as deployed: never above the best over test's own thresholds.
+    assert 0.5 < test["fbeta_at_threshold"] <= test["fbeta_at_best_test_threshold"] + 1e-12 <= 1 + 1e-12
+    assert 0 < test["threshold_from_val"] < 1
+    assert card["test"]["metrics"]["fbeta_at_threshold"] == test["fbeta_at_threshold"]
     ensemble_card = json.loads((tmp_path / "ensemble" / "model_card.json").read_text())
     assert ensemble_card["test"]["metrics"] == record["models"][str(tmp_path / "ensemble")]
 

@@ -63,6 +63,21 @@ def test_the_best_trials_keep_their_checkpoints_and_the_others_lose_them_once_tu
     assert kept(tmp_path, "abcdefg") == "dg"
 
 
+def test_the_best_trial_of_each_scientific_value_keeps_its_checkpoints_too(tmp_path):
+    """keep_top 1 over two families: the overall best and the best forest stay, a worse forest goes."""
+    pruner = CheckpointPruner("val_loss", "min", keep_top=1, scientific=("family",))
+    trials = {name: trial(tmp_path, name, losses) for name, losses in
+              [("a", [0.3]), ("b", [0.1]), ("c", [0.2]), ("d", [0.25]), ("e", [0.05])]}
+    for name, family in zip("abcde", ["forest", "boost", "forest", "forest", "boost"]):
+        trials[name].config = {"family": family}
+    pruner.on_step_begin(0, [])
+    for name in "abcde":
+        pruner.on_trial_complete(0, [], trials[name])
+    pruner.on_experiment_end([])
+    # e: the best overall (and of boost); c: the best forest; a, d (worse forests) and b (a boost beaten by e) go
+    assert kept(tmp_path, "abcde") == "ce"
+
+
 def test_a_resumed_sweep_counts_the_trials_its_first_run_finished(tmp_path):
     earlier = [trial(tmp_path, name, losses) for name, losses in [("a", [0.1]), ("bb", [0.2]), ("ccc", [0.3])]]
     for t in earlier:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -41,6 +44,10 @@ def test_each_trial_is_a_run_with_its_params_epochs_and_the_champions_files(ray_
     assert champions[0].info.run_name == trials["best_val_fbeta"].idxmax()
     files = {a.path for a in client.list_artifacts(champions[0].info.run_id, "champion")}
     assert "champion/state.json" in files and len(files) == 2   # the family's model file beside it
+    # ...of the champion's best checkpoint: the one whose report had its best val_fbeta.
+    state = json.loads(Path(client.download_artifacts(champions[0].info.run_id, "champion/state.json",
+                                                      str(tmp_path))).read_text())
+    assert state["metrics"]["val_fbeta"] == pytest.approx(trials["best_val_fbeta"].max())
 
 
 def test_tracking_errors_are_one_line_each(tmp_path):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from sklearn import metrics as sk
 from sklearn.metrics import average_precision_score, fbeta_score, precision_recall_curve
 
+from raysweep.training import loop
 from raysweep.training.metrics import (
     BETA_KEY,
     METRICS_BY_TASK,
@@ -14,6 +16,7 @@ from raysweep.training.metrics import (
     average_precision,
     best_f1,
     best_fbeta,
+    fbeta_at,
     for_task,
 )
 from raysweep.workloads import tabular
@@ -102,3 +105,28 @@ def test_beta_reaches_compute_metrics_through_the_meta_the_loop_builds():
     assert half[THRESHOLD] > two[THRESHOLD]   # precision first picks a stricter threshold
     assert tabular.compute_metrics(logits, labels, meta)["val_fbeta"] == pytest.approx(
         best_fbeta(labels, 1 / (1 + np.exp(-logits)), 1.0)[0])
+
+
+def test_fbeta_at_a_given_threshold_is_scikit_learns():
+    rng = np.random.default_rng(5)
+    labels = (rng.random(200) < 0.2).astype(float)
+    scores = labels * 0.4 + rng.random(200) * 0.6
+    for threshold in (0.3, 0.5, 0.9):
+        assert fbeta_at(labels, scores, threshold, 0.5) == pytest.approx(
+            fbeta_score(labels, scores >= threshold, beta=0.5, zero_division=0.0))
+
+
+def test_the_loop_hands_compute_metrics_the_configs_beta():
+    """loop.build puts the config's fbeta_beta into the meta that evaluate gives compute_metrics."""
+    meta = {"task": "binary", "feature_names": ["x"], "categorical_names": [], "cardinalities": {},
+            "target_names": ["y"], "scaler": {"mean": [0.0], "std": [1.0]}, "columns": {"features": "features"}}
+    cfg = tabular.Config(fbeta_beta=0.5, hidden_units=(4,))
+    trainee = loop.build(tabular, cfg, meta, device=torch.device("cpu"))
+    assert trainee.meta[BETA_KEY] == 0.5
+    rng = np.random.default_rng(1)
+    batch = {"features": torch.from_numpy(rng.normal(size=(300, 1)).astype(np.float32)),
+             "labels": torch.from_numpy((rng.random((300, 1)) < 0.3).astype(np.float32))}
+    reported = loop.evaluate(tabular, trainee, [batch], device=torch.device("cpu"))
+    with torch.no_grad():
+        probs = torch.sigmoid(trainee.model(batch)).numpy()
+    assert reported["val_fbeta"] == pytest.approx(best_fbeta(batch["labels"].numpy(), probs, 0.5)[0])

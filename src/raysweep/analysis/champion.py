@@ -70,8 +70,9 @@ def latest_checkpoint(experiment_dir: Path, trial_id: str) -> Path:
         if keep is None:
             raise SpecError([f"trial {trial_id} saved no checkpoint; nothing to export"])
         raise SpecError([f"trial {trial_id} has no checkpoint: its checkpoints were deleted when it ended, since it "
-                         f"was not among the {keep} best (checkpoints.keep_top: {keep}), or it saved none; "
-                         "export the best trial, or raise keep_top (null keeps all) in the spec of the next sweep"])
+                         f"was neither among the {keep} best (checkpoints.keep_top: {keep}) nor the best of its "
+                         "scientific values, or it saved none; take one of those, or raise keep_top (null keeps "
+                         "all) in the spec of the next sweep"])
     return directory
 
 
@@ -123,7 +124,8 @@ def read_rows(data_dir: str | Path, meta: dict, split: str, limit: int | None = 
     """A split of a Parquet dataset as one batch of tensors (the first `limit` rows)."""
     fmt = meta.get("format", "parquet")
     if fmt != "parquet":
-        raise shards.DataError(f"{data_dir} holds {fmt} shards; predict reads Parquet datasets")
+        raise shards.DataError(f"{data_dir} holds {fmt} shards; export, predict, evaluate, ensemble and the best-trial "
+                               "plots read Parquet datasets: write it again with --format parquet")
     paths = shards.shard_paths(data_dir, split, fmt)
     if not paths:
         raise shards.DataError(f"{location.join(data_dir, split)} holds no Parquet shards")

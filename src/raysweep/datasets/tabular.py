@@ -88,7 +88,7 @@ def _split(table: pa.Table, split_by: str | None, val_fraction: float, seed: int
     n = table.num_rows
     if split_by is None:
         order = np.random.default_rng(seed).permutation(n)
-        n_test = int(round(n * test_fraction)) and max(1, int(round(n * test_fraction)))
+        n_test = max(1, int(round(n * test_fraction))) if test_fraction else 0
         n_val = max(1, int(round(n * val_fraction)))
         names = np.full(n, "train", dtype=object)
         names[order[:n_val]] = "val"
@@ -106,12 +106,15 @@ def _split(table: pa.Table, split_by: str | None, val_fraction: float, seed: int
         if not {"train", "val"} <= set(distinct):
             raise shards.DataError(f"--split-by column {split_by!r} names splits but lacks "
                                    f"{sorted({'train', 'val'} - set(distinct))}")
+        if test_fraction:
+            raise shards.DataError(f"--split-by column {split_by!r} names the splits already; mark the test rows "
+                                   "'test' in it instead of --test-fraction")
         return values, {"by": split_by, "as_given": True}
     try:  # numbers and dates sort as numbers, not as text
         distinct = [d for _, d in sorted((float(v), v) for v in distinct)]
     except ValueError:
         pass
-    n_test = int(round(len(distinct) * test_fraction)) and max(1, int(round(len(distinct) * test_fraction)))
+    n_test = max(1, int(round(len(distinct) * test_fraction))) if test_fraction else 0
     n_val = max(1, int(round(len(distinct) * val_fraction)))
     test_groups = set(distinct[len(distinct) - n_test:]) if n_test else set()
     val_groups = set(distinct[len(distinct) - n_test - n_val:len(distinct) - n_test])

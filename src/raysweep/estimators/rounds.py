@@ -3,8 +3,9 @@
 A boosted family reports every `rounds_per_epoch` rounds (an "epoch" of boosting), so a
 scheduler's rungs are rounds and ASHA stops a weak booster after its first few. A family that
 fits once (logistic regression, random forest) reports once, at its last epoch: it is a model
-trained on the whole budget, and ASHA records it at the top rung only, beside boosters that
-earned the same budget, rather than at the first rung against boosters of a few rounds.
+trained on the whole budget, and ASHA records it at its top rung only (the highest milestone at
+or below that epoch), beside the boosters that got that far, rather than at the first rung
+against boosters of a few rounds.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ def _tuner(spec: Spec, prepared: tuning.Prepared, experiment_dir: Path) -> tune.
     stall = spec.failure.stall_timeout_s
     watchdog = [StallWatchdog(str(experiment_dir), stall)] if stall else []
     keep = spec.checkpoints.keep_top
-    pruner = [CheckpointPruner(spec.metric, spec.mode, keep)] if keep is not None else []
+    pruner = [CheckpointPruner(spec.metric, spec.mode, keep, tuple(spec.scientific))] if keep is not None else []
     tracker = [MLflowTracker(spec, str(experiment_dir))] if spec.tracking.mlflow else []
     return tune.Tuner(
         prepared.trainable,

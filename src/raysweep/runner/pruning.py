@@ -72,11 +72,15 @@ def best_value(reports: list[dict], metric: str, mode: str) -> float | None:
 
 
 class CheckpointPruner(Callback):
-    """Keeps the checkpoints of the best `keep_top` ended trials that did not fail."""
+    """Keeps the checkpoints of the best `keep_top` ended trials that did not fail, and of the
+    best trial of each value of the scientific parameters (what `rank` and the report compare,
+    and `export --trial` or `ensemble` may take: the best random forest of a families study)."""
 
-    def __init__(self, metric: str, mode: str, keep_top: int):
-        self.metric, self.mode, self.keep_top = metric, mode, keep_top
+    def __init__(self, metric: str, mode: str, keep_top: int, scientific: tuple[str, ...] = ()):
+        self.metric, self.mode, self.keep_top, self.scientific = metric, mode, keep_top, tuple(scientific)
         self.kept: list[tuple[float, int, str]] = []   # a heap: (goodness, -order, trial id); worst first
+        self.top: set[str] = set()                      # the trial ids in `kept`
+        self.group_best: dict[tuple, tuple[float, int, str]] = {}   # scientific values -> best entry
         self.trials: dict[str, object] = {}            # trial id -> trial, for those kept
         self.order = itertools.count()
         self.first_step = True
@@ -84,7 +88,7 @@ class CheckpointPruner(Callback):
         self.saved: list = []       # ... and once that save has reached the experiment
 
     def __getstate__(self):   # Tune pickles its callbacks before the sweep starts (tuner.pkl)
-        return {"metric": self.metric, "mode": self.mode, "keep_top": self.keep_top}
+        return {"metric": self.metric, "mode": self.mode, "keep_top": self.keep_top, "scientific": self.scientific}
 
     def __setstate__(self, state):
         self.__init__(**state)
@@ -114,13 +118,29 @@ class CheckpointPruner(Callback):
     def _rank(self, trial, value: float, delete: bool) -> None:
         goodness = -value if self.mode == "min" else value
         # of equal trials the first to end stays (as the leaderboard lists it first)
-        heapq.heappush(self.kept, (goodness, -next(self.order), trial.trial_id))
+        entry = (goodness, -next(self.order), trial.trial_id)
+        heapq.heappush(self.kept, entry)
+        self.top.add(trial.trial_id)
         self.trials[trial.trial_id] = trial
+        released = []
+        if self.scientific:
+            group = tuple(str(trial.config.get(name)) for name in self.scientific)
+            before = self.group_best.get(group)
+            if before is None or entry > before:
+                self.group_best[group] = entry
+                released += [before[2]] if before is not None else []
+            else:
+                released.append(trial.trial_id)   # not its group's best: only the top can keep it
         if len(self.kept) > self.keep_top:
             _, _, worst = heapq.heappop(self.kept)
-            dropped = self.trials.pop(worst)
-            if delete:
-                self.unsaved.append(dropped)
+            self.top.discard(worst)
+            released.append(worst)
+        bests = {e[2] for e in self.group_best.values()}
+        for trial_id in dict.fromkeys(released):
+            if trial_id in self.trials and trial_id not in self.top and trial_id not in bests:
+                dropped = self.trials.pop(trial_id)
+                if delete:
+                    self.unsaved.append(dropped)
 
     def get_state(self):
         """Called by Tune right after each save of its state: what the save before this one

@@ -7,7 +7,8 @@ A run per trial, named by its trial id and tagged with the experiment directory,
 trial's hyperparameters, every reported metric at each epoch (the step), and its end status
 (FINISHED, or FAILED for a trial that errored). When the sweep ends, the best trial that did
 not fail gets the files of its best checkpoint as artifacts (`champion/`) and the tag
-`raysweep.champion`. Without a `uri`, runs go to a local SQLite store beside the results
+`raysweep.champion` (a resumed sweep keeps the callback's state, so it crowns the best of all its
+trials, and moves the tag from a run its first part crowned). Without a `uri`, runs go to a local SQLite store beside the results
 (`<storage_path>/mlflow.db`, artifacts in `<storage_path>/mlartifacts`), which `mlflow ui
 --backend-store-uri sqlite:///...` opens. The callback runs on the driver and logs through
 MLflow's client; the trials never import MLflow.
@@ -17,10 +18,12 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 from pathlib import Path
 
 from ray.tune import Callback
 
+from raysweep import experiment
 from raysweep.datasets import location
 from raysweep.errors import UserError
 from raysweep.spec.schema import Spec
@@ -65,7 +68,7 @@ class MLflowTracker(Callback):
         self.best: dict[str, float] = {}        # trial id -> best value of the spec's metric so far
         self.failed: set[str] = set()
         self.improved: dict[str, bool] = {}     # trial id -> did its last report improve on the best
-        self.checkpoints: dict[str, str] = {}   # trial id -> the checkpoint of its best report
+        self.checkpoints: dict[str, object] = {}   # trial id -> the tune.Checkpoint of its best report
 
     def _run(self, trial) -> str:
         if trial.trial_id not in self.runs:
@@ -94,17 +97,19 @@ class MLflowTracker(Callback):
             if math.isfinite(value):
                 self.client.log_metric(run_id, key, float(value), step=step)
         value = result.get(self.metric)
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            before = self.best.get(trial.trial_id)
-            better = before is None or (value > before if self.mode == "max" else value < before)
-            self.best[trial.trial_id] = value if better else before
-            self.improved[trial.trial_id] = better
+        finite = isinstance(value, (int, float)) and math.isfinite(value)
+        before = self.best.get(trial.trial_id)
+        better = finite and (before is None or (value > before if self.mode == "max" else value < before))
+        if better:
+            self.best[trial.trial_id] = value
+        self.improved[trial.trial_id] = better   # a NaN report is no improvement: its checkpoint is not the best
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
-        # The checkpoint of the report just seen: kept where it is the trial's best so far
-        # (Tune keeps each trial's best checkpoints by the spec's metric).
-        if self.improved.get(trial.trial_id, trial.trial_id not in self.checkpoints):
-            self.checkpoints[trial.trial_id] = checkpoint.path
+        # The checkpoint of the report just seen, where that report is the trial's best so far
+        # (Tune keeps each trial's best checkpoints by the spec's metric). A TorchTrainer's
+        # checkpoints stay with its Train run and never come here: see on_experiment_end.
+        if self.improved.get(trial.trial_id):
+            self.checkpoints[trial.trial_id] = checkpoint
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.client.set_terminated(self._run(trial), "FINISHED")
@@ -115,12 +120,36 @@ class MLflowTracker(Callback):
 
     def on_experiment_end(self, trials, **info):
         ranked = [t for t in self.best if t not in self.failed]
-        if not ranked:
-            return
-        champion = (max if self.mode == "max" else min)(ranked, key=self.best.__getitem__)
+        if ranked:
+            champion = (max if self.mode == "max" else min)(ranked, key=self.best.__getitem__)
+            self._crown(champion, next((t for t in trials if t.trial_id == champion), None))
+        log.info("MLflow: %d runs in %s, experiment %r", len(self.runs), self.uri, self.experiment_name)
+
+    def _crown(self, champion: str, trial) -> None:
+        """Tag the champion's run (and untag a run an earlier part of a resumed sweep crowned),
+        and log the files of its best checkpoint: downloaded where the results are at a URI; a
+        TorchTrainer trial's latest (its best epoch's weights are in it, best.pt)."""
+        tagged = self.client.search_runs([self.experiment_id], f"tags.`raysweep.champion` = 'true' and "
+                                         f"tags.`raysweep.experiment` = '{self.experiment_dir}'")
+        for run in tagged:
+            if run.info.run_id != self.runs[champion]:
+                self.client.delete_tag(run.info.run_id, "raysweep.champion")
         run_id = self.runs[champion]
         self.client.set_tag(run_id, "raysweep.champion", "true")
-        directory = self.checkpoints.get(champion)
-        if directory and Path(directory).is_dir():
-            self.client.log_artifacts(run_id, directory, "champion")
-        log.info("MLflow: %d runs in %s, experiment %r", len(self.runs), self.uri, self.experiment_name)
+        with tempfile.TemporaryDirectory() as tmp:
+            saved = self.checkpoints.get(champion)
+            directory = saved.to_directory(tmp) if saved is not None else None
+            if directory is None and trial is not None:
+                directory = experiment.checkpoint_dir(Path(self.experiment_dir), trial)
+            if directory is None or not Path(directory).is_dir():
+                log.warning("MLflow: the champion %s has no checkpoint to log as artifacts", champion)
+                return
+            self.client.log_artifacts(run_id, str(directory), "champion")
+
+    def get_state(self) -> dict:
+        """What a resumed sweep needs to name the champion of all its trials, not just its own part's."""
+        return {"runs": self.runs, "best": self.best, "failed": self.failed, "checkpoints": self.checkpoints}
+
+    def set_state(self, state: dict) -> None:
+        self.runs, self.best = state["runs"], state["best"]
+        self.failed, self.checkpoints = state["failed"], state["checkpoints"]

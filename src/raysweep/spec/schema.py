@@ -117,7 +117,8 @@ class Checkpoints:
 
     Running, pending and paused trials always keep theirs (they continue from them). Of the
     ended ones, the best `keep_top` that did not fail keep theirs, for export and the report's
-    best-trial plots; the others' are deleted as they end. None keeps every checkpoint.
+    best-trial plots, and so does the best of each value of a scientific parameter; the others'
+    are deleted as they end. None keeps every checkpoint.
     """
 
     keep_top: int | None = 5

@@ -188,8 +188,10 @@ def checkpoints(problems: Problems, c: dict) -> Checkpoints:
 MLFLOW_KEYS = ("uri", "experiment")
 
 
-def tracking(problems: Problems, t: dict, storage_path) -> Tracking:
-    """`tracking: {mlflow: {uri, experiment}}`: MLflow installed, a URI where the results are remote."""
+def tracking(problems: Problems, t: dict, storage_path, *, installed: bool = True) -> Tracking:
+    """`tracking: {mlflow: {uri, experiment}}`: a URI where the results are remote, and (with
+    `installed`, as `validate` and `run` check) MLflow installed; a saved spec read back for
+    `rank` or `report` on a machine without MLflow loads all the same."""
     if "mlflow" not in t:
         return Tracking()
     m = t["mlflow"] if t["mlflow"] is not None else {}
@@ -200,7 +202,7 @@ def tracking(problems: Problems, t: dict, storage_path) -> Tracking:
     for key in MLFLOW_KEYS:
         if key in m and (not isinstance(m[key], str) or not m[key]):
             problems.bad(f"tracking.mlflow.{key}", f"must be a non-empty string, got {m[key]!r}")
-    if importlib.util.find_spec("mlflow") is None:
+    if installed and importlib.util.find_spec("mlflow") is None:
         problems.bad("tracking.mlflow", "MLflow is not installed; pip install 'raysweep[tracking]' (or mlflow)")
     if "uri" not in m and isinstance(storage_path, str) and location.is_uri(storage_path):
         problems.bad("tracking.mlflow.uri", f"required when storage_path is a URI ({storage_path}): the local store "

@@ -95,11 +95,13 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
     resources = sections.resources(problems, section(problems, raw, "resources"))
     failure = sections.failure(problems, section(problems, raw, "failure"))
     checkpoints = sections.checkpoints(problems, section(problems, raw, "checkpoints"))
-    tracking = sections.tracking(problems, section(problems, raw, "tracking"), raw.get("storage_path", "results"))
+    tracking = sections.tracking(problems, section(problems, raw, "tracking"), raw.get("storage_path", "results"),
+                                 installed=check_data)
     storage = raw.get("storage_path", "results")
     if not isinstance(storage, str) or not storage:
         problems.bad("storage_path", f"must be a directory path, got {storage!r}")
     dataset_fit(problems, workload, meta, raw, fixed, metric)
+    beta_fixed(problems, fixed, params)
     lr_find = phase_sections.lr_find(problems, section(problems, raw, "lr_find"), params)
     if workload and fits_estimators(load_workload(workload)):
         estimator_fit(problems, raw, resources)
@@ -119,6 +121,16 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
                 storage_path=storage, lr_find=lr_find, io_search=io_search, source=problems.source)
 
 
+def beta_fixed(problems: Problems, fixed: dict, params) -> None:
+    """`fbeta_beta` defines val_fbeta: fixed and > 0, so every trial is scored on the same metric."""
+    if any(p.name == "fbeta_beta" for p in space.all_params(params)):
+        problems.bad("params.fbeta_beta", "the beta defines val_fbeta; tuned, trials would be scored on different "
+                     "metrics. Set it in fixed (e.g. fixed.fbeta_beta: 0.5)")
+    beta = fixed.get("fbeta_beta", 1.0)
+    if isinstance(beta, (int, float)) and not isinstance(beta, bool) and beta <= 0:
+        problems.bad("fixed.fbeta_beta", f"must be > 0 (below 1 weighs precision higher, above 1 recall), got {beta}")
+
+
 def estimator_fit(problems: Problems, raw: dict, resources) -> None:
     """Model families (workload: families) fit whole tables in the trial process: no PyTorch
     phases, and one worker per trial, which uses every CPU the trial holds."""
@@ -129,6 +141,9 @@ def estimator_fit(problems: Problems, raw: dict, resources) -> None:
     if resources is not None and (resources.workers_per_trial != 1 or resources.executor == "torch_trainer"):
         problems.bad("resources", "the model families fit in the trial process (executor: in_trial, "
                      "workers_per_trial: 1); give each trial more CPUs with resources.cpus_per_worker instead")
+    if resources is not None and resources.gpus_per_worker:
+        problems.bad("resources.gpus_per_worker", "the model families fit on CPUs; a GPU held by their trials would "
+                     "sit idle. Set it to 0 and give the trials CPUs (resources.cpus_per_worker)")
 
 
 def check_workload(problems: Problems, reference) -> str | None:

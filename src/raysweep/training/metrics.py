@@ -83,6 +83,18 @@ def best_fbeta(labels: np.ndarray, scores: np.ndarray, beta: float = 1.0) -> tup
     return float(fbeta[best]), float(thresholds[best])
 
 
+def fbeta_at(labels: np.ndarray, scores: np.ndarray, threshold: float, beta: float = 1.0) -> float:
+    """F-beta of predicting positive at `score >= threshold`: a threshold chosen elsewhere (on
+    validation) applied to new data, as a deployment applies it. NaN without positives."""
+    labels = np.asarray(labels).astype(bool).ravel()
+    chosen = np.asarray(scores, dtype=np.float64).ravel() >= threshold
+    if not labels.any():
+        return float("nan")
+    b2 = beta * beta
+    true_pos = float(np.sum(chosen & labels))
+    return float((1 + b2) * true_pos / (b2 * labels.sum() + chosen.sum()))
+
+
 def best_f1(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     """(F1, threshold) at the best threshold: `best_fbeta` with beta 1."""
     return best_fbeta(labels, scores, 1.0)
