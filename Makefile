@@ -54,15 +54,17 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/lint-imports --no-logo
 
-# The performance tables of BENCHMARKS.md, each measured side by side in one run (about 10
+# The performance tables of BENCHMARKS.md, each measured side by side in one run (about 12
 # minutes; JSON in bench/out/): start-up against a plain Optuna study, streaming a dataset twice
-# the object store, WebDataset against Parquet, and the per-trial overhead of both executors.
+# the object store, WebDataset against Parquet, the per-trial overhead of both executors, and the
+# four model families on two tables.
 # Run it on a quiet machine: other work on the CPUs skews the times.
 bench: $(VENV)/.installed $(DEMO_DATA)/meta.json
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/streaming.py
 	$(BIN)/python bench/webdataset_read.py
 	$(BIN)/python bench/trial_overhead.py
+	$(BIN)/python bench/model_families.py
 
 # `ray up cluster.local.yaml` for real on this machine: two nodes, each an sshd of its own in
 # private namespaces, a sweep through `ray job submit`, `ray down` (cluster/smoke.sh; about 90 s).
