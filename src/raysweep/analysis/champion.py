@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
@@ -145,10 +145,10 @@ def in_chunks(predict_chunk, rows: dict[str, torch.Tensor], size: int = PREDICT_
                           for i in range(0, n, size)]).float().numpy()
 
 
-def predictions(experiment_dir: str | Path, split: str = "val"):
-    """(champion, workload, meta, outputs, labels) of the best trial on a split of its data:
-    outputs as the workload's compute_metrics takes them (logits of a PyTorch classifier,
-    probabilities of a model family)."""
+def predictor(experiment_dir: str | Path) -> tuple[Champion, Workload, dict, Callable[[str], tuple]]:
+    """(champion, workload, meta, predict): the best trial's model, loaded once, and
+    `predict(split)` -> (outputs, labels) on a split of its data, outputs as the workload's
+    compute_metrics takes them (logits of a PyTorch classifier, probabilities of a model family)."""
     experiment_dir = Path(experiment_dir)
     best = select(experiment_dir)
     s = experiment.load_spec(experiment_dir)
@@ -156,9 +156,28 @@ def predictions(experiment_dir: str | Path, split: str = "val"):
     if fits_estimators(workload):
         meta = shards.read_meta(s.data.path)
         family, model, _, _ = best_fitted(experiment_dir, best)
-        columns = read_columns(s.data.path, meta, split)
-        return best, workload, meta, workload.predict(model, family, columns, meta), columns["labels"].astype(np.float32)
+
+        def predict(split: str) -> tuple[np.ndarray, np.ndarray]:
+            columns = read_columns(s.data.path, meta, split)
+            return workload.predict(model, family, columns, meta), columns["labels"].astype(np.float32)
+
+        return best, workload, meta, predict
     workload, meta, model, _ = load_model(experiment_dir, best)
-    rows = read_rows(experiment.load_spec(experiment_dir).data.path, meta, split)
-    outputs = in_chunks(lambda chunk: workload.predict(model, chunk), rows)
-    return best, workload, meta, outputs, rows["labels"].float().numpy()
+
+    def predict(split: str) -> tuple[np.ndarray, np.ndarray]:
+        rows = read_rows(s.data.path, meta, split)
+        return in_chunks(lambda chunk: workload.predict(model, chunk), rows), rows["labels"].float().numpy()
+
+    return best, workload, meta, predict
+
+
+def predictions(experiment_dir: str | Path, split: str = "val"):
+    """(champion, workload, meta, outputs, labels) of the best trial on a split of its data."""
+    best, workload, meta, predict = predictor(experiment_dir)
+    return (best, workload, meta, *predict(split))
+
+
+def probabilities(workload: Workload, outputs: np.ndarray) -> np.ndarray:
+    """A binary or multilabel classifier's probabilities: a model family predicts them, a PyTorch
+    classifier's outputs are logits."""
+    return outputs if fits_estimators(workload) else 1 / (1 + np.exp(-outputs))

@@ -43,7 +43,7 @@ from raysweep import experiment
 from raysweep.analysis import champion, store
 from raysweep.search import space
 from raysweep.training import metrics
-from raysweep.workloads import fits_estimators, task_of
+from raysweep.workloads import task_of
 
 PLOTS_DIR = experiment.PLOTS_DIR
 log = logging.getLogger("raysweep")
@@ -310,9 +310,8 @@ def all_plots(experiment_dir: str | Path, out_dir: str | Path | None = None) -> 
         names = [str(n) for n in meta.get("target_names", [])]
         task = task_of(workload, meta)
         if task in ("binary", "multilabel"):
-            # A model family predicts probabilities; a PyTorch classifier's outputs are logits.
-            probs = outputs if fits_estimators(workload) else 1 / (1 + np.exp(-outputs))
-            drawn["classification"] = classification(probs, labels.reshape(len(labels), -1), names,
+            drawn["classification"] = classification(champion.probabilities(workload, outputs),
+                                                     labels.reshape(len(labels), -1), names,
                                                      out_dir / "classification.png", title)
         elif task == "regression":
             drawn["regression"] = regression(outputs, labels, names, out_dir / "regression.png", title)

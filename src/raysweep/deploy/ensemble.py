@@ -48,8 +48,9 @@ def build(experiment_dir: str | Path, to: str | Path, *, top: int) -> dict:
     val = champion.read_columns(s.data.path, meta, "val")
     beta = float(s.fixed.get("fbeta_beta", families.Config().fbeta_beta))
     members, outputs = [], []
-    for trial in ok["trial"].head(top):
-        best = champion.select(experiment_dir, trial=trial)
+    for trial, value in zip(ok["trial"].head(top), ok[f"best_{s.metric}"].head(top)):
+        # the leaderboard row is all best_fitted needs: no second read of the leaderboard per member
+        best = champion.Champion(trial, s.metric, s.mode, float(value), row={}, config={})
         family, model, state, directory = champion.best_fitted(experiment_dir, best)
         file = FAMILIES[family].FILE
         (to / MEMBERS_DIR / trial).mkdir(parents=True, exist_ok=True)

@@ -17,8 +17,6 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
 from raysweep import experiment
 from raysweep.analysis import champion
 from raysweep.datasets import location, shards
@@ -27,14 +25,8 @@ from raysweep.deploy.model_card import CARD_FILE, EVALUATION_FILE  # noqa: F401 
 from raysweep.errors import UserError
 from raysweep.training import metrics
 from raysweep.training.metrics import BETA_KEY
-from raysweep.workloads import fits_estimators
 
 TEST_SPLIT = "test"
-
-
-def probabilities(workload, outputs: np.ndarray) -> np.ndarray:
-    """A binary model's probabilities: a model family's outputs are, a PyTorch classifier's are logits."""
-    return outputs if fits_estimators(workload) else 1 / (1 + np.exp(-outputs))
 
 
 def test_scores(scores: dict[str, float], labels, probs, threshold: float | None, beta: float) -> dict[str, float]:
@@ -68,25 +60,25 @@ def evaluate(experiment_dir: str | Path, models: tuple[str | Path, ...] = (), *,
     if not rows or not shards.shard_paths(s.data.path, TEST_SPLIT, meta.get("format", "parquet")):
         raise UserError(f"{s.data.path} has no test split. Re-import the table with --test-fraction 0.2 (or "
                         "--split-by a column that names test rows); the demo generators write one")
-    best, workload, _, outputs, labels = champion.predictions(experiment_dir, split=TEST_SPLIT)
+    best, workload, _, predict = champion.predictor(experiment_dir)   # the model, loaded once
+    outputs, labels = predict(TEST_SPLIT)
     beta = float(best.config.get("fbeta_beta", 1.0))
     threshold = None
     if meta.get("task") == "binary":   # the champion's operating point, chosen on val as a deployment would
-        _, _, _, val_outputs, val_labels = champion.predictions(experiment_dir, split="val")
-        threshold = metrics.best_fbeta(val_labels, probabilities(workload, val_outputs), beta)[1]
+        val_outputs, val_labels = predict("val")
+        threshold = metrics.best_fbeta(val_labels, champion.probabilities(workload, val_outputs), beta)[1]
     scores = workload.compute_metrics(outputs, labels, {**meta, BETA_KEY: beta})
+    probs = champion.probabilities(workload, outputs) if threshold is not None else None
     scored = datetime.now(timezone.utc).isoformat(timespec="seconds")
     record = {"scored": scored, "split": TEST_SPLIT, "rows": rows, "data": location.absolute(s.data.path),
               "champion": {"trial": best.trial, "validation": {best.metric: best.value},
-                           "test": test_scores(scores, labels, probabilities(workload, outputs) if threshold is not None
-                                               else None, threshold, beta)},
+                           "test": test_scores(scores, labels, probs, threshold, beta)},
               "models": {}}
-    test_labels = champion.read_columns(s.data.path, meta, TEST_SPLIT)["labels"] if models else None
     for model_dir in map(Path, models):
         frame, scores = export.predict(model_dir, s.data.path, split=TEST_SPLIT)
         card = json.loads((model_dir / CARD_FILE).read_text())
-        probs = frame.iloc[:, :1].to_numpy() if card.get("decision_threshold") is not None else None
-        found = test_scores(scores, test_labels, probs, card.get("decision_threshold"),
+        model_probs = frame.iloc[:, :1].to_numpy() if card.get("decision_threshold") is not None else None
+        found = test_scores(scores, labels, model_probs, card.get("decision_threshold"),
                             float(card.get("config", {}).get("fbeta_beta", 1.0)))
         card["test"] = {"scored": scored, "rows": rows, "metrics": found}
         (model_dir / CARD_FILE).write_text(json.dumps(card, indent=2, default=str) + "\n")
