@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 DEMO_DATA ?= data/glideator
 
-.PHONY: demo example test test-fast lint bench cluster-smoke install data clean browser
+.PHONY: demo example test test-fast test-kill lint bench cluster-smoke install data clean browser
 
 install: $(VENV)/.installed
 
@@ -47,6 +47,13 @@ test: $(VENV)/.installed browser
 # The suite without the tests that start Ray and run real sweeps (marked slow): seconds, not minutes.
 test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest tests -m "not slow"
+
+# `kill -9` of the driver at every event of a sweep (each report, each trial's end), before and
+# after the driver's own handling of it, then `resume`: on local storage with random search and
+# Optuna, and in a bucket of moto's S3 server (tests/phases/test_kill_points.py; about 40 minutes).
+# `make test` kills at a sample of these points.
+test-kill: $(VENV)/.installed
+	RAYSWEEP_KILL_POINTS=all $(BIN)/python -m pytest tests/phases/test_kill_points.py
 
 # ruff (pyproject.toml [tool.ruff]) and the layer contracts (pyproject.toml [tool.importlinter],
 # drawn in docs/architecture.md): a module that imports a layer above its own fails here.

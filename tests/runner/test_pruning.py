@@ -11,13 +11,16 @@ import pytest
 
 from raysweep import cli, spec
 from raysweep.analysis import diagnose, store
+from raysweep.experiment import journal
 from raysweep.phases import sweep
 from raysweep.runner.pruning import CheckpointPruner
 
 
-def trial(root: Path, name: str, losses: list[float] | None, torch_trainer: bool = False) -> SimpleNamespace:
-    """A trial as Tune's callbacks see it: its reports in its directory, and a checkpoint
-    where its executor leaves one."""
+def trial(root: Path, name: str, losses: list[float] | None, torch_trainer: bool = False,
+          journaled: bool = True) -> SimpleNamespace:
+    """A trial as Tune's callbacks see it: its reports in its directory, a checkpoint where its
+    executor leaves one, and (`journaled`) its end in the experiment's journal, as the journal
+    callback writes it before the pruner hears of the end."""
     experiment_dir = root / "experiment"
     trial_dir = experiment_dir / f"trial_{name}"
     saved = (experiment_dir / "train_runs" / f"train-{name}" if torch_trainer else trial_dir) / "checkpoint_000001"
@@ -26,8 +29,11 @@ def trial(root: Path, name: str, losses: list[float] | None, torch_trainer: bool
     (saved / "best.pt").write_bytes(b"weights")
     reports = [{"epoch": i + 1, "val_loss": loss} for i, loss in enumerate(losses or [])]
     (trial_dir / "result.json").write_text("".join(json.dumps(r) + "\n" for r in reports))
+    if journaled:
+        journal.write(pyarrow.fs.LocalFileSystem(), str(experiment_dir), {"trial_id": name})
     return SimpleNamespace(
         trial_id=name, status="RUNNING", local_path=None, path=str(trial_dir),
+        experiment_tag=f"{ord(name[0]) - ord('a')}_width=8",
         run_metadata=SimpleNamespace(last_result_time=float(len(name))),
         storage=SimpleNamespace(storage_filesystem=pyarrow.fs.LocalFileSystem(), trial_fs_path=str(trial_dir),
                                 experiment_fs_path=str(experiment_dir)))
@@ -61,6 +67,29 @@ def test_the_best_trials_keep_their_checkpoints_and_the_others_lose_them_once_tu
     pruner.on_trial_complete(0, [], trials["g"])    # NaN at the end: ranked on its best, 0.25, pushes out b
     pruner.on_experiment_end([])                     # Tune saved its final state just before
     assert kept(tmp_path, "abcdefg") == "dg"
+
+
+def test_a_trial_whose_end_is_not_in_the_journal_keeps_its_checkpoints(tmp_path):
+    """Where the journal could not be written, `resume` goes by Tune's state, which may still
+    have the trial running: its checkpoints must stay."""
+    pruner = CheckpointPruner("val_loss", "min", keep_top=1)
+    trials = {"a": trial(tmp_path, "a", [0.1]), "b": trial(tmp_path, "b", [0.5], journaled=False),
+              "c": trial(tmp_path, "c", [0.6])}
+    pruner.on_step_begin(0, [])
+    for name in "abc":
+        pruner.on_trial_complete(0, [], trials[name])
+    pruner.on_experiment_end([])
+    assert kept(tmp_path, "abc") == "ab"
+
+
+def test_of_equal_trials_the_first_made_keeps_its_checkpoints_as_the_leaderboard_ranks_it_first(tmp_path):
+    pruner = CheckpointPruner("val_loss", "min", keep_top=1)
+    trials = {name: trial(tmp_path, name, [0.5]) for name in "ab"}
+    pruner.on_step_begin(0, [])
+    for name in "ba":   # b ends first; a was made first
+        pruner.on_trial_complete(0, [], trials[name])
+    pruner.on_experiment_end([])
+    assert kept(tmp_path, "ab") == "a"
 
 
 def test_the_best_trial_of_each_scientific_value_keeps_its_checkpoints_too(tmp_path):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from raysweep import experiment
@@ -26,7 +26,7 @@ TUNE_COLUMNS = {"timestamp", "checkpoint_dir_name", "should_checkpoint", "done",
                 "iterations_since_restore", "training_iteration", "config", "experiment_tag"}
 # What raysweep's executors add to every report besides metrics (where the trial trained).
 PLACEMENT_COLUMNS = {"node_id", "cuda_visible_devices"}
-ERROR_FILE = "error.txt"
+ERROR_FILE = experiment.ERROR_FILE
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,22 @@ class Sweep:
     spec: Spec
     modes: dict[str, str]        # metric -> "min" | "max", as the workload declares them
     scheduler: SchedulerKind
+    undefined: dict[str, str] = field(default_factory=dict)   # metric -> why the data leaves it NaN
 
 
 def sweep_of(experiment_dir: str | Path) -> Sweep:
     spec = experiment.load_spec(experiment_dir)
-    return Sweep(spec, load_workload(spec.workload).METRICS, SCHEDULERS[spec.scheduler.type])
+    return Sweep(spec, load_workload(spec.workload).METRICS, SCHEDULERS[spec.scheduler.type],
+                 experiment.data_warnings(experiment_dir).get("undefined", {}))
+
+
+def why_nan(sweep: Sweep, row: dict, reported: list[str]) -> str:
+    """For each metric the trial reported but never as a number: why (the data's warning, where
+    validation found one), as JSON text {metric: why}, so that `rank` and the store say it rather
+    than show NaN; "" where every metric has a number."""
+    reasons = {m: sweep.undefined.get(m, "NaN in every report") for m in reported
+               if m in sweep.modes and math.isnan(row.get(f"best_{m}", math.nan))}
+    return json.dumps(reasons) if reasons else ""
 
 
 def stop_reason(status: str, epochs_run: int, planned: int, error: str, scheduler: str,
@@ -152,6 +163,7 @@ def row(sweep: Sweep, trial, status: str, reports: list[dict], error: str, stall
         if m in sweep.modes:
             out[f"best_{m}"] = _best(values, sweep.modes[m])[0]
         out[f"last_{m}"] = _number(values[-1])
+    out["why_nan"] = why_nan(sweep, out, metrics)
     out["wall_time_s"] = _number(reports[-1].get("time_total_s")) if "time_total_s" in columns else 0.0
     resources = trial.placement_group_factory.required_resources
     out["cpus"], out["gpus"] = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))

@@ -61,7 +61,8 @@ def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int
         print(leaderboard.format_table(leaderboard.group_by(table, group_by, metric, mode), None))
     warnings = diagnose.edge_warnings(table, s.params, metric)
     failed = diagnose.failure_warning(trials)
-    for line in warnings + ([failed] if failed else []):
+    undefined = diagnose.undefined_warning(trials, metric)
+    for line in warnings + ([failed] if failed else []) + ([undefined] if undefined else []):
         print(f"warning: {line}", file=sys.stderr)
     print("leaderboard: " + ", ".join(str(p) for p in paths))
     return table
@@ -76,7 +77,7 @@ def _finish(experiment_dir: Path) -> int:
     if unfinished or not_started > 0:
         missing = f"{unfinished} trials unfinished" + (f" and {not_started} not started" if not_started > 0 else "")
         print(f"\ninterrupted with {missing}; finish the sweep with:\n"
-              f"  raysweep resume {experiment_dir}", file=sys.stderr)
+              f"  raysweep resume {experiment.home(experiment_dir)}", file=sys.stderr)
         return exit_codes.INTERRUPTED
     if diagnose.all_failed(table):
         groups = diagnose.failure_groups(store.load(experiment_dir).trials)
@@ -102,6 +103,9 @@ def _run(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace) -> int:
     try:
         experiment_dir = sweep.resume(args.experiment_dir, address=args.address)
+    except sweep.NothingToResume as done:
+        print(done)
+        return exit_codes.OK
     except KeyboardInterrupt:
         print(f"\ninterrupted; finish it with: raysweep resume {args.experiment_dir}", file=sys.stderr)
         return exit_codes.INTERRUPTED

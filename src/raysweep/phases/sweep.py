@@ -13,12 +13,14 @@ from pathlib import Path
 from ray import tune
 
 from raysweep import experiment
-from raysweep.analysis import diagnose, leaderboard, store
+from raysweep.analysis import champion, diagnose, leaderboard, store
 from raysweep.analysis.store_writer import StoreWriter
 from raysweep.analysis.tensorboard import TENSORBOARD_DIR, TensorBoardWriter
 from raysweep.checks import is_missing
-from raysweep.runner import logs, ray_fixes, storage, tuning
+from raysweep.experiment import journal
+from raysweep.runner import logs, ray_fixes, storage, tracking, tuning
 from raysweep.runner.ended_trials import EndedTrialTrimmer
+from raysweep.runner.journal import TrialJournal
 from raysweep.runner.progress import ProgressLines
 from raysweep.runner.pruning import CheckpointPruner
 from raysweep.runner.session import start_ray
@@ -37,6 +39,9 @@ def run(spec: Spec, *, address: str | None = None) -> Path:
     storage.check_room(spec)
     experiment_dir = experiment.create(spec)
     experiment.record_provenance(experiment_dir, "run")
+    experiment.write_data_warnings(experiment_dir, spec)
+    for line in spec.warnings:
+        log.warning("%s", line)
     with experiment.held(experiment_dir, "run"), logs.to_experiment_log(experiment_dir):
         start_ray(address, spec)
         prepared = tuning.prepare(spec, experiment_dir)
@@ -44,7 +49,7 @@ def run(spec: Spec, *, address: str | None = None) -> Path:
                  prepared.allocation.max_concurrent, prepared.allocation.trial, experiment.home(experiment_dir))
         with ray_fixes.results_left_on_disk():
             _tuner(spec, prepared, experiment_dir).fit()
-    return gather(experiment_dir)
+        return after_sweep(spec, experiment_dir)
 
 
 def resume(experiment_dir: str | Path, *, address: str | None = None) -> Path:
@@ -62,7 +67,23 @@ def resume(experiment_dir: str | Path, *, address: str | None = None) -> Path:
         if not tune.Tuner.can_restore(stored):
             raise SpecError([f"{stored}: Tune saved no state here yet, so there is "
                              "nothing to resume; start it again with `raysweep run`."])
+        ended = ended_trials(experiment_dir)
+        if ended >= planned_trials(spec):
+            raise NothingToResume(f"nothing to resume: all {ended} trials of {stored} have ended; "
+                                  f"`raysweep rank {stored}` ranks them")
         return _resumed(spec, experiment_dir, stored, address)
+
+
+class NothingToResume(Exception):
+    """`resume` of a sweep whose every planned trial has ended."""
+
+
+def ended_trials(experiment_dir: Path) -> int:
+    """How many trials have ended, by Tune's saved state and the ended-trials journal."""
+    saved = experiment.saved_trials(experiment_dir)
+    journaled = journal.read_at(experiment.home(experiment_dir))
+    ended = {t.trial_id for t in saved if t.status in store.ENDED} | set(journaled)
+    return len(ended)
 
 
 def _resumed(spec: Spec, experiment_dir: Path, stored: str, address: str | None) -> Path:
@@ -74,7 +95,30 @@ def _resumed(spec: Spec, experiment_dir: Path, stored: str, address: str | None)
             tuner = tune.Tuner.restore(stored, trainable=prepared.trainable,
                                        resume_unfinished=True, resume_errored=False, restart_errored=False)
             tuner.fit()
-    return gather(experiment_dir)
+        return after_sweep(spec, experiment_dir)
+
+
+def after_sweep(spec: Spec, experiment_dir: Path) -> Path:
+    """The steps after the trials: gather an experiment stored at a URI, crown the MLflow
+    champion. Every trial has ended by now, so a step that fails says so and the sweep still
+    ends as its trials did: the store rebuilds on the next `rank`, and `export` finds the champion."""
+    steps = [("gathering the results", lambda: gather(experiment_dir))]
+    if spec.tracking.mlflow:
+        steps.append(("logging the champion to MLflow", lambda: crown_champion(spec, experiment_dir)))
+    for what, step in steps:
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - what the trials did is on storage; say it and go on
+            log.warning("after the sweep: %s failed (%s: %s); the trials' results are kept, and `raysweep rank` "
+                        "reads them", what, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+            log.debug("after the sweep: %s failed", what, exc_info=True)
+    return experiment_dir
+
+
+def crown_champion(spec: Spec, experiment_dir: Path) -> None:
+    """The champion `rank` and `export` name gets MLflow's champion tag and its checkpoint's files."""
+    best = champion.select(experiment_dir)
+    tracking.crown(spec, str(experiment_dir), best.trial, champion.best_checkpoint_dir(experiment_dir, best))
 
 
 def gather(experiment_dir: Path) -> Path:
@@ -90,20 +134,8 @@ def gather(experiment_dir: Path) -> Path:
 
 def _tuner(spec: Spec, prepared: tuning.Prepared, experiment_dir: Path) -> tune.Tuner:
     points = warm_start_points(spec)
-    progress = ProgressLines(metric=spec.metric, mode=spec.mode, params=spec.params,
-                             total=searchers.planned_trials(spec.search.algorithm, spec.params,
-                                                            spec.search.num_samples, points),
-                             planned_epochs=spec.epochs, experiment_dir=str(experiment_dir))
     plan = tuning.searcher(spec, max_concurrent=prepared.allocation.max_concurrent, points=points)
     storage, name = experiment.tune_location(experiment_dir)
-    # The store is kept current from the driver's copy of each trial's files, which it has
-    # for an experiment stored at a URI too (the working copy's store is uploaded by `gather`).
-    store_writer = StoreWriter(str(experiment_dir))
-    stall = spec.failure.stall_timeout_s
-    watchdog = [StallWatchdog(str(experiment_dir), stall)] if stall else []
-    keep = spec.checkpoints.keep_top
-    pruner = [CheckpointPruner(spec.metric, spec.mode, keep, tuple(spec.scientific))] if keep is not None else []
-    tracker = [MLflowTracker(spec, str(experiment_dir))] if spec.tracking.mlflow else []
     return tune.Tuner(
         prepared.trainable,
         param_space=plan.param_space,
@@ -115,11 +147,32 @@ def _tuner(spec: Spec, prepared: tuning.Prepared, experiment_dir: Path) -> tune.
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=2, checkpoint_score_attribute=spec.metric, checkpoint_score_order=spec.mode),
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries),
-            callbacks=[progress, store_writer, *watchdog, *pruner, *tracker,
-                       TensorBoardWriter(str(experiment_dir), spec.params, load_workload(spec.workload).METRICS),
-                       EndedTrialTrimmer(spec.metric)],
+            callbacks=callbacks(spec, experiment_dir, points),
             verbose=0),
     )
+
+
+def callbacks(spec: Spec, experiment_dir: Path, points: list[dict]) -> list[tune.Callback]:
+    """What the driver does as trials report and end, in the order it does it. Tune pickles them
+    with the experiment (tuner.pkl), so a resumed sweep runs the same ones.
+
+    The journal comes first: a trial's end is on the experiment's storage before anything
+    prints it or acts on it (deleting checkpoints, crowning a champion)."""
+    progress = ProgressLines(metric=spec.metric, mode=spec.mode, params=spec.params,
+                             total=searchers.planned_trials(spec.search.algorithm, spec.params,
+                                                            spec.search.num_samples, points),
+                             planned_epochs=spec.epochs, experiment_dir=str(experiment_dir))
+    # The store is kept current from the driver's copy of each trial's files, which it has
+    # for an experiment stored at a URI too (the working copy's store is uploaded by `gather`).
+    found = [TrialJournal(), progress, StoreWriter(str(experiment_dir))]
+    if spec.failure.stall_timeout_s:
+        found.append(StallWatchdog(str(experiment_dir), spec.failure.stall_timeout_s))
+    if spec.checkpoints.keep_top is not None:
+        found.append(CheckpointPruner(spec.metric, spec.mode, spec.checkpoints.keep_top, tuple(spec.scientific)))
+    if spec.tracking.mlflow:
+        found.append(MLflowTracker(spec, str(experiment_dir)))
+    return [*found, TensorBoardWriter(str(experiment_dir), spec.params, load_workload(spec.workload).METRICS),
+            EndedTrialTrimmer(spec.metric)]
 
 
 def planned_trials(spec: Spec) -> int:

@@ -138,12 +138,13 @@ def train_device() -> torch.device:
     return ray.train.torch.get_device() if torch.cuda.is_available() else torch.device("cpu")
 
 
-def resume_files(saved) -> dict[str, dict] | None:
-    """The files of the checkpoint Tune or Train hands a restarted trial; None for a fresh one."""
+def resume_files(saved) -> tuple[dict[str, dict] | None, list[dict]]:
+    """The files of the checkpoint Tune or Train hands a restarted trial, and the reports it
+    made up to it; (None, []) for a fresh trial."""
     if saved is None:
-        return None
+        return None, []
     with saved.as_directory() as directory:
-        return checkpoint.load(directory)
+        return checkpoint.load(directory), checkpoint.reports(directory)
 
 
 # --- executor 1: the loop inside the Tune trial -------------------------------------------------
@@ -157,17 +158,19 @@ def run_in_trial(config: dict, *, plan: TrialPlan, datasets: dict) -> None:
         fit_in_trial(workload, cfg, plan=plan, datasets=datasets)
         return
     device = trial_device(plan)
-    trainee = loop.build(workload, cfg, plan.meta, device=device, resume=resume_files(tune.get_checkpoint()))
+    resume, history = resume_files(tune.get_checkpoint())
+    trainee = loop.build(workload, cfg, plan.meta, device=device, resume=resume)
     _cpu_despite_gpus(device, plan.gpus_per_worker > 0)
     where = placement(plan.gpus_per_worker > 0)
 
     def report(metrics: dict, files: dict | None) -> None:
         metrics = {**metrics, **where}
+        history.append(metrics)
         if files is None:
             tune.report(metrics)
             return
         with tempfile.TemporaryDirectory() as directory:
-            checkpoint.save(directory, files)
+            checkpoint.save(directory, files, reports=history)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
     loop.run_epochs(workload, cfg, trainee, epoch_data(cfg, datasets["train"], datasets["val"]),
@@ -178,13 +181,17 @@ def fit_in_trial(workload, cfg, *, plan: TrialPlan, datasets: dict) -> None:
     """A model family's trial (`raysweep.estimators`): the whole splits in memory, a checkpoint
     per report in the family's own format, continued from Tune's checkpoint after a restart."""
     where = placement(False)
+    saved = tune.get_checkpoint()
+    history = resume_files(saved)[1] if saved is not None else []
 
     def report(metrics: dict, write) -> None:
+        metrics = {**metrics, **where}
+        history.append(metrics)
         with tempfile.TemporaryDirectory() as directory:
             write(Path(directory))
-            tune.report({**metrics, **where}, checkpoint=tune.Checkpoint.from_directory(directory))
+            checkpoint.seal(directory, history)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
-    saved = tune.get_checkpoint()
     with saved.as_directory() if saved is not None else contextlib.nullcontext() as resume:
         workload.fit_trial(cfg, whole_split(datasets["train"]), whole_split(datasets["val"]), report,
                            meta=plan.meta, threads=max(1, int(plan.cpus_per_worker)),
@@ -203,18 +210,19 @@ def train_worker(config: dict, *, plan: TrialPlan) -> None:
     device = train_device()
     workload = load_workload(plan.workload)
     wrap = partial(ray.train.torch.prepare_model, move_to_device=device) if plan.workers > 1 else (lambda m: m)
-    trainee = loop.build(workload, cfg, plan.meta, device=device, wrap_model=wrap,
-                         resume=resume_files(ray.train.get_checkpoint()))
+    resume, history = resume_files(ray.train.get_checkpoint())
+    trainee = loop.build(workload, cfg, plan.meta, device=device, wrap_model=wrap, resume=resume)
     rank = ray.train.get_context().get_world_rank()
     _cpu_despite_gpus(device, plan.gpus_per_worker > 0)
     where = placement(plan.gpus_per_worker > 0)
 
     def report(metrics: dict, files: dict | None) -> None:
         metrics = {**metrics, **where}
+        history.append(metrics)
         with tempfile.TemporaryDirectory() as directory:
             saved = None
             if rank == 0 and files is not None:
-                checkpoint.save(directory, files)
+                checkpoint.save(directory, files, reports=history)
                 saved = ray.train.Checkpoint.from_directory(directory)
             ray.train.report(metrics, checkpoint=saved)
 

@@ -25,7 +25,6 @@ save's copy to the experiment has finished by then), or for the end of the sweep
 from __future__ import annotations
 
 import heapq
-import itertools
 import logging
 import math
 
@@ -33,6 +32,7 @@ import pyarrow.fs as pafs
 from ray.tune import Callback
 
 from raysweep import experiment
+from raysweep.experiment import journal
 
 log = logging.getLogger("raysweep")
 CHECKPOINT_PREFIX = "checkpoint_"   # Tune's and Train's checkpoint directories alike
@@ -54,8 +54,11 @@ def checkpoint_dirs(trial) -> list[str]:
 
 
 def delete_checkpoints(trial) -> None:
-    """Delete an ended trial's checkpoints; a failure is logged (disk is not worth a sweep)."""
+    """Delete an ended trial's checkpoints, once its end is in the experiment's journal (so that
+    `resume` never runs it again from them); a failure is logged (disk is not worth a sweep)."""
     try:
+        if not journal.recorded(trial.storage.storage_filesystem, trial.storage.experiment_fs_path, trial.trial_id):
+            return
         for path in checkpoint_dirs(trial):
             trial.storage.storage_filesystem.delete_dir(path)
     except Exception as exc:  # noqa: BLE001 - the checkpoints stay; the sweep goes on
@@ -71,6 +74,12 @@ def best_value(reports: list[dict], metric: str, mode: str) -> float | None:
     return min(numbers) if mode == "min" else max(numbers)
 
 
+def creation_index(trial) -> int:
+    """The order in which the searcher made the trial: Tune's experiment tags start with it."""
+    head = str(trial.experiment_tag).split("_", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
 class CheckpointPruner(Callback):
     """Keeps the checkpoints of the best `keep_top` ended trials that did not fail, and of the
     best trial of each value of the scientific parameters (what `rank` and the report compare,
@@ -82,7 +91,6 @@ class CheckpointPruner(Callback):
         self.top: set[str] = set()                      # the trial ids in `kept`
         self.group_best: dict[tuple, tuple[float, int, str]] = {}   # scientific values -> best entry
         self.trials: dict[str, object] = {}            # trial id -> trial, for those kept
-        self.order = itertools.count()
         self.first_step = True
         self.unsaved: list = []     # trials to delete once a save of Tune's state has them ended
         self.saved: list = []       # ... and once that save has reached the experiment
@@ -117,8 +125,8 @@ class CheckpointPruner(Callback):
 
     def _rank(self, trial, value: float, delete: bool) -> None:
         goodness = -value if self.mode == "min" else value
-        # of equal trials the first to end stays (as the leaderboard lists it first)
-        entry = (goodness, -next(self.order), trial.trial_id)
+        # of equal trials the first made stays, as the leaderboard (in Tune's order) lists it first
+        entry = (goodness, -creation_index(trial), trial.trial_id)
         heapq.heappush(self.kept, entry)
         self.top.add(trial.trial_id)
         self.trials[trial.trial_id] = trial

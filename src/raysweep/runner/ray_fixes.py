@@ -47,6 +47,13 @@ and the controller keeps those apart, so the walk is over them; they are kept in
 (a set, in Tune): the order they were created, a retried trial moved to the end as Tune moves
 it, so the trial chosen is the one Tune would choose.
 
+Ray 2.60, a resumed trial's checkpoints: Tune keeps a trial's best `num_to_keep` checkpoints
+and deletes the others as new ones come. A driver killed after such a deletion but before its
+next saved state leaves a state that still lists the deleted checkpoint; the resumed trial's
+next checkpoint makes Tune delete it again, the deletion raises FileNotFoundError, and Tune
+logs the traceback on the console and skips the rest of its checkpoint handling (seen in the
+kill tests, tests/phases/test_kill_points.py). A checkpoint that is gone is deleted already.
+
 Ray 2.60, the end of a sweep: `tune.run` hands back an `ExperimentAnalysis` of every trial,
 whose constructor reads every trial's reports into a DataFrame: 10,000 files and as many
 frames in the driver at the end of a 10,000-trial sweep (bench/scale.py), which raysweep never
@@ -62,10 +69,12 @@ import contextlib
 import functools
 from pathlib import Path
 
+import pyarrow.fs as pafs
 from ray._private import node as ray_node
 from ray._private import ray_constants
 from ray.air.execution._internal import actor_manager
 from ray.exceptions import ActorDiedError, OutOfMemoryError
+from ray.train._internal import checkpoint_manager
 from ray.tune import tune as tune_run
 from ray.tune.execution import tune_controller
 from ray.tune.experiment.trial import Trial
@@ -74,6 +83,7 @@ from ray.tune.logger import logger as tune_loggers
 from ray.tune.schedulers import hyperband, trial_scheduler
 
 from raysweep import experiment
+from raysweep.runner import recovery
 
 
 class KilledForMemory(ActorDiedError):
@@ -104,6 +114,13 @@ def _the_drivers_result_files_kept(restore):
         if not Path(trial.local_path, file_name).is_file():
             restore(self, file_name, trial)
     return restore_unless_local
+
+
+def _gone_checkpoints_deleted_already(delete):
+    def delete_fs_path(fs, fs_path):
+        if fs.get_file_info(fs_path).type != pafs.FileType.NotFound:
+            delete(fs=fs, fs_path=fs_path)
+    return delete_fs_path
 
 
 def _brackets_that_removals_finish_ended(remove):
@@ -184,6 +201,10 @@ FIXES = (
     (tune_controller.TuneController, "__init__", _live_trials_in_creation_order),
     (tune_controller.TuneController, "_requeue_trial", _a_retried_trial_queued_last),
     (trial_scheduler.FIFOScheduler, "choose_trial_to_run", _next_trial_chosen_among_the_live),
+    (checkpoint_manager, "_delete_fs_path", _gone_checkpoints_deleted_already),
+    # not a bug of Ray's: how `resume` goes by raysweep's ended-trials journal (runner/recovery.py)
+    (tune_controller.TuneController, "_requeue_restored_trials", recovery.journal_read_before_requeue),
+    (tune_controller.TuneController, "add_trial", recovery.rebuilt_trials_not_added_twice),
 )
 
 
