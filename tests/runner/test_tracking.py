@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from raysweep import spec
-from raysweep.analysis import store
+from raysweep import cli, spec
+from raysweep.analysis import champion, store
 from raysweep.phases import sweep
+from raysweep.runner import tracking
 
 from conftest import import_bundled
 
@@ -58,3 +59,38 @@ def test_tracking_errors_are_one_line_each(tmp_path):
     text = "\n".join(err.value.problems)
     assert "tracking.mlflow.uri: must be a non-empty string, got 3" in text
     assert "tracking.mlflow.experment: unknown key" in text
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_champion_logged_is_one_pruning_kept(ray_session, tmp_path, seed, capsys):
+    """Ties on val_fbeta are common on this table; the champion MLflow crowns is the one `rank`
+    names, whose checkpoint pruning keeps (a crowned trial's checkpoint had been pruned: a
+    FileNotFoundError traceback after every trial had finished, and exit 1)."""
+    data = import_bundled("breast_cancer", "binary", tmp_path / "cancer")
+    results = tmp_path / "results"
+    code = cli.main(["run", SPEC, "--set", f"data.path={data}", "--set", f"storage_path={results}",
+                     "--set", "search.num_samples=8", "--set", f"search.seed={seed}", "--set", "checkpoints.keep_top=1",
+                     "--set", "tracking={mlflow: {experiment: ties}}"])
+    out = capsys.readouterr()
+    assert code == 0 and "Traceback" not in out.out + out.err, out.err[-3000:]
+    (experiment_dir,) = results.glob("model_families_optuna-*")
+    client = MlflowClient(f"sqlite:///{results / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("ties").experiment_id])
+    (crowned,) = [r for r in runs if r.data.tags.get("raysweep.champion") == "true"]
+    assert crowned.info.run_name == champion.select(experiment_dir).trial
+    assert {a.path for a in client.list_artifacts(crowned.info.run_id, "champion")} >= {"champion/state.json"}
+
+
+def test_a_failing_step_after_the_sweep_leaves_it_finished(ray_session, tmp_path, monkeypatch, capsys, caplog):
+    data = import_bundled("breast_cancer", "binary", tmp_path / "cancer")
+
+    def broken(*args, **kwargs):
+        raise FileNotFoundError("checkpoint_000001 is gone")
+
+    monkeypatch.setattr(tracking, "crown", broken)
+    code = cli.main(["run", SPEC, "--set", f"data.path={data}", "--set", f"storage_path={tmp_path / 'results'}",
+                     "--set", "search.num_samples=2", "--set", "fixed.epochs=2", "--set", "tracking={mlflow: {}}"])
+    out = capsys.readouterr()
+    assert code == 0, out.err[-3000:]
+    assert "logging the champion to MLflow failed (FileNotFoundError: checkpoint_000001 is gone)" in caplog.text
+    assert "Traceback" not in out.out + out.err + caplog.text

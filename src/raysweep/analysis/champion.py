@@ -18,7 +18,7 @@ import torch
 
 from raysweep import experiment
 from raysweep.analysis import diagnose, leaderboard, store
-from raysweep.checks import is_missing
+from raysweep.checks import did_you_mean, is_missing
 from raysweep.datasets import batching, location, shards
 from raysweep.estimators import checkpoint as fitted
 from raysweep.spec import SpecError
@@ -47,7 +47,10 @@ def select(experiment_dir: Path, metric: str | None = None, mode: str | None = N
     ok = table if table.empty else table[~table["status"].isin(diagnose.FAILED_STATUSES)].dropna(subset=[f"best_{metric}"])
     if trial is not None:
         if trial not in set(table["trial"]):
-            raise SpecError([f"--trial {trial}: {experiment_dir} has no such trial; raysweep rank lists them"])
+            known = list(table["trial"])
+            shown = ", ".join(known[:10]) + (f" and {len(known) - 10} more" if len(known) > 10 else "")
+            raise SpecError([f"--trial {trial}: {experiment_dir} has no such trial.{did_you_mean(trial, known)} "
+                             f"Its trials: {shown} (raysweep rank lists them)."])
         ok = ok[ok["trial"] == trial]
         if ok.empty:
             raise SpecError([f"--trial {trial} failed or reported no {metric}; it has no model to export"])
@@ -113,6 +116,14 @@ def best_fitted(experiment_dir: Path, best: Champion) -> tuple[str, Any, dict, P
     directory = max(kept, key=score)
     family, model, state = fitted.load(directory)
     return family, model, state, directory
+
+
+def best_checkpoint_dir(experiment_dir: Path, best: Champion) -> Path:
+    """The checkpoint that holds the champion's model at its best: a model family's best kept
+    checkpoint, a PyTorch trial's latest (its best epoch's weights are in it, best.pt)."""
+    if fits_estimators(load_workload(experiment.load_spec(experiment_dir).workload)):
+        return best_fitted(experiment_dir, best)[3]
+    return latest_checkpoint(experiment_dir, best.trial)
 
 
 def read_columns(data_dir: str | Path, meta: dict, split: str, limit: int | None = None) -> dict[str, np.ndarray]:

@@ -5,10 +5,10 @@
 
 A run per trial, named by its trial id and tagged with the experiment directory, holds the
 trial's hyperparameters, every reported metric at each epoch (the step), and its end status
-(FINISHED, or FAILED for a trial that errored). When the sweep ends, the best trial that did
-not fail gets the files of its best checkpoint as artifacts (`champion/`) and the tag
-`raysweep.champion` (a resumed sweep keeps the callback's state, so it crowns the best of all its
-trials, and moves the tag from a run its first part crowned). Without a `uri`, runs go to a local SQLite store beside the results
+(FINISHED, or FAILED for a trial that errored). When the sweep ends, `crown` gives the champion
+(the trial `rank` and `export` name) the tag `raysweep.champion` and the files of its best
+checkpoint as artifacts (`champion/`); a resumed sweep goes on logging to the runs its first part
+began and moves the tag where its champion changed. Without a `uri`, runs go to a local SQLite store beside the results
 (`<storage_path>/mlflow.db`, artifacts in `<storage_path>/mlartifacts`), which `mlflow ui
 --backend-store-uri sqlite:///...` opens. The callback runs on the driver and logs through
 MLflow's client; the trials never import MLflow.
@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import logging
 import math
-import tempfile
 from pathlib import Path
 
 from ray.tune import Callback
 
-from raysweep import experiment
 from raysweep.datasets import location
 from raysweep.errors import UserError
 from raysweep.spec.schema import Spec
@@ -65,10 +63,6 @@ class MLflowTracker(Callback):
             raise UserError(f"tracking.mlflow: cannot use {uri} ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
                             "check tracking.mlflow.uri, or leave it out for a local store beside the results") from exc
         self.runs: dict[str, str] = {}          # trial id -> MLflow run id
-        self.best: dict[str, float] = {}        # trial id -> best value of the spec's metric so far
-        self.failed: set[str] = set()
-        self.improved: dict[str, bool] = {}     # trial id -> did its last report improve on the best
-        self.checkpoints: dict[str, object] = {}   # trial id -> the tune.Checkpoint of its best report
 
     def _run(self, trial) -> str:
         if trial.trial_id not in self.runs:
@@ -96,60 +90,44 @@ class MLflowTracker(Callback):
                 continue
             if math.isfinite(value):
                 self.client.log_metric(run_id, key, float(value), step=step)
-        value = result.get(self.metric)
-        finite = isinstance(value, (int, float)) and math.isfinite(value)
-        before = self.best.get(trial.trial_id)
-        better = finite and (before is None or (value > before if self.mode == "max" else value < before))
-        if better:
-            self.best[trial.trial_id] = value
-        self.improved[trial.trial_id] = better   # a NaN report is no improvement: its checkpoint is not the best
-
-    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
-        # The checkpoint of the report just seen, where that report is the trial's best so far
-        # (Tune keeps each trial's best checkpoints by the spec's metric). A TorchTrainer's
-        # checkpoints stay with its Train run and never come here: see on_experiment_end.
-        if self.improved.get(trial.trial_id):
-            self.checkpoints[trial.trial_id] = checkpoint
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.client.set_terminated(self._run(trial), "FINISHED")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.failed.add(trial.trial_id)
         self.client.set_terminated(self._run(trial), "FAILED")
 
     def on_experiment_end(self, trials, **info):
-        ranked = [t for t in self.best if t not in self.failed]
-        if ranked:
-            champion = (max if self.mode == "max" else min)(ranked, key=self.best.__getitem__)
-            self._crown(champion, next((t for t in trials if t.trial_id == champion), None))
         log.info("MLflow: %d runs in %s, experiment %r", len(self.runs), self.uri, self.experiment_name)
 
-    def _crown(self, champion: str, trial) -> None:
-        """Tag the champion's run (and untag a run an earlier part of a resumed sweep crowned),
-        and log the files of its best checkpoint: downloaded where the results are at a URI; a
-        TorchTrainer trial's latest (its best epoch's weights are in it, best.pt)."""
-        tagged = self.client.search_runs([self.experiment_id], f"tags.`raysweep.champion` = 'true' and "
-                                         f"tags.`raysweep.experiment` = '{self.experiment_dir}'")
-        for run in tagged:
-            if run.info.run_id != self.runs[champion]:
-                self.client.delete_tag(run.info.run_id, "raysweep.champion")
-        run_id = self.runs[champion]
-        self.client.set_tag(run_id, "raysweep.champion", "true")
-        with tempfile.TemporaryDirectory() as tmp:
-            saved = self.checkpoints.get(champion)
-            directory = saved.to_directory(tmp) if saved is not None else None
-            if directory is None and trial is not None:
-                directory = experiment.checkpoint_dir(Path(self.experiment_dir), trial)
-            if directory is None or not Path(directory).is_dir():
-                log.warning("MLflow: the champion %s has no checkpoint to log as artifacts", champion)
-                return
-            self.client.log_artifacts(run_id, str(directory), "champion")
-
     def get_state(self) -> dict:
-        """What a resumed sweep needs to name the champion of all its trials, not just its own part's."""
-        return {"runs": self.runs, "best": self.best, "failed": self.failed, "checkpoints": self.checkpoints}
+        """The runs a resumed sweep goes on logging to."""
+        return {"runs": self.runs}
 
     def set_state(self, state: dict) -> None:
-        self.runs, self.best = state["runs"], state["best"]
-        self.failed, self.checkpoints = state["failed"], state["checkpoints"]
+        self.runs = state["runs"]
+
+
+def crown(spec: Spec, experiment_dir: str, trial_id: str, checkpoint_dir: Path) -> None:
+    """After the sweep: tag the champion's run `raysweep.champion` (and untag a run an earlier
+    part of a resumed sweep crowned) and log the files of its best checkpoint as `champion/`.
+
+    The champion is the one `rank` and `export` name (analysis.champion), and its checkpoint is
+    one that pruning keeps (the best trials keep theirs), so what is logged is what is exported.
+    """
+    from mlflow.tracking import MlflowClient  # on the driver only, and only where the spec tracks
+
+    uri = spec.tracking.mlflow_uri or local_uri(spec.storage_path)[0]
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(spec.tracking.mlflow_experiment or spec.name)
+    if found is None:
+        raise UserError(f"tracking.mlflow: {uri} holds no experiment {spec.tracking.mlflow_experiment or spec.name}")
+    runs = client.search_runs([found.experiment_id], f"tags.`raysweep.experiment` = '{experiment_dir}'")
+    ours = [r for r in runs if r.data.tags.get("raysweep.trial") == trial_id]
+    if not ours:
+        raise UserError(f"tracking.mlflow: no run of trial {trial_id} in {uri}")
+    for run in runs:
+        if run.data.tags.get("raysweep.champion") == "true" and run.info.run_id != ours[0].info.run_id:
+            client.delete_tag(run.info.run_id, "raysweep.champion")
+    client.set_tag(ours[0].info.run_id, "raysweep.champion", "true")
+    client.log_artifacts(ours[0].info.run_id, str(checkpoint_dir), "champion")
