@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -22,8 +23,63 @@ _Loader.add_implicit_resolver(
     list("-+0123456789."))
 
 
+def _mapping_without_repeats(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    """A mapping whose keys each appear once: YAML keeps the last of a repeated key, so the
+    first value (a range, a whole `params` block) would vanish without a word."""
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen and key != "<<":
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the key {key!r} appears twice (first on line {seen[key] + 1}); keep one",
+                key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_repeats)
+
+
 def parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
+
+
+def yaml_problem(source: str, exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: `FILE:LINE:COLUMN: what is wrong` (PyYAML's own is several lines)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+    what = " ".join(part for part in (getattr(exc, "context", None), getattr(exc, "problem", None)) if part) or str(exc)
+    return f"{where}: not valid YAML: {' '.join(what.split())}"
+
+
+def read_mapping(path: Path) -> dict:
+    """A spec file's YAML mapping.
+
+    Raises:
+        ValueError: one line, naming the file (and line and column) and what to do, for a file
+            that is not UTF-8 text, is empty, is not valid YAML, repeats a key, or is not a mapping.
+    """
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                         "a spec is a YAML text file: save it as UTF-8") from None
+    try:
+        raw = parse_yaml(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(yaml_problem(str(path), exc)) from None
+    if raw is None:
+        raise ValueError(f"{path}: the file is empty; a spec is a YAML mapping of keys such as name, workload, "
+                         "params (copy one from search_spaces/)")
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: the spec must be a YAML mapping of keys such as name, workload, params, "
+                         f"but the file holds a {_kind(raw)}")
+    return raw
+
+
+def _kind(value: Any) -> str:
+    return {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(value), type(value).__name__)
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> list[str]:

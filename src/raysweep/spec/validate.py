@@ -20,7 +20,7 @@ from raysweep.search import space
 from raysweep.search.space import Param
 from raysweep.spec import data_checks, phase_sections, sections
 from raysweep.spec.data_checks import readable_meta
-from raysweep.spec.parsing import apply_overrides, parse_yaml
+from raysweep.spec.parsing import apply_overrides, read_mapping
 from raysweep.spec.problems import Problems, SpecError, check_type, type_name
 from raysweep.spec.schema import DATA_FORMATS, SECTION_KEYS, TOP_KEYS, Data, Spec
 from raysweep.workloads import (
@@ -44,11 +44,11 @@ def load(path: str | Path, overrides: list[str] | None = None, *, check_data: bo
     if not path.is_file():
         raise SpecError([f"{path}: no such spec file. Ready specs are in search_spaces/."])
     try:
-        raw = parse_yaml(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError([f"{path}: not valid YAML: {exc}".replace("\n", " ")]) from None
-    if not isinstance(raw, dict):
-        raise SpecError([f"{path}: the spec must be a YAML mapping of keys such as name, workload, params"])
+        raw = read_mapping(path)
+    except ValueError as exc:
+        raise SpecError([str(exc)]) from None
+    except OSError as exc:
+        raise SpecError([f"{path}: cannot be read ({type(exc).__name__}: {exc.strerror or exc})"]) from None
     return validate(raw, source=str(path), overrides=overrides or [], check_data=check_data)
 
 
@@ -61,7 +61,7 @@ def validate(raw: dict, *, source: str = "<spec>", overrides: list[str] = (),
     spec = _spec(problems, raw, check_data=check_data)
     if override_problems or problems.lines:
         raise SpecError(override_problems + problems.lines)
-    return dataclasses.replace(spec, raw=raw)
+    return dataclasses.replace(spec, raw=raw, warnings=tuple(problems.notes), undefined_metrics=problems.undefined)
 
 
 def write_copy(raw: dict, out: str | Path, header: list[str]) -> Path:
