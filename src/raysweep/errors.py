@@ -32,6 +32,8 @@ _MACHINERY = ("site-packages", "dist-packages", "/raysweep/runner/", "/raysweep/
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<function>\S+)')
 # The line that names the exception: `KeyError: 'x'`, `ray.exceptions.OutOfMemoryError: ...`.
 _EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Warning)\b(\(\w+\))?(:|$)")
+# Errors whose message names the user's code and the fix (training/returns.py): no frame to add.
+_SELF_DESCRIBED = re.compile(r"^(?:[\w.]+\.)?(?P<name>WorkloadReturnError): (?P<message>.*)$")
 # Tune writes one block per failed attempt into a trial's error.txt, each opening with this.
 ATTEMPT = "Failure # "
 
@@ -69,6 +71,9 @@ def describe_failure(traceback_text: str) -> str:
         return ""
     named = [line.strip() for line in lines if _EXCEPTION.match(line.strip())]
     last = (named[-1] if named else lines[-1].strip())[:300]
+    described = _SELF_DESCRIBED.match(last)
+    if described:   # it names the user's function itself, and was raised where the loop checked it
+        return f"{described['name']}: {described['message']}"
     frames = [m for m in map(_FRAME.match, lines) if m]
     own = [m for m in frames if not any(part in m["file"] for part in _MACHINERY)] or frames
     if not own:

@@ -121,6 +121,9 @@ def test_a_torch_trainer_trial_that_stalls_is_saved_as_stalled(tmp_path):
     (experiment_dir,) = (tmp_path / "results").iterdir()
     (trial,) = store.load(experiment_dir).trials.itertuples()
     assert trial.status == "stalled" and trial.error.startswith("stalled: no report for")
+    again = subprocess.run([str(Path(sys.executable).with_name("raysweep")), "resume", str(experiment_dir)],
+                           capture_output=True, text=True, timeout=120, env={**os.environ, "RAY_ADDRESS": ""})
+    assert again.returncode == exit_codes.OK and "nothing to resume: all 1 trials" in again.stdout, again.stderr
 
 
 def test_a_trial_killed_by_rays_memory_monitor_is_out_of_memory(tmp_path):
@@ -192,3 +195,43 @@ def test_lr_find_whose_every_test_fails_exits_3(ray_session, tmp_path, capsys):
     out, err = capsys.readouterr()
     assert "KeyError: 'features' (compute_loss, linear.py:" in out, "each test's error in the table"
     assert "error: every range test failed; tracebacks in" in err
+
+
+def test_workload_functions_that_return_the_wrong_thing_are_named(tmp_path):
+    """Each width breaks another function's return; each trial fails with a line naming it,
+    checked on its first batch, and the sweep ends with exit 3 and no traceback (before: Tune's
+    own ValueError traceback and exit 1 for a missing metric, torch's errors for the others)."""
+    source = (ROOT / "examples" / "linear" / "linear.py").read_text()
+    source = source.replace(
+        "def build_model(cfg, meta):\n    return ",
+        "def build_model(cfg, meta):\n    if cfg.hidden_units == 64:\n        return [torch.nn.Linear(4, 1)]\n    return ")
+    source = source.replace(
+        "def predict(model, batch):\n    return model(batch[\"features\"])\n",
+        "def predict(model, batch):\n    out = model(batch[\"features\"])\n"
+        "    return out[:-1] if WIDTH[0] == 16 and not model.training else out\n")
+    source = source.replace(
+        "    return torch.nn.functional.mse_loss(outputs, batch[\"labels\"]), outputs\n",
+        "    WIDTH[0] = cfg.hidden_units\n"
+        "    if cfg.hidden_units == 8:\n        return ((outputs - batch[\"labels\"]) ** 2).mean(dim=1), outputs\n"
+        "    return torch.nn.functional.mse_loss(outputs, batch[\"labels\"]), outputs\n")
+    source = source.replace(COMPUTE_METRICS, COMPUTE_METRICS + "    if WIDTH[0] == 32:\n"
+                            "        return {\"val_los\": float(((outputs - labels) ** 2).mean())}\n")
+    (tmp_path / "linear.py").write_text("WIDTH = [0]\n" + source)
+    load_workload(str(tmp_path / "linear.py")).DATA.write(tmp_path / "data")
+    raw = {"name": "returns", "workload": "./linear.py", "data": {"path": str(tmp_path / "data")},
+           "metric": "val_loss", "mode": "min", "fixed": {"epochs": 1, "batch_size": 500},
+           "params": {"hidden_units": {"type": "grid", "values": [8, 16, 32, 64]}}, "search": {"algorithm": "grid"},
+           "resources": {"max_concurrent_trials": 2}, "storage_path": str(tmp_path / "results")}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(raw))
+    done = raysweep_run(tmp_path / "spec.yaml")
+    console = done.stdout + done.stderr
+    assert done.returncode == exit_codes.ALL_TRIALS_FAILED, console
+    assert "Traceback" not in console
+    for line in ("1 errored: WorkloadReturnError: compute_loss returned a loss that is a tensor of shape [500]; it must "
+                 "be a scalar tensor (reduce it, e.g. with .mean())",
+                 "1 errored: WorkloadReturnError: predict returned a tensor of shape [999, 1] for a batch of 1000 rows; "
+                 "its first dimension must be the batch (1000)",
+                 "1 errored: WorkloadReturnError: compute_metrics returned no 'val_loss' (it returned val_los); METRICS "
+                 "declares the metric val_loss",
+                 "1 errored: WorkloadReturnError: build_model returned a list; it must return a torch.nn.Module"):
+        assert line in done.stderr, done.stderr

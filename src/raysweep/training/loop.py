@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from raysweep.training import precision, schedules
+from raysweep.training import precision, returns, schedules
 from raysweep.training.checkpoint import BEST_FILE, LAST_FILE
 from raysweep.training.config import TrainingConfig
 from raysweep.training.contract import Batch, Trainable
@@ -59,6 +59,8 @@ class Trainee:
     stopper: EarlyStopping = field(default_factory=EarlyStopping)
     # The dataset's meta.json for compute_metrics, with the config's F-beta beta (BETA_KEY).
     meta: dict = field(default_factory=dict)
+    # The workload functions whose first return was checked (training/returns.py).
+    checked: returns.Checked = field(default_factory=returns.Checked)
 
 
 def build(workload: Trainable, cfg: TrainingConfig, meta: dict, *, device: torch.device,
@@ -73,7 +75,7 @@ def build(workload: Trainable, cfg: TrainingConfig, meta: dict, *, device: torch
     """
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    model = workload.build_model(cfg, meta).to(device)
+    model = returns.model(workload.build_model(cfg, meta)).to(device)
     last = (resume or {}).get(LAST_FILE)
     if last is not None:
         model.load_state_dict(last["model"])
@@ -114,7 +116,8 @@ def forward_backward(workload: Trainable, cfg: TrainingConfig, trainee: Trainee,
     """
     batch = _to_device(batch, device)
     with trainee.precision.autocast():
-        loss, _ = workload.compute_loss(trainee.model, batch, cfg)
+        returned = workload.compute_loss(trainee.model, batch, cfg)
+    loss = returns.loss(returned) if trainee.checked.first("compute_loss") else returned[0]
     trainee.precision.backward(loss * scale if scale != 1.0 else loss)
     return loss.detach().float()
 
@@ -200,9 +203,14 @@ def evaluate(workload: Trainable, trainee: Trainee, batches: Iterable[Batch], *,
         batch = _to_device(batch, device)
         first = batch if first is None else first
         with trainee.precision.autocast():
-            outputs.append(workload.predict(trainee.model, batch).float().cpu())
+            predicted = workload.predict(trainee.model, batch)
+        if trainee.checked.first("predict"):
+            returns.outputs(predicted, rows_in(batch))
+        outputs.append(predicted.float().cpu())
         labels.append(batch["labels"].float().cpu())
     metrics = workload.compute_metrics(torch.cat(outputs).numpy(), torch.cat(labels).numpy(), trainee.meta)
+    if trainee.checked.first("compute_metrics"):
+        metrics = returns.metrics(metrics, workload.METRICS, trainee.meta.get("task"))
     if "latency_ms" in workload.METRICS and first is not None:
         metrics.update(time_inference(workload, trainee, first, device=device))
     return metrics
