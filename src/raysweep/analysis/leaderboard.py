@@ -13,7 +13,9 @@ import pandas as pd
 
 from raysweep import experiment
 from raysweep.analysis import diagnose, store
-from raysweep.checks import is_missing
+from raysweep.checks import did_you_mean, is_missing
+from raysweep.spec import SpecError
+from raysweep.workloads import load_workload
 
 LEADERBOARD_FILES = ("leaderboard.csv", "leaderboard.parquet")
 
@@ -28,6 +30,7 @@ def leaderboard(experiment_dir: str | Path, *, metric: str | None = None,
     metric, mode = metric or spec.metric, mode or spec.mode
     results = store.load(experiment_dir)
     trials = results.trials
+    require_metric(metric, known_metrics(spec, trials))
     if trials.empty:
         return pd.DataFrame()
     best = _best_epochs(results.curves, metric, mode)
@@ -43,6 +46,20 @@ def leaderboard(experiment_dir: str | Path, *, metric: str | None = None,
                               kind="stable").reset_index(drop=True)
     table.insert(0, "rank", range(1, len(table) + 1))
     return table
+
+
+def known_metrics(spec, trials: pd.DataFrame) -> list[str]:
+    """What an experiment's trials can be ranked on: its workload's METRICS and every metric
+    a trial reported (the store's `best_<metric>` columns)."""
+    reported = [c.removeprefix("best_") for c in trials.columns if c.startswith("best_") and c != "best_epoch"]
+    return list(dict.fromkeys([*load_workload(spec.workload).METRICS, *reported]))
+
+
+def require_metric(metric: str, known: list[str]) -> None:
+    """A clear error for a metric no trial reports (a typo would rank every trial NaN)."""
+    if metric not in known:
+        raise SpecError([f"--metric {metric}: not a metric of this experiment.{did_you_mean(metric, known)} "
+                         f"Known: {', '.join(known)}."])
 
 
 def _best_epochs(curves: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:

@@ -29,7 +29,7 @@ import torch
 from raysweep import experiment
 from raysweep.analysis import champion
 from raysweep.datasets import shards
-from raysweep.deploy import family_export
+from raysweep.deploy import family_export, model_card
 from raysweep.deploy.model_card import (  # noqa: F401 - ThresholdMissed and the file names are export's API too
     CARD_FILE,
     META_FILE,
@@ -133,9 +133,9 @@ def predict(model_dir: str | Path, data_dir: str | Path, *, split: str = "val",
         return family_export.predict(model_dir, card, data_dir, meta, split=split, out=out)
     rows = champion.read_rows(data_dir, meta, split)
     names = [i["name"] for i in card["inputs"]]
-    missing = [n for n in names if n not in rows]
-    if missing:
-        raise shards.DataError(f"{data_dir} lacks the model's input column(s) {', '.join(missing)}")
+    problems = model_card.tensor_input_problems(card, rows)
+    if problems:
+        raise model_card.data_misfit(card, model_dir, data_dir, problems)
     model = torch.jit.load(str(model_dir / MODEL_FILE))
     model.eval()
     outputs = champion.in_chunks(lambda chunk: model(*[chunk[n] for n in names]), rows)

@@ -25,7 +25,16 @@ from raysweep import experiment
 from raysweep.analysis import champion
 from raysweep.datasets import shards
 from raysweep.deploy import ensemble
-from raysweep.deploy.model_card import CARD_FILE, META_FILE, card_head, card_tail, inputs_of, outputs_of
+from raysweep.deploy.model_card import (
+    CARD_FILE,
+    META_FILE,
+    card_head,
+    card_tail,
+    data_misfit,
+    family_input_problems,
+    inputs_of,
+    outputs_of,
+)
 from raysweep.estimators.registry import FAMILIES
 from raysweep.training import loop
 from raysweep.training.metrics import BETA_KEY, THRESHOLD
@@ -87,11 +96,11 @@ def predict(model_dir: Path, card: dict, data_dir: str | Path, meta: dict, *, sp
     """A family model's (or an ensemble's) predictions on a split: probabilities, or values for
     regression, and for a binary table the decision at the card's threshold; metrics where the
     split has labels."""
+    problems = family_input_problems(card, meta) if "features" in meta.get("columns", {}) or \
+        "categorical" in meta.get("columns", {}) else ["it is not a table (raysweep data import writes one)"]
+    if problems:
+        raise data_misfit(card, model_dir, data_dir, problems)
     columns = champion.read_columns(data_dir, meta, split)
-    missing = [n for n in families.model_inputs(meta) if n not in columns]
-    if missing or families.table(columns, meta).features.shape[1] != len(card["inputs"][0]["columns"]):
-        raise shards.DataError(f"{data_dir} does not hold the columns the model was trained on "
-                               f"({', '.join(card['inputs'][0]['columns'])})")
     outputs = outputs_on(Path(model_dir), card, columns, meta)
     frame = frame_of(outputs, card)
     scores = {}

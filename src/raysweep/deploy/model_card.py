@@ -17,7 +17,7 @@ import pandas as pd
 from raysweep import experiment
 from raysweep.analysis import champion
 from raysweep.checks import is_missing
-from raysweep.datasets import location
+from raysweep.datasets import location, shards
 
 META_FILE, CARD_FILE = "meta.json", "model_card.json"
 EVALUATION_FILE = "test_evaluation.json"   # in the experiment directory, written by raysweep evaluate
@@ -69,6 +69,37 @@ def inputs_of(meta: dict) -> list[dict]:
         else list(meta.get("categorical_names", []))
     return [{"name": "X", "dtype": "float64", "columns": names,
              "note": "numeric features, then category codes (meta.json has the codes' categories)"}]
+
+
+def data_misfit(card: dict, model_dir, data_dir, problems: list[str]) -> shards.DataError:
+    """The one error for data that does not fit an exported model (another workload's, another
+    table's): what is missing or shaped otherwise, and what the model was trained on."""
+    trained = card.get("data", {}).get("path", "its training data")
+    return shards.DataError(f"{data_dir} does not fit the model in {model_dir}: {'; '.join(problems)}. The model was "
+                            f"trained on {trained} (workload {card.get('workload')}); predict on data written the "
+                            "same way")
+
+
+def family_input_problems(card: dict, meta: dict) -> list[str]:
+    """The model family's input columns that a dataset's meta.json lacks."""
+    have = {c for i in inputs_of(meta) for c in i["columns"]}
+    missing = [c for i in card["inputs"] for c in i.get("columns", []) if c not in have]
+    if not missing:
+        return []
+    shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+    return [f"it lacks the column(s) {shown}"]
+
+
+def tensor_input_problems(card: dict, rows: dict) -> list[str]:
+    """An exported PyTorch model's inputs that a split lacks, or holds in another shape per row."""
+    problems = []
+    for wanted in card["inputs"]:
+        name, shape = wanted["name"], list(wanted.get("shape", [])[1:])
+        if name not in rows:
+            problems.append(f"it has no column {name!r} (it has {', '.join(sorted(rows))})")
+        elif shape and list(rows[name].shape[1:]) != shape:
+            problems.append(f"its column {name!r} holds {list(rows[name].shape[1:])} per row, the model takes {shape}")
+    return problems
 
 
 def outputs_of(meta: dict) -> list | None:
