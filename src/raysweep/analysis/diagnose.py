@@ -7,6 +7,7 @@ diverged, the ranking is over the survivors of a space that is partly broken.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -115,3 +116,15 @@ def ci95_halfwidth(std: float, n: int) -> float:
         return math.nan
     t = _T975[n - 2] if n - 1 <= len(_T975) else 1.96
     return float(t * std / np.sqrt(n))
+
+
+def undefined_warning(trials: pd.DataFrame, metric: str) -> str | None:
+    """Where no trial has a number for the ranked metric: why (the store's `why_nan`)."""
+    column = f"best_{metric}"
+    if trials.empty or (column in trials and trials[column].notna().any()):
+        return None
+    for text in trials.get("why_nan", pd.Series(dtype=str)).dropna():
+        why = json.loads(text).get(metric) if text else None
+        if why:
+            return f"{metric} is NaN in every trial: {why}"
+    return f"{metric} is NaN in every trial: no trial reported it as a number"

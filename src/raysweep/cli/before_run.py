@@ -6,12 +6,16 @@ Each handler takes the parsed arguments (parser.py) and returns the exit code.
 from __future__ import annotations
 
 import argparse
-import inspect
+import sys
+from inspect import signature
+from pathlib import Path
 
 from raysweep.cli import exit_codes
-from raysweep.datasets import location
+from raysweep.datasets import inspection, location, teachability
 from raysweep.datasets.shards import DataError
+from raysweep.errors import UserError
 from raysweep.spec import load as spec_load
+from raysweep.workloads import WORKLOADS, load_workload, references
 
 
 def _data(args: argparse.Namespace) -> int:
@@ -19,17 +23,34 @@ def _data(args: argparse.Namespace) -> int:
         raise DataError(f"--out {args.out_dir}: data commands write a local directory; write it there, "
                         f"then upload it (e.g. aws s3 sync DIR {args.out_dir}) and point data.path at the URI")
     write = args.data_command.write
-    options = {k: v for k, v in vars(args).items() if k in inspect.signature(write).parameters}
+    options = {k: v for k, v in vars(args).items() if k in signature(write).parameters}
     meta = write(**options)
     rows = ", ".join(f"{k} {v}" for k, v in meta["rows"].items())
     features = len(meta["feature_names"]) + len(meta.get("categorical_names", []))
     print(f"wrote {meta['workload']} data to {args.out_dir} ({meta['format']}; rows: {rows}; "
           f"{features} features)")
+    found = inspection.inspect(args.out_dir, meta)
+    task = meta.get("task") or _task(args)
+    for warning in teachability.warnings(found.samples, meta, task, inspection.seen(found, meta)):
+        print(f"warning: {warning.text}", file=sys.stderr)
     return exit_codes.OK
+
+
+def _task(args: argparse.Namespace) -> str | None:
+    """The task of the workload whose data command ran (a built-in's, or the user's file's)."""
+    for workload in WORKLOADS.values():
+        if workload.DATA is args.data_command:
+            return getattr(workload, "TASK", None)
+    try:
+        return getattr(load_workload(references.absolute(args.generator, Path.cwd())), "TASK", None)
+    except UserError:
+        return None
 
 
 def _validate(args: argparse.Namespace) -> int:
     s = spec_load(args.spec, args.set)
+    for line in s.warnings:
+        print(f"warning: {line}", file=sys.stderr)
 
     def describe(p) -> str:
         notes = [p.type] + (["scientific"] if p.role == "scientific" else [])

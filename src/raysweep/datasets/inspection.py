@@ -34,6 +34,8 @@ FIX = "regenerate or re-import the dataset"
 class Inspection:
     rows: dict[str, int] = field(default_factory=dict)      # per split, counted in the shards
     problems: list[str] = field(default_factory=list)
+    # per split: the values of each column in the sample read (datasets.teachability reads them)
+    samples: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 def inspect(data_dir: str | Path, meta: dict) -> Inspection:
@@ -48,7 +50,8 @@ def inspect(data_dir: str | Path, meta: dict) -> Inspection:
         paths = shards.shard_paths(data_dir, split, fmt)
         check = _parquet_split if fmt == "parquet" else _webdataset_split
         before = len(found.problems)
-        found.rows[split] = check(paths, columns, split, found.problems)
+        found.rows[split], values = check(paths, columns, split, found.problems)
+        found.samples[split] = _joined(values)
         expected = meta.get("rows", {}).get(split)
         if any(p.startswith("shard ") for p in found.problems[before:]):
             continue   # the rows of a broken shard are not counted: that is no news
@@ -60,7 +63,29 @@ def inspect(data_dir: str | Path, meta: dict) -> Inspection:
     return found
 
 
-def _parquet_split(paths: list[str], columns: list[str], split: str, problems: list[str]) -> int:
+def seen(found: Inspection, meta: dict) -> dict[str, str]:
+    """Per split, how much of it the sample holds: "all 640 rows" or "a sample of 50000 of 90000 rows"."""
+    labels = (meta.get("columns") or {}).get("labels")
+    out = {}
+    for split, rows in found.rows.items():
+        sampled = len(found.samples.get(split, {}).get(labels, ())) if labels else rows
+        out[split] = f"all {rows} rows seen" if sampled >= rows else f"a sample of {sampled} of {rows} rows seen"
+    return out
+
+
+def _joined(values: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
+    joined = {}
+    for column, parts in values.items():
+        parts = [p for p in parts if p.size]
+        try:
+            joined[column] = np.concatenate(parts) if parts else np.zeros(0)
+        except ValueError:   # shards of other shapes: reported as problems already
+            continue
+    return joined
+
+
+def _parquet_split(paths: list[str], columns: list[str], split: str,
+                   problems: list[str]) -> tuple[int, dict[str, list[np.ndarray]]]:
     rows, nulls, first_types = 0, Counter(), {}
     sample, sampled, sampled_bytes = [], 0, 0
     for path in paths:
@@ -95,7 +120,7 @@ def _parquet_split(paths: list[str], columns: list[str], split: str, problems: l
     # A column with nulls is reported as such; its values cannot take one shape to be read.
     values = {c: [shards.column_values(t[c]) for t in sample] for c in columns if not nulls[c]}
     _non_finite(split, values, sampled, rows, problems)
-    return rows
+    return rows, values
 
 
 def _footer(path: str, problems: list[str]):
@@ -120,7 +145,8 @@ def _null_counts(metadata, columns: list[str]) -> Counter:
     return counts
 
 
-def _webdataset_split(paths: list[str], columns: list[str], split: str, problems: list[str]) -> int:
+def _webdataset_split(paths: list[str], columns: list[str], split: str,
+                      problems: list[str]) -> tuple[int, dict[str, list[np.ndarray]]]:
     rows, sampled = 0, 0
     values: dict[str, list[np.ndarray]] = {c: [] for c in columns}
     for path in paths:
@@ -146,7 +172,7 @@ def _webdataset_split(paths: list[str], columns: list[str], split: str, problems
         except (tarfile.TarError, OSError, ValueError) as exc:
             problems.append(f"shard {path} is unreadable ({type(exc).__name__}: {exc}); {FIX}")
     _non_finite(split, values, sampled, rows, problems)
-    return rows
+    return rows, values
 
 
 def _non_finite(split: str, values: dict[str, list[np.ndarray]], sampled: int, rows: int,

@@ -4,9 +4,10 @@ splits hold enough rows for the batches the spec asks for."""
 from __future__ import annotations
 
 from raysweep.checks import is_int, is_number
-from raysweep.datasets import inspection, shards
+from raysweep.datasets import inspection, shards, teachability
 from raysweep.search.space import Param, baseline
 from raysweep.spec.problems import Problems
+from raysweep.workloads import load_workload
 from raysweep.workloads.references import data_example
 
 
@@ -21,7 +22,14 @@ def readable_meta(problems: Problems, key: str, path: str, workload: str) -> dic
     found = inspection.inspect(path, meta)
     for line in found.problems:
         problems.bad(key, line)
-    return None if found.problems else meta
+    if found.problems:
+        return None
+    task = meta.get("task") or getattr(load_workload(workload), "TASK", None)
+    cannot = teachability.warnings(found.samples, meta, task, inspection.seen(found, meta))
+    for warning in cannot:
+        problems.warn(key, warning.text)
+    problems.undefined.update(teachability.undefined_metrics(cannot))
+    return meta
 
 
 def largest_batch(fixed: dict, params: list[Param], default: int, *, sampled: bool = True) -> tuple[str, int | None]:

@@ -28,9 +28,14 @@ class Problems:
 
     source: str
     lines: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)         # warnings: the spec runs, but see this
+    undefined: dict[str, str] = field(default_factory=dict)  # metric -> why the data leaves it NaN
 
     def bad(self, key: str, message: str) -> None:
         self.lines.append(f"{self.source}: {key}: {message}")
+
+    def warn(self, key: str, message: str) -> None:
+        self.notes.append(f"{self.source}: {key}: {message}")
 
     def known_keys(self, mapping: dict, known: tuple, prefix: str) -> None:
         for key in mapping:

@@ -182,6 +182,10 @@ class Spec:
     io_search: IOSearch | None = None
     source: str = "<spec>"
     raw: dict = field(default_factory=dict, compare=False, repr=False)
+    # What validation found that does not stop the sweep (datasets.teachability), and the
+    # metrics the data leaves NaN in every trial, with why.
+    warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    undefined_metrics: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def executor(self) -> str:
