@@ -209,6 +209,10 @@ def read_meta(data_dir: str | Path, *, make_hint: str = "") -> dict:
     hint = f" Create it with: {make_hint}" if make_hint else ""
     meta_path = location.join(data_dir, META_FILE)
     try:
+        location.reach(data_dir, "data.path", write=False)
+    except UserError as exc:
+        raise DataError(exc.problems) from None
+    try:
         if not location.exists(data_dir, directory=True):
             raise DataError(f"data directory {str(data_dir)!r} does not exist.{hint}")
         if not location.exists(meta_path):
@@ -222,7 +226,7 @@ def read_meta(data_dir: str | Path, *, make_hint: str = "") -> dict:
     except (OSError, ValueError) as exc:   # an unknown scheme, a bucket, credentials or server out of reach
         if isinstance(exc, DataError):
             raise
-        raise DataError(f"cannot read {str(data_dir)!r}: {exc}. {location.URI_HELP}") from None
+        raise DataError(f"cannot read {str(data_dir)!r} ({location.storage_error(exc)}). {location.URI_HELP}") from None
     return meta
 
 
