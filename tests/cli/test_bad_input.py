@@ -68,6 +68,7 @@ def test_a_file_that_is_not_a_spec_is_one_line(tmp_path, content, expected, caps
         assert expected in line, line
 
 
+@pytest.mark.slow   # an interpreter of its own: a few seconds
 def test_the_real_command_says_it_without_a_traceback(tmp_path):
     (tmp_path / "spec.yaml").write_bytes(b"name: x\nname: y\n")
     line = one_error(raysweep("run", "spec.yaml", cwd=tmp_path))
@@ -112,6 +113,7 @@ def test_resume_of_a_finished_sweep_has_nothing_to_do(experiment):
 
 # --- storage at a URI out of reach ----------------------------------------------------------
 
+@pytest.mark.slow   # pyarrow's client retries a refused connection for about 6 s, three times here
 def test_storage_out_of_reach_is_one_line_before_ray_starts(tmp_path, raw_spec, capsys, monkeypatch):
     closed = free_port()   # nothing listens there
     for key, value in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed}", "AWS_ACCESS_KEY_ID": "testing",

@@ -32,9 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.fs as pafs
 
 from raysweep import experiment
 from raysweep.analysis import trial_rows
+from raysweep.experiment import journal
 
 log = logging.getLogger("raysweep")
 
@@ -97,25 +99,46 @@ def read(experiment_dir: str | Path) -> Results | None:
 def build(experiment_dir: str | Path) -> Results:
     """Gather Tune's files into the two tables (no Ray start).
 
-    Statuses come from the experiment state Tune saved, not from the live trials: when a sweep
-    is interrupted, Tune ends the live trials, but the saved state keeps them unfinished, which
-    is what `raysweep resume` goes by and what the store must say. A trial the store already
-    holds as ended keeps its row; only the others' reports are read.
+    Statuses come from the experiment state Tune saved and the trials journal, not from the live
+    trials: when a sweep is interrupted, Tune ends the live trials, but the saved state keeps
+    them unfinished, which is what `raysweep resume` goes by and what the store must say; a
+    trial the journal holds as ended (after Tune's last save) is ended, with the reports the
+    journal kept. A trial the store already holds as ended keeps its row; only the others'
+    reports are read.
     """
     sweep = trial_rows.sweep_of(experiment_dir)
     stalled = experiment.stalled_trials(experiment_dir)
     kept_rows, kept_curves = ended_rows(read(experiment_dir))
+    journaled = journal.read(pafs.LocalFileSystem(), str(Path(experiment_dir).resolve()))
     rows, curves = [], []
-    for t in experiment.saved_trials(experiment_dir):
-        if t.status in ENDED and t.trial_id in kept_rows:
+    for t, status in _trials(experiment_dir, journaled):
+        entry = journaled.get(t.trial_id)
+        if status in ENDED and t.trial_id in kept_rows:
             row, curve = {**kept_rows[t.trial_id], "path": str(t.path)}, kept_curves.get(t.trial_id)
+        elif entry is not None:
+            reports = [experiment.flat(json.loads(line)) for line in entry["results"]]
+            row, curve = trial_rows.row(sweep, t, status, reports, entry["error"], stalled)
         else:
             reports, error = experiment.trial_reports(t.path), trial_rows.error_text(t.path)
-            row, curve = trial_rows.row(sweep, t, t.status, reports, error, stalled)
+            row, curve = trial_rows.row(sweep, t, status, reports, error, stalled)
         rows.append(row)
         if curve is not None:
             curves.append(curve)
     return assemble(rows, curves)
+
+
+def _trials(experiment_dir: str | Path, journaled: dict[str, dict]) -> list[tuple[object, str]]:
+    """(trial, status) for Tune's saved trials, then those only the journal holds; a status the
+    journal has as ended wins (runner/recovery.py makes a resumed Tune agree with it alike)."""
+    saved = experiment.saved_trials(experiment_dir)
+    found = [(t, journaled[t.trial_id]["status"] if t.trial_id in journaled and t.status not in ENDED else t.status)
+             for t in saved]
+    known = {t.trial_id for t in saved}
+    for trial_id, entry in journaled.items():
+        if trial_id not in known:
+            trial = experiment.trial_of_record(entry["tune_state"], entry["tune_run_metadata"])
+            found.append((trial, entry["status"]))
+    return found
 
 
 @dataclass(frozen=True)

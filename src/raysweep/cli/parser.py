@@ -127,7 +127,7 @@ def build_parser(user_data: tuple[str, DataCommand] | None = None) -> argparse.A
     pred = sub.add_parser("predict", help="predict a dataset split with an exported model")
     pred.add_argument("model_dir")
     pred.add_argument("--data", required=True, help="a raysweep dataset directory (Parquet shards)")
-    pred.add_argument("--split", default="val", help="train, val or test (default val)")
+    pred.add_argument("--split", default="val", choices=("train", "val", "test"), help="train, val or test (default val)")
     pred.add_argument("--out", help="write the predictions as Parquet")
 
     ens = sub.add_parser("ensemble", help="a soft-voting ensemble of the best model-family trials, as a model directory")

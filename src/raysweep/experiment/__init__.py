@@ -43,6 +43,7 @@ import pandas as pd
 import pyarrow.fs as pafs
 import yaml
 from ray.tune import ExperimentAnalysis
+from ray.tune.experiment.trial import Trial
 
 from raysweep import __version__
 from raysweep.datasets import location
@@ -325,12 +326,19 @@ RESULT_FILE, PROGRESS_FILE = "result.json", "progress.csv"   # a trial's reports
 ERROR_FILE = "error.txt"   # a failed trial's tracebacks, one block per failed attempt, as Tune writes them
 
 
-def _flat(report: dict, prefix: str = "") -> dict:
+def trial_of_record(tune_state: str, run_metadata: str):
+    """A Tune trial from its own JSON record (what the trials journal keeps), for reading only."""
+    trial = Trial.from_json_state(tune_state, stub=True)
+    trial.restore_run_metadata(run_metadata)
+    return trial
+
+
+def flat(report: dict, prefix: str = "") -> dict:
     """A report with nested mappings as "outer/inner" keys (as pandas.json_normalize makes them)."""
     out = {}
     for key, value in report.items():
         if isinstance(value, dict) and value:
-            out.update(_flat(value, f"{prefix}{key}/"))
+            out.update(flat(value, f"{prefix}{key}/"))
         else:
             out[f"{prefix}{key}"] = value
     return out
@@ -343,7 +351,7 @@ def trial_reports(trial_dir: str | Path) -> list[dict]:
     trial_dir = Path(trial_dir)
     if (trial_dir / RESULT_FILE).is_file():
         lines = (trial_dir / RESULT_FILE).read_text().splitlines()
-        return [_flat(json.loads(line)) for line in lines if line.strip()]
+        return [flat(json.loads(line)) for line in lines if line.strip()]
     if (trial_dir / PROGRESS_FILE).is_file() and (trial_dir / PROGRESS_FILE).stat().st_size:
         return pd.read_csv(trial_dir / PROGRESS_FILE, dtype={"trial_id": str}).to_dict("records")
     return []

@@ -69,6 +69,9 @@ def resume(experiment_dir: str | Path, *, address: str | None = None) -> Path:
                              "nothing to resume; start it again with `raysweep run`."])
         ended = ended_trials(experiment_dir)
         if ended >= planned_trials(spec):
+            # a driver killed after its last trial ended may not have gathered or crowned
+            with logs.to_experiment_log(experiment_dir):
+                after_sweep(spec, experiment_dir)
             raise NothingToResume(f"nothing to resume: all {ended} trials of {stored} have ended; "
                                   f"`raysweep rank {stored}` ranks them")
         return _resumed(spec, experiment_dir, stored, address)
@@ -111,7 +114,6 @@ def after_sweep(spec: Spec, experiment_dir: Path) -> Path:
         except Exception as exc:  # noqa: BLE001 - what the trials did is on storage; say it and go on
             log.warning("after the sweep: %s failed (%s: %s); the trials' results are kept, and `raysweep rank` "
                         "reads them", what, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
-            log.debug("after the sweep: %s failed", what, exc_info=True)
     return experiment_dir
 
 

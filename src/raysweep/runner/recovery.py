@@ -46,6 +46,8 @@ from raysweep.training import checkpoint as files
 
 log = logging.getLogger("raysweep")
 ENDED = (Trial.TERMINATED, Trial.ERROR)
+# Where Optuna's, HyperOpt's and BOHB's searchers keep the ids of the trials they proposed.
+PROPOSED = ("_ot_trials", "_live_trial_mapping", "trial_to_params")
 
 
 def _last_result(entry: dict) -> dict:
@@ -126,11 +128,12 @@ def newest_checkpoint(trial: Trial) -> tuple[str, int, list[dict]] | None:
     return None
 
 
-def _go_on_from_newest(trial: Trial) -> None:
-    """Let an unfinished trial continue from its newest whole checkpoint, with its reports back."""
+def _go_on_from_newest(trial: Trial) -> bool:
+    """Let an unfinished trial continue from its newest whole checkpoint, with its reports back;
+    False where Tune's saved state names its newest already."""
     found = newest_checkpoint(trial)
     if found is None:
-        return
+        return False
     path, index, reports = found
     last = reports[-1] if reports else {}
     metrics = {**last, "training_iteration": len(reports), "trial_id": trial.trial_id}
@@ -141,8 +144,9 @@ def _go_on_from_newest(trial: Trial) -> None:
     lines = [json.dumps({**r, "training_iteration": i + 1, "trial_id": trial.trial_id}, default=str)
              for i, r in enumerate(reports)]
     _put_back_results(trial, lines)
-    log.info("resume: trial %s goes on from %s (epoch %s), newer than Tune's saved state knew",
-             trial.trial_id, Path(path).name, last.get("epoch", "?"))
+    log.debug("resume: trial %s goes on from %s (epoch %s), newer than Tune's saved state knew",
+              trial.trial_id, Path(path).name, last.get("epoch", "?"))
+    return True
 
 
 def _epochs(lines: list[str]) -> list:
@@ -214,16 +218,18 @@ def reconcile(trials: list[Trial], ended_entries: dict[str, dict], started_entri
                 _put_back(trial, ended_entries[trial.trial_id])
             except OSError as exc:
                 log.warning("trial %s: its reports were not put back from the journal (%s)", trial.trial_id, exc)
+    ahead = 0
     for trial in trials + done.rebuilt:
         if trial.status not in ENDED:
             try:
-                _go_on_from_newest(trial)
+                ahead += _go_on_from_newest(trial)
             except (OSError, ValueError) as exc:
                 log.warning("trial %s: its newest checkpoint was not looked for (%s: %s); it goes on from the one "
                             "Tune saved", trial.trial_id, type(exc).__name__, exc)
-    if done.ended or done.rebuilt:
-        log.info("resume: %d trials ended after Tune's last saved state and %d were made after it; the trials "
-                 "journal keeps what they did", len(done.ended), len(done.rebuilt))
+    if done.ended or done.rebuilt or ahead:
+        log.info("resume: Tune's last saved state was behind: %d trials had ended since, %d had started, and %d go on "
+                 "from checkpoints newer than it knew (the trials journal and the checkpoints' reports fill it in)",
+                 len(done.ended), len(done.rebuilt), ahead)
     done.trials = trials + done.rebuilt
     return done
 
@@ -239,8 +245,10 @@ def _register(search_alg, trial: Trial) -> None:
     """A model-based searcher learns of a trial it proposed after the state it was restored
     from: it counts among the samples, and the searcher holds its id (so that its reports reach
     it). Optuna gets the trial's own values (an enqueued trial); the others note the id."""
-    search_alg._counter += 1   # noqa: SLF001 - how many trials it has made, as saved
     limiter, inner = _searchers(search_alg)
+    if any(trial.trial_id in getattr(inner, name, {}) for name in PROPOSED):
+        return   # its state was saved after it proposed the trial (a save caught mid-copy)
+    search_alg._counter += 1   # noqa: SLF001 - how many trials it has made, as saved
     study = getattr(inner, "_ot_study", None)
     if study is not None:
         study.enqueue_trial(dict(trial.evaluated_params))
