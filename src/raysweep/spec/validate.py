@@ -23,6 +23,7 @@ from raysweep.spec.data_checks import readable_meta
 from raysweep.spec.parsing import apply_overrides, read_mapping
 from raysweep.spec.problems import Problems, SpecError, check_type, type_name
 from raysweep.spec.schema import DATA_FORMATS, SECTION_KEYS, TOP_KEYS, Data, Spec
+from raysweep.training import optimizers
 from raysweep.workloads import (
     WORKLOADS,
     check_reference,
@@ -102,6 +103,8 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
         problems.bad("storage_path", f"must be a directory path, got {storage!r}")
     dataset_fit(problems, workload, meta, raw, fixed, metric)
     beta_fixed(problems, fixed, params)
+    for key, message in optimizers.problems(fixed.get("optimizer", "adam"), fixed):
+        problems.bad(key, message)
     lr_find = phase_sections.lr_find(problems, section(problems, raw, "lr_find"), params)
     if workload and fits_estimators(load_workload(workload)):
         estimator_fit(problems, raw, resources)

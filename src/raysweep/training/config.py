@@ -10,10 +10,11 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from raysweep.training import losses, precision, schedules
+from raysweep.training import losses, optimizers, precision, schedules
 
 # String hyperparameters shared by every workload and the values they take (checked by validate).
-CHOICES = {"lr_schedule": schedules.SCHEDULES, "precision": precision.PRECISIONS}
+CHOICES = {"lr_schedule": schedules.SCHEDULES, "precision": precision.PRECISIONS,
+           "optimizer": tuple(optimizers.OPTIMIZERS)}
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,14 @@ class TrainingConfig:
     epochs: int = 10
     batch_size: int = 512             # rows per optimiser step (per worker under DDP)
     learning_rate: float = 1e-3
-    weight_decay: float = 0.0         # Adam's L2 term (the LSTM seed's --weight_decay)
+    optimizer: str = "adam"           # adam | adamw | sgd | rmsprop (training/optimizers.py)
+    weight_decay: float = 0.0         # L2 term (adam, sgd, rmsprop) or decoupled decay (adamw)
+    beta1: float = 0.9                # adam, adamw: decay of the first moment
+    beta2: float = 0.999              # adam, adamw: decay of the second moment
+    eps: float = 1e-8                 # adam, adamw, rmsprop: added to the denominator
+    momentum: float = 0.0             # sgd, rmsprop
+    nesterov: bool = False            # sgd: Nesterov momentum (needs momentum > 0)
+    rmsprop_alpha: float = 0.99       # rmsprop: smoothing of the squared gradients
     lr_schedule: str = "constant"     # constant | exponential | cosine_restarts (training/schedules.py)
     lr_decay: float = 0.95            # exponential: gamma, applied once per epoch
     lr_t0: int = 10                   # cosine_restarts: epochs in the first cycle

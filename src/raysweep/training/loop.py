@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from raysweep.training import precision, returns, schedules
+from raysweep.training import optimizers, precision, returns, schedules
 from raysweep.training.checkpoint import BEST_FILE, LAST_FILE
 from raysweep.training.config import TrainingConfig
 from raysweep.training.contract import Batch, Trainable
@@ -66,7 +66,8 @@ class Trainee:
 def build(workload: Trainable, cfg: TrainingConfig, meta: dict, *, device: torch.device,
           wrap_model: Callable[[nn.Module], nn.Module] = lambda m: m,
           resume: dict[str, dict] | None = None) -> Trainee:
-    """Seed, build the model, Adam, the LR schedule, precision and early stopping.
+    """Seed, build the model, its optimiser (training/optimizers.py), the LR schedule, precision
+    and early stopping.
 
     `resume` holds a checkpoint's files (`LAST_FILE`, and `BEST_FILE` where written): the trial
     continues after the last epoch it saved, with the optimiser, schedule, loss scale,
@@ -80,7 +81,7 @@ def build(workload: Trainable, cfg: TrainingConfig, meta: dict, *, device: torch
     if last is not None:
         model.load_state_dict(last["model"])
     model = wrap_model(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    optimizer = optimizers.build(workload, getattr(model, "module", model), cfg)   # DDP's own module: its names
     scheduler = schedules.build(optimizer, cfg.lr_schedule, gamma=cfg.lr_decay, t0=cfg.lr_t0,
                                 t_mult=cfg.lr_t_mult, eta_min=cfg.lr_min, warmup_epochs=cfg.warmup_epochs)
     trainee = Trainee(model, optimizer, scheduler, precision=precision.choose(cfg.precision, device),

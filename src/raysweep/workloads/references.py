@@ -230,6 +230,10 @@ def contract_problems(module: ModuleType, shown: str) -> list[str]:
             problems.append(f"{shown}: {name} must be a function taking ({', '.join(expected)})")
         elif len(_parameters(function)) != len(expected):
             problems.append(f"{shown}: {name} takes ({', '.join(expected)}), found ({', '.join(_parameters(function))})")
+    own_optimizer = getattr(module, "configure_optimizer", None)
+    if own_optimizer is not None and (not callable(own_optimizer) or len(_parameters(own_optimizer)) != 2):
+        problems.append(f"{shown}: configure_optimizer, where a workload has it, takes (model, cfg) and returns a "
+                        "torch.optim.Optimizer")
     config = getattr(module, "Config", None)
     if not (isinstance(config, type) and dataclasses.is_dataclass(config) and issubclass(config, TrainingConfig)):
         problems.append(f"{shown}: Config must be a dataclass extending raysweep.training.config.TrainingConfig "
