@@ -28,7 +28,7 @@ URI_HELP = ("A dataset is a local directory or a URI such as s3://bucket/data, g
 
 # A storage that does not answer within this long is out of reach (pyarrow's S3 client retries
 # a refused connection for about 6 s, and an address that drops packets for minutes).
-REACH_TIMEOUT_S = 25.0
+REACH_TIMEOUT_S = 15.0
 
 
 def is_uri(path: str | Path) -> bool:
