@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from raysweep import cli
+from raysweep import cli, spec
 from raysweep.cli import exit_codes
 from raysweep.datasets import location
 from raysweep.errors import UserError
@@ -157,3 +158,13 @@ def test_a_bucket_that_does_not_exist_is_one_line(s3, tmp_path, raw_spec):
     raw_spec["storage_path"] = f"s3://no-{BUCKET}/results"
     line = one_error(raysweep("run", write_spec(tmp_path, raw_spec), env=env))
     assert line.startswith(f"error: storage_path s3://no-{BUCKET}/results: cannot write there (NO_SUCH_BUCKET")
+
+
+def test_yaml_merge_keys_still_work_and_a_bad_set_is_one_line(tmp_path, raw_spec, capsys):
+    text = yaml.safe_dump(raw_spec).replace("fixed:\n", "fixed:\n  <<: {epochs: 2, seed: 7}\n", 1)
+    (tmp_path / "spec.yaml").write_text(text)
+    assert in_process(capsys, "validate", tmp_path / "spec.yaml").returncode == 0, "YAML's merge key is no repeat"
+    assert spec.load(tmp_path / "spec.yaml").fixed["seed"] == 7
+    line = one_error(in_process(capsys, "validate", write_spec(tmp_path, raw_spec), "--set", "fixed.epochs={a: 1"))
+    assert line.endswith("--set fixed.epochs={a: 1: not valid YAML: while parsing a flow mapping expected ',' or '}', "
+                         "but got '<stream end>'")

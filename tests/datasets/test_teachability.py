@@ -11,6 +11,7 @@ import yaml
 from raysweep import cli
 from raysweep.analysis import store
 from raysweep.datasets import glideator, teachability
+from raysweep.training import metrics
 
 SEEN = {"train": "all 6 rows seen", "val": "all 4 rows seen"}
 
@@ -26,6 +27,20 @@ def test_a_binary_val_split_of_one_class_has_no_auc():
     assert only.text.startswith("the val split has no positive rows of 'rain' (all 4 rows seen): val_auc, "
                                 "val_average_precision, val_fbeta are undefined (NaN) in every trial")
     assert teachability.undefined_metrics(found)["val_auc"] == only.text
+
+
+def test_a_val_split_without_negatives_leaves_only_the_auc_undefined():
+    meta = {"columns": {"labels": "labels"}, "target_names": ["rain"]}
+    (only,) = warn({"train": {"labels": np.array([0, 1, 0, 1, 1, 0.])}, "val": {"labels": np.ones(4)}}, meta, "binary")
+    assert only.undefined == ("val_auc",) and "val_auc is undefined (NaN) in every trial" in only.text
+    scores = metrics.for_task("binary", np.ones((4, 1)), np.array([[0.9], [0.8], [0.7], [0.6]]))
+    assert np.isnan(scores["val_auc"]) and not np.isnan(scores["val_average_precision"])
+
+
+def test_r2_of_a_constant_target_is_undefined():
+    scores = metrics.regression(np.ones(4), np.array([1.0, 1.1, 0.9, 1.0]))
+    assert np.isnan(scores["r2"]) and scores["mae"] == pytest.approx(0.05)
+    assert metrics.regression(np.array([[1.0, 0.0], [1.0, 2.0]]), np.array([[1.0, 0.0], [1.0, 2.0]]))["r2"] == 1.0
 
 
 def test_multilabel_labels_without_positives_are_named():

@@ -50,3 +50,19 @@ def test_export_refuses_a_champion_below_the_threshold(experiment, tmp_path, cap
     assert not to.exists()
     assert cli.main(["predict", str(tmp_path), "--data", str(tmp_path)]) == 2
     assert "is not an exported model" in capsys.readouterr().err
+
+
+def test_a_model_familys_data_must_hold_its_columns_in_its_order():
+    from raysweep.deploy import model_card
+
+    card = {"inputs": [{"name": "X", "columns": ["a", "b", "c"]}]}
+
+    def meta(*names):
+        return {"columns": {"features": "features"}, "feature_names": list(names)}
+
+    assert model_card.family_input_problems(card, meta("a", "b", "c")) == []
+    assert model_card.family_input_problems(card, meta("a", "b")) == ["it lacks the column(s) c"]
+    assert model_card.family_input_problems(card, meta("a", "b", "c", "d")) == [
+        "it has column(s) the model was not trained on: d"]
+    assert model_card.family_input_problems(card, meta("b", "a", "c")) == [
+        "its columns come in another order than the model's (a, b, c)"]

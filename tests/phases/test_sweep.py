@@ -93,7 +93,7 @@ def test_early_stopping_ends_the_trial_with_its_best_epoch(ray_session, raw_spec
     curve = analysis.trial_dataframes[trial.trial_id]
     assert curve["epoch"].tolist() == [1, 2] and curve["restored_best_epoch"].iloc[-1] == 1
     assert curve["val_loss"].iloc[1] == pytest.approx(curve["val_loss"].iloc[0], rel=1e-6)
-    directory = experiment.checkpoint_dir(experiment_dir, trial)
+    directory = experiment.checkpoint_dir(experiment_dir, trial.trial_id)
     best = torch.load(directory / "best.pt", weights_only=True)
     last = torch.load(directory / "last.pt", weights_only=True)
     assert best["epoch"] == 1 and last["epoch"] == 2

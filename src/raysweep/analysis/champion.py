@@ -66,8 +66,7 @@ def select(experiment_dir: Path, metric: str | None = None, mode: str | None = N
 
 def latest_checkpoint(experiment_dir: Path, trial_id: str) -> Path:
     """The trial's latest checkpoint directory; a clear error where it has none (or lost it to pruning)."""
-    trial = next(t for t in experiment.saved_trials(experiment_dir) if t.trial_id == trial_id)
-    directory = experiment.checkpoint_dir(experiment_dir, trial)
+    directory = experiment.checkpoint_dir(experiment_dir, trial_id)
     if directory is None or not directory.is_dir():
         keep = experiment.load_spec(experiment_dir).checkpoints.keep_top
         if keep is None:

@@ -14,6 +14,7 @@ import pandas as pd
 from raysweep import experiment
 from raysweep.analysis import diagnose, store
 from raysweep.checks import did_you_mean, is_missing
+from raysweep.errors import UserError
 from raysweep.spec import SpecError
 from raysweep.workloads import load_workload
 
@@ -52,7 +53,11 @@ def known_metrics(spec, trials: pd.DataFrame) -> list[str]:
     """What an experiment's trials can be ranked on: its workload's METRICS and every metric
     a trial reported (the store's `best_<metric>` columns)."""
     reported = [c.removeprefix("best_") for c in trials.columns if c.startswith("best_") and c != "best_epoch"]
-    return list(dict.fromkeys([*load_workload(spec.workload).METRICS, *reported]))
+    try:
+        declared = list(load_workload(spec.workload).METRICS)
+    except UserError:   # a user's workload this machine lacks: ranking needs only the store
+        declared = []
+    return list(dict.fromkeys([*declared, *reported]))
 
 
 def require_metric(metric: str, known: list[str]) -> None:

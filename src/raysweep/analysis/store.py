@@ -182,8 +182,10 @@ def remove(experiment_dir: str | Path) -> None:
 
 
 def _state_mtime(experiment_dir: Path) -> float:
+    """When Tune's saved state or the trials journal (a trial ended since) last changed."""
     states = list(experiment_dir.glob(experiment.TUNE_STATE_GLOB))
-    return max((p.stat().st_mtime for p in states), default=0.0)
+    ended = experiment_dir / journal.DIRS[journal.ENDED]
+    return max([p.stat().st_mtime for p in states] + ([ended.stat().st_mtime] if ended.is_dir() else []), default=0.0)
 
 
 def load(experiment_dir: str | Path) -> Results:

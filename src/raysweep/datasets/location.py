@@ -87,12 +87,10 @@ def reach(path: str | Path, what: str, *, write: bool, timeout_s: float = REACH_
             filesystem.get_file_info(inner)
 
     try:
-        pafs.FileSystem.from_uri(uri)
-    except (ValueError, pa.ArrowException) as exc:   # an unknown scheme, a malformed URI
-        raise UserError(f"{what} {uri}: not a storage this machine can open ({storage_error(exc)}). {URI_HELP}") from None
-    try:
         _with_timeout(probe, timeout_s)
-    except (OSError, ValueError, pa.ArrowException) as exc:   # TimeoutError is an OSError
+    except (ValueError, pa.ArrowInvalid) as exc:   # an unknown scheme, a malformed URI
+        raise UserError(f"{what} {uri}: not a storage this machine can open ({storage_error(exc)}). {URI_HELP}") from None
+    except (OSError, pa.ArrowException) as exc:   # TimeoutError is an OSError; so is a bucket's region not found
         endpoint = os.environ.get("AWS_ENDPOINT_URL")
         raise UserError(f"{what} {uri}: cannot {'write' if write else 'read'} there ({storage_error(exc)}); check "
                         "the bucket's name, the endpoint" + (f" (AWS_ENDPOINT_URL={endpoint})" if endpoint else "")

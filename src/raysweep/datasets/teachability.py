@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# The metrics that need both classes of a label (binary, multilabel) or a varying target (regression).
-NEED_BOTH_CLASSES = ("val_auc", "val_average_precision", "val_fbeta")
+# The metrics a label without positives (or without negatives) leaves undefined, and those a
+# constant target does (training/metrics.py: average precision and F-beta need a positive; AUC both).
+NEED_POSITIVES = ("val_auc", "val_average_precision", "val_fbeta")
+NEED_NEGATIVES = ("val_auc",)
 NEED_A_VARYING_TARGET = ("val_r2",)
 SHOWN = 5   # names listed in one warning before "and N more"
 
@@ -51,13 +53,14 @@ def _binary(split: str, labels: np.ndarray, meta: dict, seen: str) -> list[DataW
         if not lacking:
             continue
         every = len(lacking) == labels.shape[1]
-        undefined = NEED_BOTH_CLASSES if split == "val" and every else ()
+        needing = NEED_POSITIVES if which == "positive" else NEED_NEGATIVES
+        undefined = needing if split == "val" and every else ()
         named = (_names(lacking) if len(lacking) == 1 or not every
                  else f"any of its {len(lacking)} labels ({_names(lacking)})")
         if split == "val":
-            effect = (f"{', '.join(undefined)} are undefined (NaN) in every trial" if every else
-                      f"val_auc, val_average_precision and val_fbeta leave {'it' if len(lacking) == 1 else 'them'} out "
-                      "of their mean over labels")
+            effect = (f"{', '.join(undefined)} {'is' if len(undefined) == 1 else 'are'} undefined (NaN) in every trial"
+                      if every else f"{', '.join(needing)} leave {'it' if len(lacking) == 1 else 'them'} out of their "
+                      "mean over labels")
         else:
             effect = "the model cannot learn to tell the classes apart"
         found.append(DataWarning(f"the {split} split has no {which} rows of {named} ({seen}): {effect}; "

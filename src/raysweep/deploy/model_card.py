@@ -81,13 +81,21 @@ def data_misfit(card: dict, model_dir, data_dir, problems: list[str]) -> shards.
 
 
 def family_input_problems(card: dict, meta: dict) -> list[str]:
-    """The model family's input columns that a dataset's meta.json lacks."""
-    have = {c for i in inputs_of(meta) for c in i["columns"]}
-    missing = [c for i in card["inputs"] for c in i.get("columns", []) if c not in have]
-    if not missing:
+    """How a dataset's input columns differ from those the model family was trained on, which
+    it takes as one matrix: the same columns, in the same order."""
+    have = [c for i in inputs_of(meta) for c in i["columns"]]
+    trained = [c for i in card["inputs"] for c in i.get("columns", [])]
+    if have == trained:
         return []
-    shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-    return [f"it lacks the column(s) {shown}"]
+    missing = [c for c in trained if c not in have]
+    extra = [c for c in have if c not in trained]
+
+    def shown(names: list[str]) -> str:
+        return ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+
+    problems = [f"it lacks the column(s) {shown(missing)}"] if missing else []
+    problems += [f"it has column(s) the model was not trained on: {shown(extra)}"] if extra else []
+    return problems or [f"its columns come in another order than the model's ({shown(trained)})"]
 
 
 def tensor_input_problems(card: dict, rows: dict) -> list[str]:

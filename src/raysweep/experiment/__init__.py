@@ -283,17 +283,24 @@ def train_run_name(trial_id: str) -> str:
     return f"train-{trial_id}"
 
 
-def checkpoint_dir(experiment_dir: Path, trial) -> Path | None:
-    """A Tune trial's latest checkpoint directory, under either executor.
+def trial_checkpoints(experiment_dir: Path, trial_id: str) -> list[Path]:
+    """A trial's checkpoint directories, oldest first, under either executor: in its own folder
+    (in-trial runs report their checkpoints to Tune) or its Train run's (a TorchTrainer's stay
+    there: `train_runs/train-<trial id>/checkpoint_<n>`).
 
-    In-trial runs report their checkpoints to Tune. A TorchTrainer's checkpoints stay with its
-    Train run (`train_runs/train-<trial id>/checkpoint_<timestamp>`; Tune sees only metrics).
-    """
-    if trial.checkpoint is not None:
-        return Path(trial.checkpoint.path)
-    run = Path(experiment_dir) / TRAIN_RUNS_DIR / train_run_name(trial.trial_id)
-    runs = sorted(p for p in run.glob("checkpoint_*") if p.is_dir())
-    return runs[-1] if runs else None
+    Found by listing, not through Tune's saved state, which may be older than the checkpoints
+    (a driver killed before its next save) or lack the trial (one only the journal holds)."""
+    experiment_dir = Path(experiment_dir)
+    places = [d for d in experiment_dir.glob(f"*_{trial_id}_*") if d.is_dir()]
+    places.append(experiment_dir / TRAIN_RUNS_DIR / train_run_name(trial_id))
+    found = [d for place in places for d in place.glob("checkpoint_*") if d.is_dir()]
+    return sorted(found, key=lambda d: (d.name.rsplit("_", 1)[-1].zfill(12), d.stat().st_mtime))
+
+
+def checkpoint_dir(experiment_dir: Path, trial_id: str) -> Path | None:
+    """A trial's latest checkpoint directory, under either executor (`trial_checkpoints`)."""
+    found = trial_checkpoints(experiment_dir, trial_id)
+    return found[-1] if found else None
 
 
 # Tune warns on every load about each trial without result files: those ended before their first

@@ -68,7 +68,7 @@ def read(filesystem: pafs.FileSystem, experiment_fs_path: str, kind: str = ENDED
                 entry = json.loads(gzip.decompress(stream.readall()))
             entries[entry["trial_id"]] = entry
         except (OSError, ValueError, KeyError) as exc:
-            log.warning("ended-trials journal: %s does not read (%s: %s); skipped", info.path, type(exc).__name__, exc)
+            log.warning("trials journal: %s does not read (%s: %s); skipped", info.path, type(exc).__name__, exc)
     return entries
 
 

@@ -103,10 +103,11 @@ def _resumed(spec: Spec, experiment_dir: Path, stored: str, address: str | None)
 
 def after_sweep(spec: Spec, experiment_dir: Path) -> Path:
     """The steps after the trials: gather an experiment stored at a URI, crown the MLflow
-    champion. Every trial has ended by now, so a step that fails says so and the sweep still
-    ends as its trials did: the store rebuilds on the next `rank`, and `export` finds the champion."""
+    champion (once every planned trial has ended: not after Ctrl-C). The trials have run, so a
+    step that fails says so and the sweep still ends as its trials did: the store rebuilds on
+    the next `rank`, and `export` finds the champion."""
     steps = [("gathering the results", lambda: gather(experiment_dir))]
-    if spec.tracking.mlflow:
+    if spec.tracking.mlflow and ended_trials(experiment_dir) >= planned_trials(spec):
         steps.append(("logging the champion to MLflow", lambda: crown_champion(spec, experiment_dir)))
     for what, step in steps:
         try:
@@ -120,7 +121,7 @@ def after_sweep(spec: Spec, experiment_dir: Path) -> Path:
 def crown_champion(spec: Spec, experiment_dir: Path) -> None:
     """The champion `rank` and `export` name gets MLflow's champion tag and its checkpoint's files."""
     best = champion.select(experiment_dir)
-    tracking.crown(spec, str(experiment_dir), best.trial, champion.best_checkpoint_dir(experiment_dir, best))
+    tracking.crown(spec, experiment_dir, best.trial, champion.best_checkpoint_dir(experiment_dir, best))
 
 
 def gather(experiment_dir: Path) -> Path:

@@ -182,7 +182,7 @@ def fit_in_trial(workload, cfg, *, plan: TrialPlan, datasets: dict) -> None:
     per report in the family's own format, continued from Tune's checkpoint after a restart."""
     where = placement(False)
     saved = tune.get_checkpoint()
-    history = resume_files(saved)[1] if saved is not None else []
+    history: list[dict] = []
 
     def report(metrics: dict, write) -> None:
         metrics = {**metrics, **where}
@@ -193,6 +193,7 @@ def fit_in_trial(workload, cfg, *, plan: TrialPlan, datasets: dict) -> None:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
     with saved.as_directory() if saved is not None else contextlib.nullcontext() as resume:
+        history.extend(checkpoint.reports(resume) if resume else [])
         workload.fit_trial(cfg, whole_split(datasets["train"]), whole_split(datasets["val"]), report,
                            meta=plan.meta, threads=max(1, int(plan.cpus_per_worker)),
                            resume=Path(resume) if resume else None)

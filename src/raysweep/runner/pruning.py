@@ -14,12 +14,11 @@ Trials that are running, pending or paused keep theirs. Deleting goes through th
 storage filesystem, so it works alike for a local directory and a bucket.
 
 Trials are ranked on their best value of the metric over their reports, NaN left out and a
-re-run epoch counted once, as the leaderboard ranks them (not on Tune's running statistics,
-which one NaN report spoils). A trial's checkpoints are deleted only once Tune's saved state
-says it ended: a driver killed before then leaves a state in which `resume` runs the trial on
-from its checkpoint. Tune saves its state on its own schedule and asks the callbacks for theirs
-right after (`get_state`); deletions wait for the second save after a trial ends (the first
-save's copy to the experiment has finished by then), or for the end of the sweep.
+re-run epoch counted once, and of equal trials the first made stays, as the leaderboard ranks
+them (not on Tune's running statistics, which one NaN report spoils). A trial's checkpoints are
+deleted only once its end is in the experiment's trials journal (experiment.journal), so that
+`resume` never runs it on from them, and, besides, only after Tune's next two saves of its own
+state (Tune asks the callbacks for theirs right after each, `get_state`) or the end of the sweep.
 """
 
 from __future__ import annotations

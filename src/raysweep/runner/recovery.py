@@ -61,8 +61,9 @@ def _last_result(entry: dict) -> dict:
 
 def _rebuilt(entry: dict, storage) -> Trial:
     """A trial the saved state lacks, from Tune's own record of it in the journal (as Tune's
-    `_restore_trials` makes a trial of its saved state)."""
+    `_restore_trials` makes a trial of its saved state: its record, then where it lies now)."""
     trial = Trial.from_json_state(entry["tune_state"])
+    trial.restore_run_metadata(entry["tune_run_metadata"])
     moved = copy.copy(trial.storage)
     moved.storage_filesystem = storage.storage_filesystem
     moved.storage_fs_path = storage.storage_fs_path
@@ -78,10 +79,8 @@ def _put_back(trial: Trial, entry: dict) -> None:
     fs, where = trial.storage.storage_filesystem, trial.storage.trial_fs_path
     target = f"{where}/{experiment.RESULT_FILE}"
     stored = [line for line in (_read_text(fs, target) or "").splitlines() if line.strip()]
-    if len(stored) < len(entry["results"]):
-        fs.create_dir(where, recursive=True)
-        with fs.open_output_stream(target, compression=None) as out:
-            out.write(("\n".join(entry["results"]) + "\n").encode())
+    if len(stored) < len(entry["results"]):   # the journal's is the driver's whole file
+        _write_lines(fs, target, entry["results"])
     if entry["error"]:
         with fs.open_output_stream(f"{where}/{experiment.ERROR_FILE}", compression=None) as out:
             out.write(entry["error"].encode())
@@ -112,27 +111,36 @@ def _whole(fs: pafs.FileSystem, path: str) -> bool:
     return all(info.type == pafs.FileType.File and info.size == sizes[info.base_name] for info in found)
 
 
-def newest_checkpoint(trial: Trial) -> tuple[str, int, list[dict]] | None:
-    """(path, index, reports) of the trial's newest whole checkpoint on its storage that is newer
-    than the one Tune's state names; None where there is none."""
-    fs = trial.storage.storage_filesystem
-    known = trial.checkpoint
-    known_index = _index(known.path) if known is not None else -1
-    found = fs.get_file_info(pafs.FileSelector(trial.storage.trial_fs_path, allow_not_found=True))
+def _newest_whole(fs: pafs.FileSystem, place: str, above: int = -1) -> tuple[str, int, list[dict]] | None:
+    """(path, index, reports) of the newest whole checkpoint in `place` numbered above `above`."""
+    found = fs.get_file_info(pafs.FileSelector(place, allow_not_found=True))
     newer = sorted(((_index(i.path), i.path) for i in found if i.type == pafs.FileType.Directory
-                    and i.base_name.startswith(CHECKPOINT_PREFIX) and _index(i.path) > known_index), reverse=True)
+                    and i.base_name.startswith(CHECKPOINT_PREFIX) and _index(i.path) > above), reverse=True)
     for index, path in newer:
         if _whole(fs, path):
-            reports = json.loads(_read_text(fs, f"{path}/{files.REPORTS_FILE}") or "[]")
-            return path, index, reports
+            return path, index, json.loads(_read_text(fs, f"{path}/{files.REPORTS_FILE}") or "[]")
     return None
+
+
+def newest_checkpoint(trial: Trial) -> tuple[str, int, list[dict]] | None:
+    """(path, index, reports) of the trial's newest whole checkpoint in its folder that is newer
+    than the one Tune's state names; None where there is none."""
+    known = trial.checkpoint
+    return _newest_whole(trial.storage.storage_filesystem, trial.storage.trial_fs_path,
+                         _index(known.path) if known is not None else -1)
 
 
 def _go_on_from_newest(trial: Trial) -> bool:
     """Let an unfinished trial continue from its newest whole checkpoint, with its reports back;
-    False where Tune's saved state names its newest already."""
+    False where Tune's saved state names its newest already. A TorchTrainer trial's checkpoints
+    are its Train run's, which Train resumes from itself: only their reports are put back."""
     found = newest_checkpoint(trial)
     if found is None:
+        train_run = f"{trial.storage.experiment_fs_path}/{experiment.TRAIN_RUNS_DIR}/" \
+                    f"{experiment.train_run_name(trial.trial_id)}"
+        found = _newest_whole(trial.storage.storage_filesystem, train_run)
+        if found is not None:
+            _put_back_results(trial, _result_lines(trial, found[2]))
         return False
     path, index, reports = found
     last = reports[-1] if reports else {}
@@ -141,22 +149,30 @@ def _go_on_from_newest(trial: Trial) -> bool:
         _TrainingResult(checkpoint=Checkpoint(path, filesystem=trial.storage.storage_filesystem), metrics=metrics))
     trial.storage.current_checkpoint_index = index
     trial.run_metadata.invalidate_cache()
-    lines = [json.dumps({**r, "training_iteration": i + 1, "trial_id": trial.trial_id}, default=str)
-             for i, r in enumerate(reports)]
-    _put_back_results(trial, lines)
+    _put_back_results(trial, _result_lines(trial, reports))
     log.debug("resume: trial %s goes on from %s (epoch %s), newer than Tune's saved state knew",
               trial.trial_id, Path(path).name, last.get("epoch", "?"))
     return True
 
 
-def _epochs(lines: list[str]) -> list:
-    out = []
-    for line in lines:
-        try:
-            out.append(json.loads(line).get("epoch"))
-        except json.JSONDecodeError:
-            continue
-    return out
+def _result_lines(trial: Trial, reports: list[dict]) -> list[str]:
+    """A checkpoint's reports as result.json lines (Tune's own fields, but for these, it adds in the driver)."""
+    return [json.dumps({**r, "training_iteration": i + 1, "trial_id": trial.trial_id}, default=str)
+            for i, r in enumerate(reports)]
+
+
+def _epoch(line: str):
+    try:
+        epoch = json.loads(line).get("epoch")
+    except json.JSONDecodeError:
+        return None
+    return epoch if isinstance(epoch, (int, float)) else None
+
+
+def _write_lines(fs: pafs.FileSystem, target: str, lines: list[str]) -> None:
+    fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(target, compression=None) as out:
+        out.write(("\n".join(lines) + "\n").encode())
 
 
 def _put_back_results(trial: Trial, lines: list[str]) -> None:
@@ -167,13 +183,10 @@ def _put_back_results(trial: Trial, lines: list[str]) -> None:
         places.append((pafs.LocalFileSystem(), str(Path(trial.local_path, experiment.RESULT_FILE))))
     for fs, target in places:
         stored = [line for line in (_read_text(fs, target) or "").splitlines() if line.strip()]
-        known = [e for e in _epochs(stored) if isinstance(e, (int, float))]
-        last = max(known) if known else 0
-        missing = [line for line, epoch in zip(lines, _epochs(lines)) if isinstance(epoch, (int, float)) and epoch > last]
+        last = max((e for e in map(_epoch, stored) if e is not None), default=0)
+        missing = [line for line in lines if (_epoch(line) or 0) > last]
         if missing:
-            fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
-            with fs.open_output_stream(target, compression=None) as out:
-                out.write(("\n".join(stored + missing) + "\n").encode())
+            _write_lines(fs, target, stored + missing)
 
 
 @dataclass
@@ -188,7 +201,6 @@ class Reconciled:
 
 def _from_entry(entry: dict, storage, status: str) -> Trial:
     trial = _rebuilt(entry, storage)
-    trial.restore_run_metadata(entry["tune_run_metadata"])
     trial.set_status(status)
     return trial
 
@@ -204,6 +216,7 @@ def reconcile(trials: list[Trial], ended_entries: dict[str, dict], started_entri
         entry = ended_entries.get(trial.trial_id)
         if entry is not None and trial.status not in ENDED:
             trial.restore_run_metadata(entry["tune_run_metadata"])
+            trial.set_storage(trial.storage)   # its checkpoints' paths, where the experiment lies now
             trial.set_status(entry["status"])
             done.ended.append(trial)
     made = {**{k: ("started_at", e, Trial.PENDING) for k, e in started_entries.items()},
@@ -243,8 +256,10 @@ def _searchers(search_alg):
 
 def _register(search_alg, trial: Trial) -> None:
     """A model-based searcher learns of a trial it proposed after the state it was restored
-    from: it counts among the samples, and the searcher holds its id (so that its reports reach
-    it). Optuna gets the trial's own values (an enqueued trial); the others note the id."""
+    from: it counts among the samples, and the searcher holds its id with the trial's own values
+    (so that its reports and end reach it): Optuna through an enqueued trial it then proposes,
+    BOHB in its table of proposals. HyperOpt passes over ids it does not know: the trial runs,
+    and its result is left out of HyperOpt's model."""
     limiter, inner = _searchers(search_alg)
     if any(trial.trial_id in getattr(inner, name, {}) for name in PROPOSED):
         return   # its state was saved after it proposed the trial (a save caught mid-copy)
@@ -252,7 +267,9 @@ def _register(search_alg, trial: Trial) -> None:
     study = getattr(inner, "_ot_study", None)
     if study is not None:
         study.enqueue_trial(dict(trial.evaluated_params))
-    inner.suggest(trial.trial_id)
+        inner.suggest(trial.trial_id)
+    elif isinstance(getattr(inner, "trial_to_params", None), dict):   # TuneBOHB
+        inner.trial_to_params[trial.trial_id] = dict(trial.evaluated_params)
     if limiter is not None and trial.status not in ENDED:
         limiter.live_trials.add(trial.trial_id)
 

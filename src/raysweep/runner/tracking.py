@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ray.tune import Callback
 
+from raysweep import experiment
 from raysweep.datasets import location
 from raysweep.errors import UserError
 from raysweep.spec.schema import Spec
@@ -49,8 +50,9 @@ class MLflowTracker(Callback):
         uri, artifacts = spec.tracking.mlflow_uri, None
         if uri is None:
             uri, artifacts = local_uri(spec.storage_path)
-        self.uri, self.metric, self.mode = uri, spec.metric, spec.mode
-        self.experiment_dir = experiment_dir
+        self.uri = uri
+        # runs are tagged with where the experiment lives (a bucket's URI, not a working copy's path)
+        self.experiment_dir = experiment.home(Path(experiment_dir))
         for name in ("mlflow", "alembic"):   # their INFO lines (creating tables, migrations) are not the user's
             logging.getLogger(name).setLevel(logging.WARNING)
         self.client = MlflowClient(uri)
@@ -108,7 +110,7 @@ class MLflowTracker(Callback):
         self.runs = state["runs"]
 
 
-def crown(spec: Spec, experiment_dir: str, trial_id: str, checkpoint_dir: Path) -> None:
+def crown(spec: Spec, experiment_dir: Path, trial_id: str, checkpoint_dir: Path) -> None:
     """After the sweep: tag the champion's run `raysweep.champion` (and untag a run an earlier
     part of a resumed sweep crowned) and log the files of its best checkpoint as `champion/`.
 
@@ -122,12 +124,12 @@ def crown(spec: Spec, experiment_dir: str, trial_id: str, checkpoint_dir: Path) 
     found = client.get_experiment_by_name(spec.tracking.mlflow_experiment or spec.name)
     if found is None:
         raise UserError(f"tracking.mlflow: {uri} holds no experiment {spec.tracking.mlflow_experiment or spec.name}")
-    runs = client.search_runs([found.experiment_id], f"tags.`raysweep.experiment` = '{experiment_dir}'")
-    ours = [r for r in runs if r.data.tags.get("raysweep.trial") == trial_id]
+    where = f"tags.`raysweep.experiment` = '{experiment.home(experiment_dir)}'"
+    ours = client.search_runs([found.experiment_id], f"{where} and tags.`raysweep.trial` = '{trial_id}'")
     if not ours:
         raise UserError(f"tracking.mlflow: no run of trial {trial_id} in {uri}")
-    for run in runs:
-        if run.data.tags.get("raysweep.champion") == "true" and run.info.run_id != ours[0].info.run_id:
+    for run in client.search_runs([found.experiment_id], f"{where} and tags.`raysweep.champion` = 'true'"):
+        if run.info.run_id != ours[0].info.run_id:
             client.delete_tag(run.info.run_id, "raysweep.champion")
     client.set_tag(ours[0].info.run_id, "raysweep.champion", "true")
     client.log_artifacts(ours[0].info.run_id, str(checkpoint_dir), "champion")

@@ -28,8 +28,15 @@ def _mapping_without_repeats(loader: _Loader, node: yaml.MappingNode, deep: bool
     first value (a range, a whole `params` block) would vanish without a word."""
     seen: dict = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":   # `<<: *base`: YAML's merge, not a key
+            continue
         key = loader.construct_object(key_node, deep=True)
-        if key in seen and key != "<<":
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(None, None, "a key must be a plain value, not a list or mapping",
+                                                    key_node.start_mark) from None
+        if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"the key {key!r} appears twice (first on line {seen[key] + 1}); keep one",
                 key_node.start_mark)
@@ -48,8 +55,12 @@ def yaml_problem(source: str, exc: yaml.YAMLError) -> str:
     """A YAML error in one line: `FILE:LINE:COLUMN: what is wrong` (PyYAML's own is several lines)."""
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+    return f"{where}: not valid YAML: {_yaml_what(exc)}"
+
+
+def _yaml_what(exc: yaml.YAMLError) -> str:
     what = " ".join(part for part in (getattr(exc, "context", None), getattr(exc, "problem", None)) if part) or str(exc)
-    return f"{where}: not valid YAML: {' '.join(what.split())}"
+    return " ".join(what.split())
 
 
 def read_mapping(path: Path) -> dict:
@@ -98,5 +109,8 @@ def apply_overrides(raw: dict, overrides: list[str]) -> list[str]:
                 problems.append(f"--set {item}: {'.'.join(parts[:i + 1])} is not a mapping")
                 break
         else:
-            node[parts[-1]] = parse_yaml(value)
+            try:
+                node[parts[-1]] = parse_yaml(value)
+            except yaml.YAMLError as exc:
+                problems.append(f"--set {item}: not valid YAML: {_yaml_what(exc)}")
     return problems

@@ -212,6 +212,8 @@ def evaluate(workload: Trainable, trainee: Trainee, batches: Iterable[Batch], *,
     metrics = workload.compute_metrics(torch.cat(outputs).numpy(), torch.cat(labels).numpy(), trainee.meta)
     if trainee.checked.first("compute_metrics"):
         metrics = returns.metrics(metrics, workload.METRICS, trainee.meta.get("task"))
+    else:
+        metrics = returns.as_floats(metrics)   # a one-element tensor becomes a float every epoch
     if "latency_ms" in workload.METRICS and first is not None:
         metrics.update(time_inference(workload, trainee, first, device=device))
     return metrics

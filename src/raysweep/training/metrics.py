@@ -111,12 +111,14 @@ def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, n_bins: in
 
 
 def regression(true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """MAE, RMSE and R^2 (averaged over target columns, as scikit-learn's r2_score does)."""
+    """MAE, RMSE and R^2 (averaged over target columns, as scikit-learn's r2_score does; over the
+    columns that vary, NaN where none does)."""
     true = np.asarray(true, dtype=np.float64).reshape(len(true), -1)
     predicted = np.asarray(predicted, dtype=np.float64).reshape(len(predicted), -1)
     error = predicted - true
-    return {"mae": float(np.abs(error).mean()), "rmse": float(np.sqrt((error ** 2).mean())),
-            "r2": 1.0 - standardised_mse(true, predicted)}
+    varies = true.var(axis=0) > 0   # R^2 of a constant target is undefined (scikit-learn gives 0 or -inf)
+    r2 = 1.0 - standardised_mse(true[:, varies], predicted[:, varies]) if varies.any() else float("nan")
+    return {"mae": float(np.abs(error).mean()), "rmse": float(np.sqrt((error ** 2).mean())), "r2": r2}
 
 
 def standardised_mse(true: np.ndarray, predicted: np.ndarray) -> float:

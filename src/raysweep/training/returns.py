@@ -12,9 +12,8 @@ Only the first batch of a trial is checked (`Checked`), so the cost is nil after
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass, field
+from numbers import Real
 
 import torch
 from torch import nn
@@ -100,14 +99,14 @@ def metrics(returned, declared: dict[str, str], task: str | None = None) -> dict
         raise WorkloadReturnError(
             f"compute_metrics returned no {', '.join(repr(m) for m in missing)} (it returned "
             f"{', '.join(map(str, returned)) or 'nothing'}); METRICS declares the metric{plural} {', '.join(missing)}")
-    odd = {k: v for k, v in returned.items() if isinstance(v, bool) or not isinstance(v, (numbers.Real, torch.Tensor))
+    odd = {k: v for k, v in returned.items() if isinstance(v, bool) or not isinstance(v, (Real, torch.Tensor))
            or (isinstance(v, torch.Tensor) and v.numel() != 1)}
     if odd:
         shown = ", ".join(f"{k}={v!r}" if not isinstance(v, torch.Tensor) else f"{k}={_shown(v)}" for k, v in odd.items())
         raise WorkloadReturnError(f"compute_metrics returned {shown}; each metric must be a number")
-    return {k: float(v) for k, v in returned.items()}
+    return as_floats(returned)
 
 
-def undefined(values: dict[str, float]) -> list[str]:
-    """The metrics that came out NaN (a metric undefined on this data, e.g. AUC of one class)."""
-    return [k for k, v in values.items() if isinstance(v, float) and math.isnan(v)]
+def as_floats(metrics: dict) -> dict:
+    """Metrics as plain floats (Tune refuses tensors in a report)."""
+    return {k: float(v) for k, v in metrics.items()}
