@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 DEMO_DATA ?= data/glideator
 
-.PHONY: demo example test test-fast test-kill lint bench cluster-smoke install data clean browser
+.PHONY: demo example example-loop test test-fast test-kill lint bench cluster-smoke install data clean browser
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,11 @@ demo: $(VENV)/.installed $(DEMO_DATA)/meta.json
 example: $(VENV)/.installed
 	$(BIN)/raysweep data ./examples/linear/linear.py --out data/linear
 	$(BIN)/raysweep run examples/linear/spec.yaml
+
+# The README's "Bring your own training loop": a loop of your own (train(cfg, data, session)), its data, a sweep.
+example-loop: $(VENV)/.installed
+	$(BIN)/raysweep data ./examples/own_loop/own_loop.py --out data/own_loop
+	$(BIN)/raysweep run examples/own_loop/spec.yaml
 
 # The report test opens the HTML report in headless Chromium (Debian's package). It is
 # installed here when missing, where apt-get and root are at hand; elsewhere that test skips.

@@ -12,8 +12,9 @@ Each kill point must give:
   planned trial ended.
 
 `make test` kills at a sample of points, on local storage (random search, whose trial ids come
-back the same, and Optuna's, whose do not) and in a bucket (moto's S3 server); `make test-kill`
-at every point of each (RAYSWEEP_KILL_POINTS=all; or a list, "after:2,before:3").
+back the same, and Optuna's, whose do not), in a bucket (moto's S3 server), and with a training
+loop of the user's own (examples/own_loop); `make test-kill` at every point of each
+(RAYSWEEP_KILL_POINTS=all; or a list, "after:2,before:3").
 """
 
 from __future__ import annotations
@@ -45,10 +46,11 @@ DRIVER = Path(__file__).with_name("killed_driver.py")
 CHOSEN = os.environ.get("RAYSWEEP_KILL_POINTS", "")
 EVERY_POINT = CHOSEN == "all"
 TRIALS, EPOCHS = 4, 3
-# (storage, searcher) -> the points `make test` kills at
-SAMPLE = {("local", "random"): ["after:2", "after:5", "after:9", "before:6"],
-          ("local", "optuna"): ["after:4", "before:7"],
-          ("bucket", "random"): ["after:4", "after:8"]}
+# (storage, searcher, workload) -> the points `make test` kills at
+SAMPLE = {("local", "random", "linear"): ["after:2", "after:5", "after:9", "before:6"],
+          ("local", "optuna", "linear"): ["after:4", "before:7"],
+          ("bucket", "random", "linear"): ["after:4", "after:8"],
+          ("local", "random", "own_loop"): ["after:3", "after:7"]}
 ENDED_LINE = re.compile(r"\] (\S+) (?:finished|stopped|failed)")
 
 
@@ -76,14 +78,19 @@ def joinable_ray(s3):
             head.wait(timeout=30)
 
 
-def project(tmp_path: Path, storage: str, searcher: str) -> Path:
-    """The README's linear workload with epochs slow enough to be killed in, under ASHA."""
-    source = (ROOT / "examples" / "linear" / "linear.py").read_text()
-    source = source.replace("def compute_metrics(outputs, labels, meta):          # numpy arrays: the whole validation split\n",
-                            "def compute_metrics(outputs, labels, meta):\n    time.sleep(0.2)\n")
-    (tmp_path / "linear.py").write_text("import time\n" + source)
-    load_workload(str(tmp_path / "linear.py")).DATA.write(tmp_path / "data")
-    raw = {"name": "killed", "workload": "./linear.py", "data": {"path": str(tmp_path / "data")},
+def project(tmp_path: Path, storage: str, searcher: str, workload: str) -> Path:
+    """The README's linear workload (or its own loop) with epochs slow enough to be killed in,
+    under ASHA."""
+    if workload == "own_loop":
+        source = (ROOT / "examples" / "own_loop" / "own_loop.py").read_text()
+        source = source.replace("        session.report(", "        time.sleep(0.2)\n        session.report(")
+    else:
+        source = (ROOT / "examples" / "linear" / "linear.py").read_text()
+        source = source.replace("def compute_metrics(outputs, labels, meta):          # numpy arrays: the whole "
+                                "validation split\n", "def compute_metrics(outputs, labels, meta):\n    time.sleep(0.2)\n")
+    (tmp_path / "workload.py").write_text("import time\n" + source)
+    load_workload(str(tmp_path / "workload.py")).DATA.write(tmp_path / "data")
+    raw = {"name": "killed", "workload": "./workload.py", "data": {"path": str(tmp_path / "data")},
            "metric": "val_loss", "mode": "min", "fixed": {"epochs": EPOCHS, "batch_size": 1000},
            "params": {"hidden_units": {"type": "randint", "low": 4, "high": 64},
                       "learning_rate": {"type": "loguniform", "low": 1e-3, "high": 1e-1}},
@@ -108,10 +115,10 @@ def experiment_at(storage: str, env: dict) -> str:
     return f"{storage}/{found.base_name}"
 
 
-def killed_then_resumed(tmp_path: Path, storage: str, searcher: str, point: str, env: dict) -> bool:
+def killed_then_resumed(tmp_path: Path, storage: str, searcher: str, workload: str, point: str, env: dict) -> bool:
     """Run the sweep killed at `point`, resume it, check the promise; False where the sweep
     ended before it got to `point`."""
-    spec = project(tmp_path, storage, searcher)
+    spec = project(tmp_path, storage, searcher, workload)
     events = tmp_path / "events.jsonl"
     env = {**env, "KILL_EVENTS": str(events), "KILL_PHASE": "run", "KILL_AT": point}
     killed = driver(["run", str(spec)], env, tmp_path)
@@ -141,21 +148,21 @@ def killed_then_resumed(tmp_path: Path, storage: str, searcher: str, point: str,
     return True
 
 
-def one_point(tmp_path: Path, storage: str, searcher: str, point: str, env: dict) -> bool:
+def one_point(tmp_path: Path, storage: str, searcher: str, workload: str, point: str, env: dict) -> bool:
     where = tmp_path / point.replace(":", "-")
     where.mkdir()
     place = f"s3://{BUCKET}/killed-{where.name}-{tmp_path.name}" if storage == "bucket" else str(where / "results")
-    return killed_then_resumed(where, place, searcher, point, env)
+    return killed_then_resumed(where, place, searcher, workload, point, env)
 
 
-@pytest.mark.parametrize("storage, searcher", list(SAMPLE))
-def test_a_driver_killed_at_any_point_loses_and_repeats_nothing(storage, searcher, joinable_ray, tmp_path):
+@pytest.mark.parametrize("storage, searcher, workload", list(SAMPLE))
+def test_a_driver_killed_at_any_point_loses_and_repeats_nothing(storage, searcher, workload, joinable_ray, tmp_path):
     if not EVERY_POINT:
-        for point in CHOSEN.split(",") if CHOSEN else SAMPLE[storage, searcher]:
-            assert one_point(tmp_path, storage, searcher, point, joinable_ray), f"the sweep ended before {point}"
+        for point in CHOSEN.split(",") if CHOSEN else SAMPLE[storage, searcher, workload]:
+            assert one_point(tmp_path, storage, searcher, workload, point, joinable_ray), f"the sweep ended before {point}"
         return
     for where in ("after", "before"):   # every event, until the sweep ends before the kill
         n = 1
-        while one_point(tmp_path, storage, searcher, f"{where}:{n}", joinable_ray):
+        while one_point(tmp_path, storage, searcher, workload, f"{where}:{n}", joinable_ray):
             n += 1
         assert n > 1, "no kill point was reached"

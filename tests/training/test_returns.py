@@ -60,7 +60,7 @@ def test_compute_metrics():
                               "METRICS declares the metric val_acc")
     with pytest.raises(WorkloadReturnError, match=r"compute_metrics returned val_acc=None; each metric must be a number"):
         returns.metrics({"val_loss": 0.5, "val_acc": None}, DECLARED)
-    with pytest.raises(WorkloadReturnError, match="compute_metrics returned a list; it must return a mapping"):
+    with pytest.raises(WorkloadReturnError, match="compute_metrics returned a list; it must be a mapping of metric"):
         returns.metrics([0.5], DECLARED)
     # NaN is a number: a metric the data leaves undefined (datasets.teachability says why)
     assert math.isnan(returns.metrics({"val_loss": 0.5, "val_acc": math.nan}, DECLARED)["val_acc"])

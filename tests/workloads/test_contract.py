@@ -17,16 +17,17 @@ import torch
 from raysweep import cli, spec
 from raysweep.cli.parser import build_parser
 from raysweep.datasets import batching, shards
+from raysweep.trainables import KINDS, kind_of
 from raysweep.training import loop
 from raysweep.training.config import TrainingConfig
 from raysweep.training.contract import Trainable
-from raysweep.workloads import WORKLOADS, Workload, config_from_trial, fits_estimators, task_of
+from raysweep.workloads import WORKLOADS, Workload, config_from_trial, task_of
 from raysweep.workloads.contract import TASKS
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", [n for n, w in WORKLOADS.items() if not fits_estimators(w)])
+@pytest.mark.parametrize("name", [n for n, w in WORKLOADS.items() if kind_of(w) is KINDS["loop"]])
 def test_each_workload_keeps_the_contract(name):
     workload = WORKLOADS[name]
     assert isinstance(workload, Workload) and isinstance(workload, Trainable)
@@ -40,7 +41,7 @@ def test_each_workload_keeps_the_contract(name):
     assert workload.DATA.example("DIR").startswith(f"raysweep data {workload.DATA.name} ")
 
 
-@pytest.mark.parametrize("name", [n for n, w in WORKLOADS.items() if fits_estimators(w)])
+@pytest.mark.parametrize("name", [n for n, w in WORKLOADS.items() if kind_of(w) is KINDS["families"]])
 def test_each_model_family_workload_keeps_its_contract(name):
     """A workload of model families fits with `fit_trial`, predicts and scores like the others,
     and trains on the data of the workload it names (`TRAINS_ON`)."""
@@ -51,6 +52,13 @@ def test_each_model_family_workload_keeps_its_contract(name):
         assert len(found) == parameters, f"{name}.{member} takes {found}"
     assert workload.Config().epochs >= 1 and workload.METRICS.get("val_loss") == "min"
     assert workload.DATA is WORKLOADS[workload.TRAINS_ON].DATA
+
+
+@pytest.mark.parametrize("name", list(WORKLOADS))
+def test_each_registered_workload_keeps_its_kinds_contract(name):
+    """Each built-in workload passes the contract it is registered under (the families workload
+    could not, when the loop's contract was the only one)."""
+    assert KINDS[kind_of(WORKLOADS[name]).name].problems(WORKLOADS[name], name) == []
 
 
 def test_data_hints_name_the_command_that_writes_the_data():

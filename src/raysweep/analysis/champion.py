@@ -1,16 +1,16 @@
 """The champion of an experiment: its best trial that neither errored nor diverged, and its model.
 
 A trial that diverged after a good first epoch is not a model to deploy, so failed trials never
-win. `load_model` rebuilds the champion's model with its best epoch's weights (the `best.pt`
-its checkpoints carry); export (raysweep.deploy) writes it out, and the best-trial plots
-predict the validation split with it.
+win. `best_checkpoint_dir` is the checkpoint that holds its model at its best, and `predictor`
+loads that model through the workload's kind (raysweep.trainables); export (raysweep.deploy)
+writes it out, and the best-trial plots and evaluate predict with it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -20,12 +20,9 @@ from raysweep import experiment
 from raysweep.analysis import diagnose, leaderboard, store
 from raysweep.checks import did_you_mean, is_missing
 from raysweep.datasets import batching, location, shards
-from raysweep.estimators import checkpoint as fitted
 from raysweep.spec import SpecError
-from raysweep.training import checkpoint
-from raysweep.workloads import Workload, config_from_trial, field_types, fits_estimators, load_workload
-
-PREDICT_CHUNK_ROWS = 4096
+from raysweep.trainables import kind_of
+from raysweep.workloads import Workload, config_from_trial, field_types, load_workload
 
 
 @dataclass
@@ -78,51 +75,23 @@ def latest_checkpoint(experiment_dir: Path, trial_id: str) -> Path:
     return directory
 
 
-def best_weights(experiment_dir: Path, trial_id: str) -> dict:
-    """The trial's checkpoint payload to deploy: its best epoch's, else its last epoch's."""
-    directory = latest_checkpoint(experiment_dir, trial_id)
-    weights = checkpoint.model_weights(directory)
-    if weights is None:
-        raise SpecError([f"{directory} holds no model weights ({checkpoint.BEST_FILE} or {checkpoint.LAST_FILE})"])
-    return weights
-
-
-def load_model(experiment_dir: Path, best: Champion) -> tuple[Workload, dict, torch.nn.Module, dict]:
-    """(workload, meta, model, checkpoint payload): the champion's model with its best epoch's
-    weights, in eval mode, on the CPU."""
-    s = experiment.load_spec(experiment_dir)
-    workload = load_workload(s.workload)
-    meta = shards.read_meta(s.data.path)
-    cfg = config_from_trial(workload, best.config)
-    payload = best_weights(experiment_dir, best.trial)
-    model = workload.build_model(cfg, meta)
-    model.load_state_dict(payload["model"])
-    model.eval().requires_grad_(False)
-    return workload, meta, model, payload
-
-
-def best_fitted(experiment_dir: Path, best: Champion) -> tuple[str, Any, dict, Path]:
-    """(family, model, state, directory) of a model family's champion: of the checkpoints its
-    trial kept (Tune keeps the two best by the spec's metric), the one best on `best.metric`."""
-    latest = latest_checkpoint(experiment_dir, best.trial)
-    kept = [d for d in sorted(latest.parent.glob("checkpoint_*")) if fitted.holds_model(d)] or [latest]
-
-    def score(directory: Path) -> float:
-        value = fitted.state(directory).get("metrics", {}).get(best.metric)
-        value = float("nan") if value is None else float(value)
-        return -np.inf if np.isnan(value) else (value if best.mode == "max" else -value)
-
-    directory = max(kept, key=score)
-    family, model, state = fitted.load(directory)
-    return family, model, state, directory
+def best_checkpoint(experiment_dir: Path, trial_id: str, metric: str, mode: str) -> Path:
+    """Of the checkpoints the trial kept, the one that holds its model at its best (the
+    workload's kind says which: trainables)."""
+    latest = latest_checkpoint(experiment_dir, trial_id)
+    kept = experiment.trial_checkpoints(experiment_dir, trial_id) or [latest]
+    workload = load_workload(experiment.load_spec(experiment_dir).workload)
+    return kind_of(workload).best_checkpoint(kept, metric, mode)
 
 
 def best_checkpoint_dir(experiment_dir: Path, best: Champion) -> Path:
-    """The checkpoint that holds the champion's model at its best: a model family's best kept
-    checkpoint, a PyTorch trial's latest (its best epoch's weights are in it, best.pt)."""
-    if fits_estimators(load_workload(experiment.load_spec(experiment_dir).workload)):
-        return best_fitted(experiment_dir, best)[3]
-    return latest_checkpoint(experiment_dir, best.trial)
+    """The checkpoint that holds the champion's model at its best."""
+    return best_checkpoint(experiment_dir, best.trial, best.metric, best.mode)
+
+
+def trial_config(experiment_dir: Path, best: Champion):
+    """The champion's Config, as its trial trained it."""
+    return config_from_trial(load_workload(experiment.load_spec(experiment_dir).workload), best.config)
 
 
 def read_columns(data_dir: str | Path, meta: dict, split: str, limit: int | None = None) -> dict[str, np.ndarray]:
@@ -147,36 +116,24 @@ def read_rows(data_dir: str | Path, meta: dict, split: str, limit: int | None = 
     return batching.arrow_to_torch(table.slice(0, limit) if limit else table)
 
 
-def in_chunks(predict_chunk, rows: dict[str, torch.Tensor], size: int = PREDICT_CHUNK_ROWS) -> np.ndarray:
-    """Predictions over all rows, `size` at a time, without gradients, as float32 numpy."""
-    n = len(next(iter(rows.values())))
-    with torch.no_grad():
-        return torch.cat([predict_chunk({k: v[i:i + size] for k, v in rows.items()})
-                          for i in range(0, n, size)]).float().numpy()
-
-
 def predictor(experiment_dir: str | Path) -> tuple[Champion, Workload, dict, Callable[[str], tuple]]:
     """(champion, workload, meta, predict): the best trial's model, loaded once, and
     `predict(split)` -> (outputs, labels) on a split of its data, outputs as the workload's
-    compute_metrics takes them (logits of a PyTorch classifier, probabilities of a model family)."""
+    compute_metrics takes them (a PyTorch classifier's logits, a model family's probabilities)."""
     experiment_dir = Path(experiment_dir)
     best = select(experiment_dir)
     s = experiment.load_spec(experiment_dir)
     workload = load_workload(s.workload)
-    if fits_estimators(workload):
-        meta = shards.read_meta(s.data.path)
-        family, model, _, _ = best_fitted(experiment_dir, best)
-
-        def predict(split: str) -> tuple[np.ndarray, np.ndarray]:
-            columns = read_columns(s.data.path, meta, split)
-            return workload.predict(model, family, columns, meta), columns["labels"].astype(np.float32)
-
-        return best, workload, meta, predict
-    workload, meta, model, _ = load_model(experiment_dir, best)
+    meta = shards.read_meta(s.data.path)
+    try:
+        model = kind_of(workload).load_predictor(workload, trial_config(experiment_dir, best), meta,
+                                                 best_checkpoint_dir(experiment_dir, best))
+    except (ValueError, FileNotFoundError) as exc:   # an own loop without a model to rebuild, weights gone
+        raise SpecError([f"trial {best.trial}: its model cannot be loaded to predict: {exc}"]) from None
 
     def predict(split: str) -> tuple[np.ndarray, np.ndarray]:
-        rows = read_rows(s.data.path, meta, split)
-        return in_chunks(lambda chunk: workload.predict(model, chunk), rows), rows["labels"].float().numpy()
+        columns = read_columns(s.data.path, meta, split)
+        return model(columns), columns["labels"].astype(np.float32)
 
     return best, workload, meta, predict
 
@@ -189,5 +146,5 @@ def predictions(experiment_dir: str | Path, split: str = "val"):
 
 def probabilities(workload: Workload, outputs: np.ndarray) -> np.ndarray:
     """A binary or multilabel classifier's probabilities: a model family predicts them, a PyTorch
-    classifier's outputs are logits."""
-    return outputs if fits_estimators(workload) else 1 / (1 + np.exp(-outputs))
+    classifier's outputs are logits (the workload's kind knows)."""
+    return kind_of(workload).probabilities(outputs)

@@ -168,10 +168,11 @@ def _export(args: argparse.Namespace) -> int:
         return exit_codes.NOTHING_FOUND
     card = json.loads((to / export.CARD_FILE).read_text())
     top = card["champion"]
-    model = f"{card['family']} of epoch {card['model']['epoch']}" if "family" in card else \
-        f"weights of epoch {card['weights']['epoch']}"
-    print(f"exported trial {top['trial']} ({top['metric']} {top['value']:.4g}, {model}) to {to}: "
-          f"{', '.join(card['files'])}; one row in {card['inference']['latency_ms_one_row']:.3g} ms on CPU")
+    what = next((f"{label} of epoch {card[key]['epoch']}" for key, label in
+                 (("model", card.get("family")), ("weights", "weights"), ("state", "the trial's state")) if key in card), "")
+    timed = f"; one row in {card['inference']['latency_ms_one_row']:.3g} ms on CPU" if "inference" in card else ""
+    print(f"exported trial {top['trial']} ({top['metric']} {top['value']:.4g}, {what}) to {to}: "
+          f"{', '.join(card['files'])}{timed}")
     return exit_codes.OK
 
 

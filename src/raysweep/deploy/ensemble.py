@@ -22,11 +22,14 @@ import numpy as np
 from raysweep import experiment
 from raysweep.analysis import champion, diagnose, leaderboard
 from raysweep.datasets import shards
-from raysweep.deploy.model_card import CARD_FILE, META_FILE, card_tail, inputs_of, outputs_of
+from raysweep.deploy.model_card import CARD_FILE, META_FILE, card_tail, outputs_of
 from raysweep.errors import UserError
+from raysweep.estimators import checkpoint as fitted
 from raysweep.estimators.registry import FAMILIES
+from raysweep.trainables import kind_of
+from raysweep.trainables.model_families import inputs_of
 from raysweep.training import metrics
-from raysweep.workloads import families, fits_estimators, load_workload
+from raysweep.workloads import families, load_workload
 
 MEMBERS_DIR = "members"
 
@@ -35,9 +38,11 @@ def build(experiment_dir: str | Path, to: str | Path, *, top: int) -> dict:
     """Write the ensemble of the `top` best trials to `to`; returns its model card."""
     experiment_dir, to = Path(experiment_dir), Path(to)
     s = experiment.load_spec(experiment_dir)
-    if not fits_estimators(load_workload(s.workload)):
+    workload = load_workload(s.workload)
+    kind = kind_of(workload)
+    if not kind.ensembles:
         raise UserError(f"raysweep ensemble combines model families' probabilities (workload: families); "
-                        f"{experiment_dir} swept {s.workload}")
+                        f"{experiment_dir} swept {s.workload}, whose trials train with {kind.label}")
     if top < 2:
         raise UserError(f"--top {top}: an ensemble needs at least 2 members")
     table = leaderboard.leaderboard(experiment_dir, metric=s.metric, mode=s.mode)
@@ -49,9 +54,10 @@ def build(experiment_dir: str | Path, to: str | Path, *, top: int) -> dict:
     beta = float(s.fixed.get("fbeta_beta", families.Config().fbeta_beta))
     members, outputs = [], []
     for trial, value in zip(ok["trial"].head(top), ok[f"best_{s.metric}"].head(top)):
-        # the leaderboard row is all best_fitted needs: no second read of the leaderboard per member
+        # the leaderboard row is all a member needs: no second read of the leaderboard per member
         best = champion.Champion(trial, s.metric, s.mode, float(value), row={}, config={})
-        family, model, state, directory = champion.best_fitted(experiment_dir, best)
+        directory = champion.best_checkpoint_dir(experiment_dir, best)
+        family, model, state = fitted.load(directory)
         file = FAMILIES[family].FILE
         (to / MEMBERS_DIR / trial).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(directory / file, to / MEMBERS_DIR / trial / file)

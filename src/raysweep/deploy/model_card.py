@@ -18,6 +18,7 @@ from raysweep import experiment
 from raysweep.analysis import champion
 from raysweep.checks import is_missing
 from raysweep.datasets import location, shards
+from raysweep.trainables.model_families import inputs_of
 
 META_FILE, CARD_FILE = "meta.json", "model_card.json"
 EVALUATION_FILE = "test_evaluation.json"   # in the experiment directory, written by raysweep evaluate
@@ -61,14 +62,6 @@ def card_tail(experiment_dir: Path, s, meta: dict) -> dict:
         "experiment": {"dir": str(experiment_dir.resolve()), "spec": s.raw},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def inputs_of(meta: dict) -> list[dict]:
-    """A model family's one input: the numeric features, then the category codes, as one matrix."""
-    names = [*meta.get("feature_names", []), *meta.get("categorical_names", [])] if "features" in meta["columns"] \
-        else list(meta.get("categorical_names", []))
-    return [{"name": "X", "dtype": "float64", "columns": names,
-             "note": "numeric features, then category codes (meta.json has the codes' categories)"}]
 
 
 def data_misfit(card: dict, model_dir, data_dir, problems: list[str]) -> shards.DataError:

@@ -40,8 +40,9 @@ from raysweep.runner.session import start_ray
 from raysweep.search import space
 from raysweep.spec import Spec, SpecError, write_copy
 from raysweep.spec.schema import IO_CONFIG_KNOBS
+from raysweep.trainables import kind_of
 from raysweep.training import loop
-from raysweep.workloads import fits_estimators, load_workload
+from raysweep.workloads import load_workload
 
 RESULTS_FILES = ("io_search.csv", "io_search.parquet")
 OBJECTIVE = "samples_per_s"
@@ -122,9 +123,10 @@ def _trial_resources(spec: Spec, cluster_cpus: float):
 
 def run(spec: Spec, *, address: str | None = None) -> tuple[Path, pd.DataFrame]:
     """Run one timed trial per grid combination; returns the experiment dir and the ranked table."""
-    if fits_estimators(load_workload(spec.workload)):
-        raise SpecError([f"{spec.source}: workload: io-search tunes PyTorch training; the model families "
-                         "(workload: families) have no learning rate or batches to tune. Run the sweep: raysweep run"])
+    kind = kind_of(load_workload(spec.workload))
+    if "io_search" not in kind.phases:
+        raise SpecError([f"{spec.source}: workload: io-search times and steps raysweep's own PyTorch loop; the workload "
+                         f"trains with {kind.label}. Run the sweep: raysweep run"])
     if spec.io_search is None:
         raise SpecError([f"{spec.source}: io_search: missing. Add the settings to try, e.g.\n"
                          "  io_search: {steps: 200, warmup_steps: 20, grid: {batch_size: [256, 1024], "

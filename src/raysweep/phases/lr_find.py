@@ -36,8 +36,9 @@ from raysweep.phases import lr_range
 from raysweep.runner import executors, logs, resources, session, tuning
 from raysweep.search import space
 from raysweep.spec import Spec, SpecError, data_checks, write_copy
+from raysweep.trainables import kind_of
 from raysweep.training import loop
-from raysweep.workloads import config_from_trial, fits_estimators, load_workload
+from raysweep.workloads import config_from_trial, load_workload
 
 CURVES_FILE, PLOT_FILE, SUMMARY_FILE = "lr_find.parquet", "lr_find.png", "lr_find.json"
 
@@ -122,9 +123,10 @@ def lr_find_trial(config: dict, *, plan, subset, settings) -> None:
 
 def run(spec: Spec, *, address: str | None = None) -> Outcome:
     """Run one range test per combination of `lr_find.over` and read the curves back."""
-    if fits_estimators(load_workload(spec.workload)):
-        raise SpecError([f"{spec.source}: workload: lr-find tunes PyTorch training; the model families "
-                         "(workload: families) have no learning rate or batches to tune. Run the sweep: raysweep run"])
+    kind = kind_of(load_workload(spec.workload))
+    if "lr_find" not in kind.phases:
+        raise SpecError([f"{spec.source}: workload: lr-find times and steps raysweep's own PyTorch loop; the workload "
+                         f"trains with {kind.label}. Run the sweep: raysweep run"])
     too_few = data_checks.lr_find_problem(shards.read_meta(spec.data.path), spec.fixed, list(spec.params),
                                           tuple(spec.lr_find.over), spec.lr_find.subset_rows,
                                           load_workload(spec.workload).Config().batch_size)

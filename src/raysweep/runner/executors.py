@@ -15,9 +15,10 @@ import contextlib
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -30,9 +31,10 @@ from ray import tune
 from raysweep import experiment
 from raysweep.datasets import batching, reading, shards
 from raysweep.search.space import Param
+from raysweep.trainables import TrialData, kind_of
 from raysweep.training import checkpoint, loop
 from raysweep.training.config import TrainingConfig
-from raysweep.workloads import config_from_trial, fits_estimators, load_workload
+from raysweep.workloads import config_from_trial, load_workload
 
 VAL_BATCH_SIZE = 4096
 
@@ -48,6 +50,7 @@ class TrialPlan:
     gpus_per_worker: float
     storage_path: str             # where TorchTrainer runs keep their checkpoints
     params: tuple[Param, ...]     # to decode JSON choices and conditional branches
+    data_path: str = ""           # the spec's data.path (an own loop may read it itself)
 
     def config(self, trial_config: dict) -> TrainingConfig:
         """The workload's typed Config for this trial's sampled values."""
@@ -138,71 +141,84 @@ def train_device() -> torch.device:
     return ray.train.torch.get_device() if torch.cuda.is_available() else torch.device("cpu")
 
 
-def resume_files(saved) -> tuple[dict[str, dict] | None, list[dict]]:
-    """The files of the checkpoint Tune or Train hands a restarted trial, and the reports it
-    made up to it; (None, []) for a fresh trial."""
+@dataclass
+class TrialSession:
+    """The executor's side of a trial (trainables.Session): reports go to Tune in the trial
+    process, or to Ray Train from a TorchTrainer's worker (rank 0's checkpoints only), each
+    with where the trial ran and, in its checkpoint, every report so far."""
+
+    meta: dict
+    data: TrialData
+    device: torch.device
+    threads: int
+    resumed: Path | None
+    world_rank: int
+    world_size: int
+    data_path: str
+    send: Callable[[dict, str | None], None]      # (metrics, a checkpoint directory or None) -> Tune or Train
+    wrap: Callable[[torch.nn.Module], torch.nn.Module] = lambda model: model
+    where: dict = field(default_factory=dict)     # placement(): the node and GPUs, in every report
+    history: list[dict] = field(default_factory=list)
+
+    def report(self, metrics: dict, checkpoint_writer=None) -> None:
+        metrics = {**metrics, **self.where}
+        self.history.append(metrics)
+        if checkpoint_writer is None or self.world_rank != 0:
+            self.send(metrics, None)
+            return
+        with tempfile.TemporaryDirectory() as directory:
+            checkpoint_writer(Path(directory))
+            checkpoint.seal(directory, self.history)
+            self.send(metrics, directory)
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        return self.wrap(model)
+
+
+def trial_data(cfg: TrainingConfig, train_ds, val_ds) -> TrialData:
+    """A trial's batches (as epoch_data cuts them) and its splits whole (for model families)."""
+    batches = epoch_data(cfg, train_ds, val_ds)
+    return TrialData(train=batches.train, val=batches.val,
+                     whole=lambda split: whole_split({"train": train_ds, "val": val_ds}[split]))
+
+
+@contextlib.contextmanager
+def resumed_from(saved) -> Iterator[Path | None]:
+    """The directory of the checkpoint Tune or Train hands a restarted trial (None: a fresh one),
+    open while the trial trains."""
     if saved is None:
-        return None, []
+        yield None
+        return
     with saved.as_directory() as directory:
-        return checkpoint.load(directory), checkpoint.reports(directory)
+        yield Path(directory)
 
 
-# --- executor 1: the loop inside the Tune trial -------------------------------------------------
+def _tune_send(metrics: dict, directory: str | None) -> None:
+    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory) if directory else None)
+
+
+# --- executor 1: the trial trains in the Tune trial process -------------------------------------
 
 def run_in_trial(config: dict, *, plan: TrialPlan, datasets: dict) -> None:
-    """Tune function trainable: train here, report each epoch with a Tune checkpoint."""
+    """Tune function trainable: the workload's kind trains here, reporting each epoch to Tune."""
     cfg = plan.config(config)
     use_cpus(plan.cpus_per_worker)
     workload = load_workload(plan.workload)
-    if fits_estimators(workload):
-        fit_in_trial(workload, cfg, plan=plan, datasets=datasets)
-        return
     device = trial_device(plan)
-    resume, history = resume_files(tune.get_checkpoint())
-    trainee = loop.build(workload, cfg, plan.meta, device=device, resume=resume)
     _cpu_despite_gpus(device, plan.gpus_per_worker > 0)
-    where = placement(plan.gpus_per_worker > 0)
-
-    def report(metrics: dict, files: dict | None) -> None:
-        metrics = {**metrics, **where}
-        history.append(metrics)
-        if files is None:
-            tune.report(metrics)
-            return
-        with tempfile.TemporaryDirectory() as directory:
-            checkpoint.save(directory, files, reports=history)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
-
-    loop.run_epochs(workload, cfg, trainee, epoch_data(cfg, datasets["train"], datasets["val"]),
-                    report, device=device)
-
-
-def fit_in_trial(workload, cfg, *, plan: TrialPlan, datasets: dict) -> None:
-    """A model family's trial (`raysweep.estimators`): the whole splits in memory, a checkpoint
-    per report in the family's own format, continued from Tune's checkpoint after a restart."""
-    where = placement(False)
-    saved = tune.get_checkpoint()
-    history: list[dict] = []
-
-    def report(metrics: dict, write) -> None:
-        metrics = {**metrics, **where}
-        history.append(metrics)
-        with tempfile.TemporaryDirectory() as directory:
-            write(Path(directory))
-            checkpoint.seal(directory, history)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
-
-    with saved.as_directory() if saved is not None else contextlib.nullcontext() as resume:
-        history.extend(checkpoint.reports(resume) if resume else [])
-        workload.fit_trial(cfg, whole_split(datasets["train"]), whole_split(datasets["val"]), report,
-                           meta=plan.meta, threads=max(1, int(plan.cpus_per_worker)),
-                           resume=Path(resume) if resume else None)
+    with resumed_from(tune.get_checkpoint()) as resumed:
+        session = TrialSession(plan.meta, trial_data(cfg, datasets["train"], datasets["val"]), device,
+                               max(1, int(plan.cpus_per_worker)), resumed, 0, 1, plan.data_path, _tune_send,
+                               where=placement(plan.gpus_per_worker > 0),
+                               history=checkpoint.reports(resumed) if resumed else [])
+        kind_of(workload).run(workload, cfg, session)
 
 
 # --- executor 2: a TorchTrainer driven from the Tune trial --------------------------------------
 
 def train_worker(config: dict, *, plan: TrialPlan) -> None:
-    """Per-worker loop under Ray Train: DDP model, this worker's split of the stream."""
+    """Per-worker loop under Ray Train: the kind trains with this worker's share of the stream,
+    its model wrapped for DDP."""
     import ray.train.torch  # here, not at the top: see run_torch_trainer
 
     configure_ray_data()
@@ -211,24 +227,19 @@ def train_worker(config: dict, *, plan: TrialPlan) -> None:
     device = train_device()
     workload = load_workload(plan.workload)
     wrap = partial(ray.train.torch.prepare_model, move_to_device=device) if plan.workers > 1 else (lambda m: m)
-    resume, history = resume_files(ray.train.get_checkpoint())
-    trainee = loop.build(workload, cfg, plan.meta, device=device, wrap_model=wrap, resume=resume)
-    rank = ray.train.get_context().get_world_rank()
+    context = ray.train.get_context()
     _cpu_despite_gpus(device, plan.gpus_per_worker > 0)
-    where = placement(plan.gpus_per_worker > 0)
 
-    def report(metrics: dict, files: dict | None) -> None:
-        metrics = {**metrics, **where}
-        history.append(metrics)
-        with tempfile.TemporaryDirectory() as directory:
-            saved = None
-            if rank == 0 and files is not None:
-                checkpoint.save(directory, files, reports=history)
-                saved = ray.train.Checkpoint.from_directory(directory)
-            ray.train.report(metrics, checkpoint=saved)
+    def send(metrics: dict, directory: str | None) -> None:
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory) if directory else None)
 
-    data = epoch_data(cfg, ray.train.get_dataset_shard("train"), ray.train.get_dataset_shard("val"))
-    loop.run_epochs(workload, cfg, trainee, data, report, device=device)
+    data = trial_data(cfg, ray.train.get_dataset_shard("train"), ray.train.get_dataset_shard("val"))
+    with resumed_from(ray.train.get_checkpoint()) as resumed:
+        session = TrialSession(plan.meta, data, device, max(1, int(plan.cpus_per_worker)), resumed,
+                               context.get_world_rank(), context.get_world_size(), plan.data_path, send, wrap=wrap,
+                               where=placement(plan.gpus_per_worker > 0),
+                               history=checkpoint.reports(resumed) if resumed else [])
+        kind_of(workload).run(workload, cfg, session)
 
 
 def run_torch_trainer(config: dict, *, plan: TrialPlan, datasets: dict) -> None:

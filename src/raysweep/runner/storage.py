@@ -10,14 +10,11 @@ Storage at a URI (a bucket) has no free space to ask about and is not checked.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
 
 from raysweep.checks import size_text
 from raysweep.datasets import location, shards
@@ -25,7 +22,8 @@ from raysweep.errors import UserError, describe_failure
 from raysweep.runner.tuning import fixed_values
 from raysweep.search import searchers, space
 from raysweep.spec import Spec
-from raysweep.workloads import config_from_trial, fits_estimators, load_workload
+from raysweep.trainables import kind_of
+from raysweep.workloads import config_from_trial, load_workload
 
 log = logging.getLogger("raysweep")
 CHECKPOINTS_KEPT = 2              # per trial (tune.CheckpointConfig num_to_keep in phases/sweep.py)
@@ -45,35 +43,14 @@ class Estimate:
                 f"{size_text(per_checkpoint)} (a model of {self.parameters:,} parameters with its optimiser state)")
 
 
-@contextlib.contextmanager
-def _no_initialisation():
-    """`torch.nn.init`'s in-place initialisers as no-ops while a model is built for its shapes.
-
-    On meta tensors the random ones go through torch's reference implementations, whose first
-    call imports TorchDynamo: a second of every `raysweep run` (bench/startup.py) for values a
-    meta tensor does not hold anyway.
-    """
-    names = [n for n in dir(torch.nn.init) if n.endswith("_") and not n.startswith("_")]
-    saved = {n: getattr(torch.nn.init, n) for n in names}
-    try:
-        for name in names:
-            setattr(torch.nn.init, name, lambda tensor, *args, **kwargs: tensor)
-        yield
-    finally:
-        for name, fn in saved.items():
-            setattr(torch.nn.init, name, fn)
-
-
-def estimate(spec: Spec, meta: dict) -> Estimate:
-    """What the sweep's checkpoints and logs will take, from its baseline model."""
+def estimate(spec: Spec, meta: dict) -> Estimate | None:
+    """What the sweep's checkpoints and logs will take, from its baseline model; None where the
+    workload's kind cannot tell its size before training (a model family's fitted trees)."""
     workload = load_workload(spec.workload)
     cfg = config_from_trial(workload, {**fixed_values(spec), **space.baseline(spec.params)}, spec.params)
-    try:
-        with torch.device("meta"), _no_initialisation():   # shapes only: no memory, no time, whatever the size
-            model = workload.build_model(cfg, meta)
-    except Exception:  # noqa: BLE001 - a model that reads tensor values as it is built: build it for real
-        model = workload.build_model(cfg, meta)
-    parameters = sum(p.numel() for p in model.parameters())
+    parameters = kind_of(workload).parameters(workload, cfg, meta)
+    if parameters is None:
+        return None
     trials = searchers.planned_trials(spec.search.algorithm, spec.params, spec.search.num_samples,
                                       list(spec.search.points_to_evaluate))
     per_trial = CHECKPOINTS_KEPT * COPIES_PER_CHECKPOINT * 4 * parameters + LOGS_PER_TRIAL
@@ -86,13 +63,15 @@ def check_room(spec: Spec) -> Estimate | None:
     Raises:
         UserError: the estimate exceeds the free space, with both figures and the fixes.
     """
-    if location.is_uri(spec.storage_path) or fits_estimators(load_workload(spec.workload)):
-        return None   # a bucket has no free space to read; a model family's size is not its baseline's parameters
+    if location.is_uri(spec.storage_path):
+        return None   # a bucket has no free space to read
     try:
         found = estimate(spec, shards.read_meta(spec.data.path))
     except Exception as exc:  # noqa: BLE001 - the user's build_model: its trials will report it, one line each
         log.warning("storage: no room check, the baseline model did not build (%s)",
                     describe_failure(traceback.format_exc()) or exc)
+        return None
+    if found is None:
         return None
     try:
         existing = Path(spec.storage_path).resolve()

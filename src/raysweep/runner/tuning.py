@@ -107,7 +107,7 @@ def trial_plan(spec: Spec, meta: dict, experiment_dir: Path) -> executors.TrialP
         workload=spec.workload, meta=meta,
         workers=spec.resources.workers_per_trial, cpus_per_worker=spec.resources.cpus_per_worker,
         gpus_per_worker=spec.resources.gpus_per_worker,
-        storage_path=experiment.train_runs(experiment_dir), params=spec.params)
+        storage_path=experiment.train_runs(experiment_dir), params=spec.params, data_path=spec.data.path)
 
 
 def prepare(spec: Spec, experiment_dir: Path) -> Prepared:

@@ -23,13 +23,13 @@ from raysweep.spec.data_checks import readable_meta
 from raysweep.spec.parsing import apply_overrides, read_mapping
 from raysweep.spec.problems import Problems, SpecError, check_type, type_name
 from raysweep.spec.schema import DATA_FORMATS, SECTION_KEYS, TOP_KEYS, Data, Spec
+from raysweep.trainables import PHASES, Kind, kind_of
 from raysweep.training import optimizers
 from raysweep.workloads import (
     WORKLOADS,
     check_reference,
     choices,
     field_types,
-    fits_estimators,
     load_workload,
     references,
 )
@@ -106,10 +106,10 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
     for key, message in optimizers.problems(fixed.get("optimizer", "adam"), fixed):
         problems.bad(key, message)
     lr_find = phase_sections.lr_find(problems, section(problems, raw, "lr_find"), params)
-    if workload and fits_estimators(load_workload(workload)):
-        estimator_fit(problems, raw, resources)
-    elif meta is not None and workload:
-        default_batch = load_workload(workload).Config().batch_size
+    default_batch = getattr(load_workload(workload).Config(), "batch_size", None) if workload else None
+    if workload:
+        kind_fit(problems, raw, resources, kind_of(load_workload(workload)))
+    if meta is not None and default_batch is not None:
         data_checks.enough_rows(problems, meta, fixed, params, default_batch)
         too_few = data_checks.lr_find_problem(meta, fixed, params, tuple(lr_find.over), lr_find.subset_rows,
                                               default_batch) if "lr_find" in raw else None
@@ -134,18 +134,19 @@ def beta_fixed(problems: Problems, fixed: dict, params) -> None:
         problems.bad("fixed.fbeta_beta", f"must be > 0 (below 1 weighs precision higher, above 1 recall), got {beta}")
 
 
-def estimator_fit(problems: Problems, raw: dict, resources) -> None:
-    """Model families (workload: families) fit whole tables in the trial process: no PyTorch
-    phases, and one worker per trial, which uses every CPU the trial holds."""
-    for phase in ("lr_find", "io_search"):
-        if phase in raw:
-            problems.bad(phase, f"{phase} tunes PyTorch training; the model families have no learning-rate "
-                         "schedule or batches to tune. Remove the section.")
-    if resources is not None and (resources.workers_per_trial != 1 or resources.executor == "torch_trainer"):
-        problems.bad("resources", "the model families fit in the trial process (executor: in_trial, "
-                     "workers_per_trial: 1); give each trial more CPUs with resources.cpus_per_worker instead")
-    if resources is not None and resources.gpus_per_worker:
-        problems.bad("resources.gpus_per_worker", "the model families fit on CPUs; a GPU held by their trials would "
+def kind_fit(problems: Problems, raw: dict, resources, kind: Kind) -> None:
+    """What the workload's kind cannot do: a phase that steps raysweep's own loop, an executor
+    it does not run under, GPUs it would leave idle."""
+    for phase in PHASES:
+        if phase in raw and phase not in kind.phases:
+            problems.bad(phase, f"{phase} times and steps raysweep's own PyTorch loop; the workload trains with "
+                         f"{kind.label}. Remove the section.")
+    if resources is not None and "torch_trainer" not in kind.executors and \
+            (resources.workers_per_trial != 1 or resources.executor == "torch_trainer"):
+        problems.bad("resources", f"{kind.label} fit in the trial process (executor: in_trial, workers_per_trial: "
+                     "1); give each trial more CPUs with resources.cpus_per_worker instead")
+    if resources is not None and resources.gpus_per_worker and not kind.gpus:
+        problems.bad("resources.gpus_per_worker", f"{kind.label} fit on CPUs; a GPU held by their trials would "
                      "sit idle. Set it to 0 and give the trials CPUs (resources.cpus_per_worker)")
 
 
@@ -252,7 +253,8 @@ def dataset_fit(problems: Problems, workload: str | None, meta: dict | None, raw
                      f"{shown}; point data.path at its data ({references.data_example(workload, 'DIR')})")
         return
     columns = set(meta.get("columns", {}).values())
-    missing = [c for c in dict.fromkeys(["labels", *module.model_inputs(meta)]) if c not in columns]
+    inputs = module.model_inputs(meta) if callable(getattr(module, "model_inputs", None)) else []
+    missing = [c for c in dict.fromkeys(["labels", *inputs]) if c not in columns]
     if missing:
         problems.bad("data.path", f"{raw['data']['path']} has no column {', '.join(map(repr, missing))} "
                      f"(meta.json columns: {', '.join(sorted(columns)) or 'none'}); {shown} trains on "

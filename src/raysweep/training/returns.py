@@ -80,33 +80,36 @@ def outputs(returned, rows: int) -> torch.Tensor:
 LOOP_METRICS = ("train_loss", "lr", "epoch", "restored_best_epoch", "latency_ms", "throughput_rows_per_s")
 
 
-def expected(declared: dict[str, str], task: str | None) -> list[str]:
+def expected(declared: dict[str, str], task: str | None, loop_adds: tuple[str, ...] = LOOP_METRICS) -> list[str]:
     """The metrics compute_metrics must return: those METRICS declares, less what the loop adds,
     and, on a table whose task the data names (a workload for any task), less other tasks' own."""
     others = set(MODES) - set(METRICS_BY_TASK.get(task, MODES)) if task else set()
-    return [name for name in declared if name not in LOOP_METRICS and name not in others]
+    return [name for name in declared if name not in loop_adds and name not in others]
 
 
-def metrics(returned, declared: dict[str, str], task: str | None = None) -> dict:
-    """`compute_metrics`' mapping, once checked: every metric METRICS declares (`expected`),
-    each a number."""
+def metrics(returned, declared: dict[str, str], task: str | None = None, *, source: str = "compute_metrics returned",
+            loop_adds: tuple[str, ...] = LOOP_METRICS) -> dict:
+    """`compute_metrics`' mapping (or what an own loop reports: `source`), once checked: every
+    metric METRICS declares (`expected`), each a number."""
+    wanted = expected(declared, task, loop_adds)
+    verb = source.split()[-1]
     if not isinstance(returned, dict):
-        raise WorkloadReturnError(f"compute_metrics returned {_shown(returned)}; it must return a mapping of metric "
-                                  f"names to numbers ({', '.join(expected(declared, task))})")
-    missing = [name for name in expected(declared, task) if name not in returned]
+        raise WorkloadReturnError(f"{source} {_shown(returned)}; it must be a mapping of metric names to numbers "
+                                  f"({', '.join(wanted)})")
+    missing = [name for name in wanted if name not in returned]
     if missing:
         plural = "s" if len(missing) > 1 else ""
         raise WorkloadReturnError(
-            f"compute_metrics returned no {', '.join(repr(m) for m in missing)} (it returned "
+            f"{source} no {', '.join(repr(m) for m in missing)} (it {verb} "
             f"{', '.join(map(str, returned)) or 'nothing'}); METRICS declares the metric{plural} {', '.join(missing)}")
     odd = {k: v for k, v in returned.items() if isinstance(v, bool) or not isinstance(v, (Real, torch.Tensor))
            or (isinstance(v, torch.Tensor) and v.numel() != 1)}
     if odd:
         shown = ", ".join(f"{k}={v!r}" if not isinstance(v, torch.Tensor) else f"{k}={_shown(v)}" for k, v in odd.items())
-        raise WorkloadReturnError(f"compute_metrics returned {shown}; each metric must be a number")
+        raise WorkloadReturnError(f"{source} {shown}; each metric must be a number")
     return as_floats(returned)
 
 
 def as_floats(metrics: dict) -> dict:
-    """Metrics as plain floats (Tune refuses tensors in a report)."""
-    return {k: float(v) for k, v in metrics.items()}
+    """Metrics as plain numbers (Tune refuses tensors in a report); Python ints stay ints."""
+    return {k: v if isinstance(v, int) else float(v) for k, v in metrics.items()}

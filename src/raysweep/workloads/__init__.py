@@ -13,10 +13,10 @@ line with exit code 2).
 from raysweep.datasets.shards import DataError, write_dataset
 from raysweep.training.config import TrainingConfig
 from raysweep.workloads.configs import choices, config_from_trial, field_types
-from raysweep.workloads.contract import DataCommand, Option, Workload, fits_estimators, task_of
+from raysweep.workloads.contract import DataCommand, Option, Workload, task_of
 from raysweep.workloads.references import WorkloadError, check_reference, load_workload
 from raysweep.workloads.registry import WORKLOADS
 
 __all__ = ["WORKLOADS", "DataCommand", "DataError", "Option", "TrainingConfig", "Workload", "WorkloadError",
-           "check_reference", "choices", "config_from_trial", "field_types", "fits_estimators", "load_workload", "task_of",
+           "check_reference", "choices", "config_from_trial", "field_types", "load_workload", "task_of",
            "write_dataset"]

@@ -11,11 +11,10 @@ build_model, compute_loss, predict, compute_metrics) it declares:
 Optionally `CHOICES` (the values a string hyperparameter takes, checked by `validate`) and
 `spec_problems(meta, fixed, params, metric)` (what a spec asks that its dataset cannot do).
 
-A workload of model families outside PyTorch (`families.py`) keeps a contract of its own in
-place of the loop's: `fit_trial(cfg, train, val, report, *, meta, threads, resume)` fits and
-reports (raysweep.estimators), `predict(model, family, columns, meta)` and `compute_metrics`;
-its Config is a plain dataclass, and `TRAINS_ON` names the workload whose data it reads.
-`fits_estimators` tells the two apart.
+How a workload's trials train is its kind's (raysweep.trainables): the loop's functions above,
+model families' `fit_trial(cfg, train, val, report, *, meta, threads, resume)` (`families.py`,
+whose `TRAINS_ON` names the workload whose data it reads), or an own loop's `train(cfg, data,
+session)`; each kind checks its own functions and Config.
 """
 
 from __future__ import annotations
@@ -97,8 +96,3 @@ def task_of(workload: Workload, meta: dict) -> str:
     """The workload's task, or the dataset's where the workload leaves it to the data."""
     return workload.TASK or meta.get("task", "regression")
 
-
-def fits_estimators(workload) -> bool:
-    """A workload of model families outside PyTorch (workloads/families.py): its trials fit with
-    `fit_trial` (raysweep.estimators), not the PyTorch loop, and export their native model files."""
-    return callable(getattr(workload, "fit_trial", None))

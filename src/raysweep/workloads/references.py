@@ -19,12 +19,10 @@ installed. A trial on another node finds the shipped copy of a file through `SHI
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import importlib
 import importlib.util
-import inspect
 import json
 import os
 import re
@@ -36,7 +34,7 @@ from types import ModuleType
 
 from raysweep.checks import did_you_mean
 from raysweep.errors import UserError
-from raysweep.training.config import TrainingConfig
+from raysweep.trainables import kind_problems
 from raysweep.workloads.contract import COMMON_DATA_OPTIONS, RESERVED_DESTS, TASKS, DataCommand, Workload
 from raysweep.workloads.registry import WORKLOADS
 
@@ -45,7 +43,6 @@ from raysweep.workloads.registry import WORKLOADS
 SHIPPED_ENV = "RAYSWEEP_SHIPPED_WORKLOAD"
 # Never worth shipping: bytecode caches, version control, virtual environments.
 SHIPPING_EXCLUDES = ["__pycache__/", ".git/", ".venv/", "venv/", ".ipynb_checkpoints/"]
-FUNCTIONS = ("build_model", "compute_loss", "predict", "compute_metrics", "model_inputs")
 
 
 class WorkloadError(UserError):
@@ -213,31 +210,10 @@ def _import_failure(shown: str, exc: Exception, path: Path | None = None) -> str
     return f"{shown}: could not be imported: {type(exc).__name__}: {exc}{where}"
 
 
-def _parameters(function) -> list[str]:
-    return [p.name for p in inspect.signature(function).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-
-
 def contract_problems(module: ModuleType, shown: str) -> list[str]:
-    """What `module` lacks or has in the wrong shape, one line each (empty: it keeps the contract)."""
-    problems = []
-    for name in FUNCTIONS:
-        expected = [p for p in _parameters(getattr(Workload, name)) if p != "self"]
-        function = getattr(module, name, None)
-        if function is None:
-            problems.append(f"{shown}: {name}({', '.join(expected)}) is missing")
-        elif not callable(function):
-            problems.append(f"{shown}: {name} must be a function taking ({', '.join(expected)})")
-        elif len(_parameters(function)) != len(expected):
-            problems.append(f"{shown}: {name} takes ({', '.join(expected)}), found ({', '.join(_parameters(function))})")
-    own_optimizer = getattr(module, "configure_optimizer", None)
-    if own_optimizer is not None and (not callable(own_optimizer) or len(_parameters(own_optimizer)) != 2):
-        problems.append(f"{shown}: configure_optimizer, where a workload has it, takes (model, cfg) and returns a "
-                        "torch.optim.Optimizer")
-    config = getattr(module, "Config", None)
-    if not (isinstance(config, type) and dataclasses.is_dataclass(config) and issubclass(config, TrainingConfig)):
-        problems.append(f"{shown}: Config must be a dataclass extending raysweep.training.config.TrainingConfig "
-                        "(its defaults are a runnable baseline)")
+    """What `module` lacks or has in the wrong shape, one line each (empty: it keeps the contract):
+    its kind's functions and Config (trainables.kind_problems), then what every workload has."""
+    problems = kind_problems(module, shown)
     metrics = getattr(module, "METRICS", None)
     if not isinstance(metrics, dict) or metrics.get("val_loss") != "min" or \
             not set(metrics.values()) <= {"min", "max"}:
