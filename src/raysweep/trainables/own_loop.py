@@ -32,7 +32,7 @@ import math
 import random
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -79,6 +79,11 @@ class OwnSession:
         return self._session.data_path
 
     @property
+    def resumed_dir(self) -> Path | None:
+        """The directory of the checkpoint a restarted trial goes on from (what `files` wrote)."""
+        return self._session.resumed
+
+    @property
     def world_rank(self) -> int:
         return self._session.world_rank
 
@@ -90,16 +95,23 @@ class OwnSession:
         """The model on this trial's device; under several TorchTrainer workers, wrapped in DDP."""
         return self._session.prepare_model(model.to(self.device))
 
-    def report(self, metrics: dict, state: dict | None = None) -> None:
+    def report(self, metrics: dict, state: dict | None = None, *, files: Callable[[Path], None] | None = None) -> None:
         """Report an epoch: its metrics (METRICS names them; `epoch` counts the scheduler's time)
-        and the state to checkpoint with it (None: this report carries no checkpoint)."""
+        and the state to checkpoint with it, or `files(directory)` that writes a checkpoint of
+        its own (a Lightning checkpoint); neither: this report carries no checkpoint."""
         if self._checked.first("report"):
             metrics = returns.metrics(metrics, self._declared, self._task, source="train's session.report got",
                                       loop_adds=("epoch",))
         else:
             metrics = returns.as_floats(metrics)
-        writer = None if state is None else (lambda directory: torch.save(state, Path(directory) / STATE_FILE))
-        self._session.report(metrics, writer)
+
+        def writer(directory: Path) -> None:
+            if state is not None:
+                torch.save(state, Path(directory) / STATE_FILE)
+            if files is not None:
+                files(Path(directory))
+
+        self._session.report(metrics, writer if state is not None or files is not None else None)
 
 
 class OwnLoop:
