@@ -133,7 +133,7 @@ def predictor(experiment_dir: str | Path) -> tuple[Champion, Workload, dict, Cal
 
     def predict(split: str) -> tuple[np.ndarray, np.ndarray]:
         columns = read_columns(s.data.path, meta, split)
-        return model(columns), columns["labels"].astype(np.float32)
+        return model(columns), columns[shards.label_column(meta)].astype(np.float32)
 
     return best, workload, meta, predict
 

@@ -11,7 +11,7 @@ from inspect import signature
 from pathlib import Path
 
 from raysweep.cli import exit_codes
-from raysweep.datasets import inspection, location, teachability
+from raysweep.datasets import describe, inspection, location, teachability
 from raysweep.datasets.shards import DataError
 from raysweep.errors import UserError
 from raysweep.spec import load as spec_load
@@ -19,6 +19,8 @@ from raysweep.workloads import WORKLOADS, load_workload, references
 
 
 def _data(args: argparse.Namespace) -> int:
+    if getattr(args, "describe", False):
+        return _describe(args)
     if location.is_uri(args.out_dir):
         raise DataError(f"--out {args.out_dir}: data commands write a local directory; write it there, "
                         f"then upload it (e.g. aws s3 sync DIR {args.out_dir}) and point data.path at the URI")
@@ -32,6 +34,19 @@ def _data(args: argparse.Namespace) -> int:
     found = inspection.inspect(args.out_dir, meta)
     task = meta.get("task") or _task(args)
     for warning in teachability.warnings(found.samples, meta, task, inspection.seen(found, meta)):
+        print(f"warning: {warning.text}", file=sys.stderr)
+    return exit_codes.OK
+
+
+def _describe(args: argparse.Namespace) -> int:
+    meta = describe.describe(args.data_dir, target=args.target, task=args.task, fmt=args.fmt, overwrite=args.overwrite)
+    rows = ", ".join(f"{k} {v}" for k, v in meta["rows"].items())
+    print(f"wrote {Path(args.data_dir) / 'meta.json'} ({meta['format']}; rows: {rows}; target {args.target}; "
+          f"columns {', '.join(meta['feature_names'])})")
+    found = inspection.inspect(args.data_dir, meta)
+    for line in found.problems:
+        print(f"warning: {line}", file=sys.stderr)
+    for warning in teachability.warnings(found.samples, meta, meta.get("task"), inspection.seen(found, meta)):
         print(f"warning: {warning.text}", file=sys.stderr)
     return exit_codes.OK
 

@@ -68,6 +68,16 @@ def build_parser(user_data: tuple[str, DataCommand] | None = None) -> argparse.A
 
     for command in data_commands().values():
         add_data_command(generators, command)
+    described = generators.add_parser(
+        "describe", help="make shards written elsewhere (Parquet, or WebDataset .tar) a dataset: writes their meta.json",
+        description="DIR holds train/ and val/ (and optionally test/) folders of .parquet or .tar shards; this writes "
+                    "DIR/meta.json for them without copying anything.")
+    described.set_defaults(describe=True)
+    described.add_argument("data_dir", metavar="DIR")
+    described.add_argument("--target", required=True, metavar="COL", help="the column to predict (read as labels)")
+    described.add_argument("--task", choices=("regression", "binary", "multiclass", "multilabel"))
+    described.add_argument("--format", dest="fmt", choices=("auto", "parquet", "webdataset"), default="auto")
+    described.add_argument("--overwrite", action="store_true", help="replace a meta.json that is there")
     if user_data:
         add_data_command(generators, user_data[1], invoked_as=user_data[0])
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from raysweep.datasets import location, shards
+from raysweep.datasets import location, shards, webdataset
 
 SAMPLE_ROWS = 50_000
 SAMPLE_BYTES = 256 << 20
@@ -157,12 +157,17 @@ def _webdataset_split(paths: list[str], columns: list[str], split: str,
                     name = member.name.removeprefix("./")
                     if not member.isfile() or "." not in name:
                         continue
-                    key, rest = name.split(".", 1)
-                    column, _, suffix = rest.rpartition(".")
+                    key, column, suffix = webdataset.split_name(name)
                     keys.add(key)
                     present.add(column)
-                    if column in values and suffix == "npy" and len(values[column]) < SAMPLE_SAMPLES:
+                    if column not in values or len(values[column]) >= SAMPLE_SAMPLES:
+                        continue
+                    if suffix == "npy":
                         values[column].append(np.load(io.BytesIO(tar.extractfile(member).read()))[None])
+                    elif suffix in webdataset.LABELS:   # an integer label as text (webdataset's `cls`)
+                        text = tar.extractfile(member).read()
+                        if text.strip().lstrip(b"-").isdigit():   # not one: the shard reader names it
+                            values[column].append(np.array([int(text)]))
                 for column in columns:
                     if column not in present:
                         problems.append(f"shard {path} has no member for column {column!r} "

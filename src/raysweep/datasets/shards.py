@@ -194,6 +194,11 @@ def standardisation(features: np.ndarray) -> tuple[list[float], list[float]]:
     return [round(float(x), 6) for x in mean], [round(float(x), 6) for x in std]
 
 
+def label_column(meta: dict) -> str:
+    """The column a dataset's labels are in: "labels", or the target `raysweep data describe` named."""
+    return meta.get("columns", {}).get("labels", "labels")
+
+
 def write_meta(out_dir: Path, meta: dict) -> Path:
     path = Path(out_dir) / META_FILE
     path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")

@@ -24,6 +24,7 @@ This module imports neither Ray nor torch; `ray_data.py` reads shards through it
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,11 +114,13 @@ def decode_tar(data, columns: list[str] | None = None, *, where: str = "shard") 
 
 # --- Finding the members ----------------------------------------------------------------------
 
-def _split_name(name: str) -> tuple[str, str, str]:
-    """`./000001.features.npy` -> ("000001", "features", "npy")."""
+def split_name(name: str) -> tuple[str, str, str]:
+    """`./000001.features.npy` -> ("000001", "features", "npy"); a member named by its
+    extension alone, as the webdataset library writes `{"cls": 3}`: `000001.cls` -> ("000001",
+    "cls", "cls")."""
     key, _, rest = name.removeprefix("./").partition(".")
     column, _, ext = rest.rpartition(".")
-    return key, column, ext
+    return (key, column, ext) if column else (key, rest, rest)
 
 
 def _blocks(size: int) -> int:
@@ -144,7 +147,7 @@ def _first_sample(buf: np.ndarray) -> list[tuple[bytes, str, str, int]] | None:
         if header[257:262] != _USTAR or header[156] not in _REGULAR or any(header[345:500]):
             return None
         raw = header[:100].split(b"\0", 1)[0]
-        key, column, ext = _split_name(raw.decode("utf-8", "replace"))
+        key, column, ext = split_name(raw.decode("utf-8", "replace"))
         size = _octal(np.frombuffer(header[124:136], np.uint8)[None])
         if first_key is not None and key != first_key:
             break
@@ -246,7 +249,7 @@ def _walk(buf: np.ndarray, where: str) -> list[_Column]:
                 if info.offset_data + info.size > len(buf):
                     raise DataError(f"shard {where} is truncated: member {info.name} ends past the shard's "
                                     f"{len(buf)} bytes; {FIX}")
-                key, column, ext = _split_name(info.name)
+                key, column, ext = split_name(info.name)
                 if not samples or samples[-1][0] != key:
                     samples.append((key, {}))
                 if column in samples[-1][1]:
@@ -299,14 +302,76 @@ def _payloads(buf: np.ndarray, column: _Column, width: int) -> np.ndarray:
     return buf[offsets[:, None] + np.arange(width)]
 
 
+LABELS = ("cls", "cls2", "index", "id")   # integer labels as decimal text (the webdataset library's `cls`)
+IMAGES = ("png", "jpg", "jpeg")
+TENSORS = ("pth", "pt")
+
+
 def _decode(buf: np.ndarray, column: _Column, where: str) -> pa.Array:
-    if column.ext == "cls":
+    """A column's members as one array: `.npy` and integer labels in one vectorised step (the
+    fast path for raysweep's own shards), the other formats the webdataset library writes one
+    member at a time."""
+    if column.ext in LABELS:
         return pa.array(_labels(buf, column, where))
-    if column.ext != "npy":
-        raise DataError(f"shard {where}: column {column.name!r} is stored as .{column.ext}; raysweep reads "
-                        f".npy tensors and .cls integer labels (shards.write_split writes them)")
-    values = _npy_column(buf, column, where)
-    return _arrow(values)
+    if column.ext == "npy":
+        return _arrow(_npy_column(buf, column, where))
+    decode = {"json": _json, "txt": _text, "text": _text, **dict.fromkeys(TENSORS, _tensor),
+              **dict.fromkeys(IMAGES, _image)}.get(column.ext)
+    if decode is None:
+        raise DataError(f"shard {where}: column {column.name!r} is stored as .{column.ext}; raysweep reads .npy, "
+                        f".json, .txt (numbers), .pth/.pt tensors, .png/.jpg images and {'/'.join(LABELS)} labels "
+                        "(not pickles, which would run code as they load)")
+    return _arrow(_stacked([_safely(decode, buf[o:o + n].tobytes()) for o, n in zip(column.offsets, column.sizes)],
+                           column, where))
+
+
+def _safely(decode, payload: bytes):
+    """The decoded row, or the error decoding it (named with its row by `_stacked`)."""
+    try:
+        return decode(payload)
+    except Exception as exc:  # noqa: BLE001 - json, PIL and torch each raise their own
+        return ValueError(f"not a readable .{decode.__name__.strip('_')} member ({type(exc).__name__}: {exc})"
+                          if not isinstance(exc, ValueError) else str(exc))
+
+
+def _json(payload: bytes) -> np.ndarray:
+    return np.asarray(json.loads(payload))
+
+
+def _text(payload: bytes) -> np.ndarray:
+    try:
+        return np.asarray(float(payload.decode("utf-8").strip()))
+    except ValueError:
+        raise ValueError("holds text, not a number: raysweep's batches are tensors (map text to ids, or "
+                         "store it as .cls)") from None
+
+
+def _tensor(payload: bytes) -> np.ndarray:
+    import torch  # only where a shard holds torch tensors: the readers import no torch otherwise
+
+    return torch.load(io.BytesIO(payload), weights_only=True).numpy()
+
+
+def _image(payload: bytes) -> np.ndarray:
+    from PIL import Image  # only where a shard holds images
+
+    with Image.open(io.BytesIO(payload)) as image:
+        return np.asarray(image)
+
+
+def _stacked(rows: list, column: _Column, where: str) -> np.ndarray:
+    """Rows decoded one by one as one (rows, *shape) array; they must share shape and kind."""
+    for i, row in enumerate(rows):
+        if isinstance(row, Exception):
+            raise DataError(f"shard {where}: column {column.name!r}, {_row(column, i)}: {row}") from None
+        if row.dtype.kind not in "biuf":
+            raise DataError(f"shard {where}: column {column.name!r}, {_row(column, i)}: {row.dtype} values; a "
+                            "column holds numbers of one fixed shape per row")
+        if row.shape != rows[0].shape:
+            raise DataError(f"shard {where}: column {column.name!r}, {_row(column, i)}: shape {row.shape}, the first "
+                            f"row's is {rows[0].shape}; a column holds one fixed shape per row (pad ragged rows "
+                            "and add a mask)")
+    return np.stack(rows)
 
 
 def _labels(buf: np.ndarray, column: _Column, where: str) -> np.ndarray:

@@ -109,8 +109,9 @@ def predict(model_dir: str | Path, data_dir: str | Path, *, split: str = "val",
     frame = pd.DataFrame(outputs.reshape(len(outputs), -1), columns=[str(c) for c in columns][:outputs.shape[-1]])
     metrics = {}
     scoring = getattr(load_workload(card["workload"]), "compute_metrics", None)   # an own loop may score itself
-    if "labels" in rows and scoring is not None:
-        metrics = scoring(outputs, rows["labels"].float().numpy(), scoring_meta(card, meta))
+    labels = shards.label_column(meta)
+    if labels in rows and scoring is not None:
+        metrics = scoring(outputs, rows[labels].float().numpy(), scoring_meta(card, meta))
     if out:
         frame.to_parquet(out, index=False)
     return frame, metrics

@@ -254,7 +254,7 @@ def dataset_fit(problems: Problems, workload: str | None, meta: dict | None, raw
         return
     columns = set(meta.get("columns", {}).values())
     inputs = module.model_inputs(meta) if callable(getattr(module, "model_inputs", None)) else []
-    missing = [c for c in dict.fromkeys(["labels", *inputs]) if c not in columns]
+    missing = [c for c in dict.fromkeys([meta.get("columns", {}).get("labels", "labels"), *inputs]) if c not in columns]
     if missing:
         problems.bad("data.path", f"{raw['data']['path']} has no column {', '.join(map(repr, missing))} "
                      f"(meta.json columns: {', '.join(sorted(columns)) or 'none'}); {shown} trains on "

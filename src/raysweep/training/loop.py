@@ -200,6 +200,7 @@ def evaluate(workload: Trainable, trainee: Trainee, batches: Iterable[Batch], *,
     """
     trainee.model.eval()
     outputs, labels, first = [], [], None
+    target = trainee.meta.get("columns", {}).get("labels", "labels")   # the column meta.json reads as labels
     for batch in batches:
         batch = _to_device(batch, device)
         first = batch if first is None else first
@@ -208,7 +209,7 @@ def evaluate(workload: Trainable, trainee: Trainee, batches: Iterable[Batch], *,
         if trainee.checked.first("predict"):
             returns.outputs(predicted, rows_in(batch))
         outputs.append(predicted.float().cpu())
-        labels.append(batch["labels"].float().cpu())
+        labels.append(batch[target].float().cpu())
     metrics = workload.compute_metrics(torch.cat(outputs).numpy(), torch.cat(labels).numpy(), trainee.meta)
     if trainee.checked.first("compute_metrics"):
         metrics = returns.metrics(metrics, workload.METRICS, trainee.meta.get("task"))
