@@ -65,8 +65,8 @@ def test_the_example_is_an_own_loop_that_sweeps_ranks_and_exports_its_state(ray_
     assert cli.main(["export", str(experiment_dir), "--to", str(tmp_path / "champion")]) == 0
     assert "the trial's state of epoch 6" in capsys.readouterr().out
     card = json.loads((tmp_path / "champion" / "model_card.json").read_text())
-    assert card["kind"] == "own_loop" and card["state"]["load"] == "torch.load('state.pt', weights_only=True)"
-    state = torch.load(tmp_path / "champion" / "state.pt", weights_only=True)
+    assert card["kind"] == "own_loop" and card["state"]["load"] == "torch.load('train_state.pt', weights_only=True)"
+    state = torch.load(tmp_path / "champion" / "train_state.pt", weights_only=True)
     assert state["epoch"] == 6 and set(state) == {"model", "optimizer", "epoch"}
 
 
@@ -126,3 +126,23 @@ def test_two_ddp_workers_train_it_under_a_torch_trainer(ray_session, data, tmp_p
     trials = store.load(sweep.run(s)).trials
     assert list(trials["status"]) == ["finished"], trials[["status", "error"]]
     assert trials["epochs_run"].tolist() == [2] and np.isfinite(trials["best_val_loss"]).all()
+
+
+def test_an_own_loop_may_read_a_data_path_raysweep_does_not(ray_session, tmp_path):
+    """A folder without meta.json: the loop reads it itself (session.data_path), raysweep reads nothing."""
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    (folder / "points.csv").write_text("\n".join(f"{i},{2 * i}" for i in range(50)))
+    module = workload(tmp_path, replace=(
+        "def train(cfg, data, session):                                  # the loop you already have\n",
+        "def train(cfg, data, session):\n"
+        "    import pathlib\n"
+        "    rows = pathlib.Path(session.data_path, 'points.csv').read_text().splitlines()\n"
+        "    for epoch in range(cfg.epochs):\n"
+        "        session.report({'epoch': epoch + 1, 'val_loss': 1.0 / (len(rows) + epoch)}, state={'epoch': epoch + 1})\n"
+        "    return\n"))
+    s = spec.load(EXAMPLE / "spec.yaml", [f"workload={module}", f"data.path={folder}", f"storage_path={tmp_path / 'r'}",
+                                          "search.num_samples=1", "fixed.epochs=2", "scheduler.type=fifo"])
+    assert not s.data.read
+    trials = store.load(sweep.run(s)).trials
+    assert list(trials["status"]) == ["finished"] and trials["best_val_loss"].iloc[0] == pytest.approx(1 / 51)

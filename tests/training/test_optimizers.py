@@ -120,3 +120,10 @@ def test_the_spec_takes_the_optimizer_and_its_settings(raw_spec):
     raw_spec["fixed"].update(optimizer="sgd", momentum=0.0, nesterov=True)
     with pytest.raises(spec.SpecError, match="fixed.nesterov: Nesterov momentum needs momentum > 0"):
         spec.validate(raw_spec)
+    raw_spec["fixed"].pop("optimizer")   # searched, sgd among the values: the same refusal
+    raw_spec["params"]["optimizer"] = {"type": "choice", "values": ["adam", "sgd"]}
+    with pytest.raises(spec.SpecError, match="fixed.nesterov: Nesterov momentum needs momentum > 0"):
+        spec.validate(raw_spec)
+    raw_spec["fixed"].pop("momentum")
+    raw_spec["params"]["momentum"] = {"type": "uniform", "low": 0.5, "high": 0.95}
+    spec.validate(raw_spec)   # every momentum the search gives is above 0

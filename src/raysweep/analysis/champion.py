@@ -78,8 +78,8 @@ def latest_checkpoint(experiment_dir: Path, trial_id: str) -> Path:
 def best_checkpoint(experiment_dir: Path, trial_id: str, metric: str, mode: str) -> Path:
     """Of the checkpoints the trial kept, the one that holds its model at its best (the
     workload's kind says which: trainables)."""
-    latest = latest_checkpoint(experiment_dir, trial_id)
-    kept = experiment.trial_checkpoints(experiment_dir, trial_id) or [latest]
+    latest_checkpoint(experiment_dir, trial_id)   # a clear error where pruning left it none
+    kept = experiment.trial_checkpoints(experiment_dir, trial_id)
     workload = load_workload(experiment.load_spec(experiment_dir).workload)
     return kind_of(workload).best_checkpoint(kept, metric, mode)
 
@@ -128,7 +128,7 @@ def predictor(experiment_dir: str | Path) -> tuple[Champion, Workload, dict, Cal
     try:
         model = kind_of(workload).load_predictor(workload, trial_config(experiment_dir, best), meta,
                                                  best_checkpoint_dir(experiment_dir, best))
-    except (ValueError, FileNotFoundError) as exc:   # an own loop without a model to rebuild, weights gone
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:   # an own loop without a model to rebuild, weights gone
         raise SpecError([f"trial {best.trial}: its model cannot be loaded to predict: {exc}"]) from None
 
     def predict(split: str) -> tuple[np.ndarray, np.ndarray]:

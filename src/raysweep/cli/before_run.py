@@ -39,7 +39,8 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _describe(args: argparse.Namespace) -> int:
-    meta = describe.describe(args.data_dir, target=args.target, task=args.task, fmt=args.fmt, overwrite=args.overwrite)
+    meta = describe.describe(args.data_dir, target=args.target, task=args.task, fmt=args.fmt,
+                             drop=tuple(c for c in args.drop.split(",") if c), overwrite=args.overwrite)
     rows = ", ".join(f"{k} {v}" for k, v in meta["rows"].items())
     print(f"wrote {Path(args.data_dir) / 'meta.json'} ({meta['format']}; rows: {rows}; target {args.target}; "
           f"columns {', '.join(meta['feature_names'])})")

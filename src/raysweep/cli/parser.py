@@ -77,6 +77,7 @@ def build_parser(user_data: tuple[str, DataCommand] | None = None) -> argparse.A
     described.add_argument("--target", required=True, metavar="COL", help="the column to predict (read as labels)")
     described.add_argument("--task", choices=("regression", "binary", "multiclass", "multilabel"))
     described.add_argument("--format", dest="fmt", choices=("auto", "parquet", "webdataset"), default="auto")
+    described.add_argument("--drop", default="", metavar="COL[,COL...]", help="columns the batches leave out")
     described.add_argument("--overwrite", action="store_true", help="replace a meta.json that is there")
     if user_data:
         add_data_command(generators, user_data[1], invoked_as=user_data[0])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raysweep.datasets import location, shards, webdataset
@@ -30,29 +31,34 @@ def _format(data_dir: str, fmt: str) -> str:
                     f"there and the validation shards in {location.join(data_dir, 'val')}")
 
 
-def _columns_and_rows(paths: list[str], fmt: str) -> tuple[list[str], int]:
-    if fmt == "parquet":
-        names, rows = None, 0
-        for path in paths:
-            with location.open_input(path) as stream:
-                metadata = pq.read_metadata(stream)
-            found = metadata.schema.to_arrow_schema().names
-            if names is not None and found != names:
-                raise DataError(f"shard {path} has columns {found}, the split's first has {names}; give every shard "
-                                "the same columns")
-            names, rows = found, rows + metadata.num_rows
-        return names or [], rows
+def _numeric(kind: pa.DataType) -> bool:
+    """Numbers, booleans, or fixed-size lists of them: what becomes a tensor in a batch."""
+    while pa.types.is_fixed_size_list(kind) or pa.types.is_list(kind):
+        kind = kind.value_type
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+
+
+def _columns_and_rows(paths: list[str], fmt: str, drop: set[str]) -> tuple[dict[str, pa.DataType], int]:
+    """Each column's type (those not dropped) and the split's rows."""
     names, rows = None, 0
     for path in paths:
-        table = webdataset.read_tar(path)
-        if names is not None and table.column_names != names:
-            raise DataError(f"shard {path} has columns {table.column_names}, the split's first has {names}")
-        names, rows = table.column_names, rows + table.num_rows
-    return names or [], rows
+        if fmt == "parquet":
+            with location.open_input(path) as stream:
+                metadata = pq.read_metadata(stream)
+            schema, count = metadata.schema.to_arrow_schema(), metadata.num_rows
+        else:
+            table = webdataset.read_tar(path)
+            schema, count = table.schema, table.num_rows
+        found = {f.name: f.type for f in schema if f.name not in drop}
+        if names is not None and list(found) != list(names):
+            raise DataError(f"shard {path} has columns {list(found)}, the split's first has {list(names)}; give every "
+                            "shard the same columns")
+        names, rows = found, rows + count
+    return names or {}, rows
 
 
 def describe(data_dir: str | Path, *, target: str, task: str | None = None, fmt: str = "auto",
-             overwrite: bool = False) -> dict:
+             drop: tuple[str, ...] = (), overwrite: bool = False) -> dict:
     """Write `DIR/meta.json` for the shards in its split folders; returns the meta.
 
     Raises:
@@ -76,7 +82,7 @@ def describe(data_dir: str | Path, *, target: str, task: str | None = None, fmt:
             if split in shards.SPLITS:
                 raise DataError(f"{location.join(data_dir, split)} holds no {fmt} shards; put the {split} shards there")
             continue
-        found[split] = _columns_and_rows(paths, fmt)
+        found[split] = _columns_and_rows(paths, fmt, set(drop))
     columns = found["train"][0]
     for split, (names, _) in found.items():
         if set(names) != set(columns):
@@ -85,7 +91,14 @@ def describe(data_dir: str | Path, *, target: str, task: str | None = None, fmt:
         raise DataError(f"--target {target}: the shards hold no such column; they hold {', '.join(columns)}")
     if task is not None and task not in TASKS:
         raise DataError(f"--task {task}: one of {', '.join(TASKS)}")
+    text = [name for name, kind in columns.items() if not _numeric(kind)]
+    if text:
+        raise DataError(f"column(s) {', '.join(text)} hold {columns[text[0]]} values, and a batch holds tensors of numbers; "
+                        f"leave them out with --drop {','.join(text)}, or encode them as numbers in the shards")
     others = [c for c in columns if c != target]
+    if "labels" in others:
+        raise DataError(f"a column is named 'labels' but the target is {target!r}: raysweep reads the target as the "
+                        "labels; make 'labels' the --target, or leave it out with --drop labels")
     meta = {"format": fmt, "columns": {"labels": target, **{c: c for c in others}}, "feature_names": others,
             "target_names": [target], "rows": {split: rows for split, (_, rows) in found.items()},
             "described": True, **({"task": task} if task else {})}

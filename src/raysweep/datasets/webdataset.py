@@ -321,17 +321,17 @@ def _decode(buf: np.ndarray, column: _Column, where: str) -> pa.Array:
         raise DataError(f"shard {where}: column {column.name!r} is stored as .{column.ext}; raysweep reads .npy, "
                         f".json, .txt (numbers), .pth/.pt tensors, .png/.jpg images and {'/'.join(LABELS)} labels "
                         "(not pickles, which would run code as they load)")
-    return _arrow(_stacked([_safely(decode, buf[o:o + n].tobytes()) for o, n in zip(column.offsets, column.sizes)],
-                           column, where))
+    return _arrow(_stacked([_safely(decode, column.ext, buf[o:o + n].tobytes())
+                            for o, n in zip(column.offsets, column.sizes)], column, where))
 
 
-def _safely(decode, payload: bytes):
+def _safely(decode, ext: str, payload: bytes):
     """The decoded row, or the error decoding it (named with its row by `_stacked`)."""
     try:
         return decode(payload)
     except Exception as exc:  # noqa: BLE001 - json, PIL and torch each raise their own
-        return ValueError(f"not a readable .{decode.__name__.strip('_')} member ({type(exc).__name__}: {exc})"
-                          if not isinstance(exc, ValueError) else str(exc))
+        return ValueError(str(exc) if isinstance(exc, ValueError) and "text" in str(exc)
+                          else f"not a readable .{ext} member ({type(exc).__name__}: {str(exc)[:200]})")
 
 
 def _json(payload: bytes) -> np.ndarray:

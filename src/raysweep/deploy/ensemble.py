@@ -64,7 +64,7 @@ def build(experiment_dir: str | Path, to: str | Path, *, top: int) -> dict:
         outputs.append(families.predict(model, family, val, meta))
         members.append({"trial": trial, "family": family, "file": f"{MEMBERS_DIR}/{trial}/{file}",
                         s.metric: best.value, "epoch": state["epoch"]})
-    scores = metrics.for_task(meta["task"], val["labels"], np.mean(outputs, axis=0), beta=beta)
+    scores = metrics.for_task(meta["task"], val[shards.label_column(meta)], np.mean(outputs, axis=0), beta=beta)
     shards.write_meta(to, meta)
     champion_value = float(ok[f"best_{s.metric}"].iloc[0])
     value = scores.get(s.metric)

@@ -61,6 +61,9 @@ def evaluate(experiment_dir: str | Path, models: tuple[str | Path, ...] = (), *,
         raise UserError(f"{s.data.path} has no test split. Re-import the table with --test-fraction 0.2 (or "
                         "--split-by a column that names test rows); the demo generators write one")
     best, workload, _, predict = champion.predictor(experiment_dir)   # the model, loaded once
+    if not callable(getattr(workload, "compute_metrics", None)):
+        raise UserError(f"{s.workload} has no compute_metrics(outputs, labels, meta) to score the test split with; "
+                        "add it to the workload (an own loop scores val itself, but evaluate scores test here)")
     outputs, labels = predict(TEST_SPLIT)
     beta = float(best.config.get("fbeta_beta", 1.0))
     threshold = None

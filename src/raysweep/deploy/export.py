@@ -65,7 +65,7 @@ def export(experiment_dir: str | Path, to: str | Path, *, metric: str | None = N
     try:
         entries = kind.export(workload, champion.trial_config(experiment_dir, best), meta,
                           champion.best_checkpoint_dir(experiment_dir, best), to, example)
-    except (ValueError, FileNotFoundError) as exc:   # an own loop's state without a model, weights gone
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:   # an own loop's state without a model, weights gone
         raise UserError(f"trial {best.trial}: its model cannot be exported: {exc}") from None
     shards.write_meta(to, meta)
     card = {

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from raysweep.analysis import champion
+from raysweep.datasets import shards
 from raysweep.deploy import ensemble
 from raysweep.deploy.model_card import (
     data_misfit,
@@ -43,9 +44,10 @@ def predict(model_dir: Path, card: dict, data_dir: str | Path, meta: dict, *, sp
     outputs = outputs_on(Path(model_dir), card, columns, meta)
     frame = frame_of(outputs, card)
     scores = {}
-    if "labels" in columns:
+    labels = shards.label_column(meta)
+    if labels in columns:
         scoring = {**meta, BETA_KEY: card.get("config", {}).get("fbeta_beta", 1.0)}
-        scores = families.compute_metrics(outputs, columns["labels"], scoring)
+        scores = families.compute_metrics(outputs, columns[labels], scoring)
     if out:
         frame.to_parquet(out, index=False)
     return frame, scores

@@ -1,12 +1,13 @@
-"""What runs inside one Tune trial: the workload's loop, fed by Ray Data, on one of two executors.
+"""What runs inside one Tune trial: the workload's kind, fed by Ray Data, on one of two executors.
 
-- `in_trial`: the loop runs in the Tune trial process itself and reports with `tune.report`.
+- `in_trial`: the trial trains in the Tune trial process itself and reports with `tune.report`.
   One worker, no extra actors: the cheap path (see BENCHMARKS.md), the default for one worker.
 - `torch_trainer`: the trial is the driver of a Ray Train `TorchTrainer` (the Ray 2.60 Train V2
   pattern). Each worker consumes its split of the stream, gradients are all-reduced (DDP), and
   `TuneReportCallback` carries rank 0's reports back to Tune.
 
-Both call the same `raysweep.training.loop`, so a config gives the same metrics on either.
+Either way the workload's kind (raysweep.trainables: raysweep's loop, model families, an own
+loop) trains through a `TrialSession` made here, so a config gives the same metrics on either.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ class TrialPlan:
     gpus_per_worker: float
     storage_path: str             # where TorchTrainer runs keep their checkpoints
     params: tuple[Param, ...]     # to decode JSON choices and conditional branches
-    data_path: str = ""           # the spec's data.path (an own loop may read it itself)
+    data_path: str = ""           # the spec's data.path, absolute (an own loop may read it itself)
+    metric: str | None = None     # the spec's metric and mode: a TorchTrainer keeps its best checkpoints by them
+    mode: str = "min"
 
     def config(self, trial_config: dict) -> TrainingConfig:
         """The workload's typed Config for this trial's sampled values."""
@@ -175,8 +178,15 @@ class TrialSession:
         return self.wrap(model)
 
 
+def _unread(*args):
+    raise RuntimeError("raysweep read no data for this trial: data.path holds no meta.json, so the loop reads it "
+                       "itself (session.data_path); write a meta.json with raysweep data describe for data.train()")
+
+
 def trial_data(cfg: TrainingConfig, train_ds, val_ds) -> TrialData:
     """A trial's batches (as epoch_data cuts them) and its splits whole (for model families)."""
+    if train_ds is None:   # a loop of its own that reads data.path itself
+        return TrialData(train=_unread, val=_unread, whole=_unread)
     batches = epoch_data(cfg, train_ds, val_ds)
     return TrialData(train=batches.train, val=batches.val,
                      whole=lambda split: whole_split({"train": train_ds, "val": val_ds}[split]))
@@ -207,7 +217,7 @@ def run_in_trial(config: dict, *, plan: TrialPlan, datasets: dict) -> None:
     device = trial_device(plan)
     _cpu_despite_gpus(device, plan.gpus_per_worker > 0)
     with resumed_from(tune.get_checkpoint()) as resumed:
-        session = TrialSession(plan.meta, trial_data(cfg, datasets["train"], datasets["val"]), device,
+        session = TrialSession(plan.meta, trial_data(cfg, datasets.get("train"), datasets.get("val")), device,
                                max(1, int(plan.cpus_per_worker)), resumed, 0, 1, plan.data_path, _tune_send,
                                where=placement(plan.gpus_per_worker > 0),
                                history=checkpoint.reports(resumed) if resumed else [])
@@ -233,7 +243,8 @@ def train_worker(config: dict, *, plan: TrialPlan) -> None:
     def send(metrics: dict, directory: str | None) -> None:
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory) if directory else None)
 
-    data = trial_data(cfg, ray.train.get_dataset_shard("train"), ray.train.get_dataset_shard("val"))
+    data = trial_data(cfg, *(ray.train.get_dataset_shard(s) for s in ("train", "val"))) if plan.meta \
+        else trial_data(cfg, None, None)   # a loop of its own that reads data.path itself
     with resumed_from(ray.train.get_checkpoint()) as resumed:
         session = TrialSession(plan.meta, data, device, max(1, int(plan.cpus_per_worker)), resumed,
                                context.get_world_rank(), context.get_world_size(), plan.data_path, send, wrap=wrap,
@@ -270,7 +281,8 @@ def run_torch_trainer(config: dict, *, plan: TrialPlan, datasets: dict) -> None:
         run_config=ray.train.RunConfig(
             name=experiment.train_run_name(tune.get_context().get_trial_id()),
             storage_path=plan.storage_path,
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=plan.metric,
+                                                         checkpoint_score_order=plan.mode),
             failure_config=ray.train.FailureConfig(max_failures=0),
             callbacks=[TuneReportCallback()]),
     )

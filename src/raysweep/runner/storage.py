@@ -66,7 +66,7 @@ def check_room(spec: Spec) -> Estimate | None:
     if location.is_uri(spec.storage_path):
         return None   # a bucket has no free space to read
     try:
-        found = estimate(spec, shards.read_meta(spec.data.path))
+        found = estimate(spec, shards.read_meta(spec.data.path) if spec.data.read else {})
     except Exception as exc:  # noqa: BLE001 - the user's build_model: its trials will report it, one line each
         log.warning("storage: no room check, the baseline model did not build (%s)",
                     describe_failure(traceback.format_exc()) or exc)

@@ -13,7 +13,7 @@ from ray import tune
 
 from raysweep import experiment
 from raysweep.checks import size_text
-from raysweep.datasets import ray_data, reading, shards
+from raysweep.datasets import location, ray_data, reading, shards
 from raysweep.runner import executors, resources, session
 from raysweep.search import SCHEDULERS, SEARCHERS, Request, SearchPlan
 from raysweep.search.schedulers import SchedulerRequest
@@ -107,12 +107,13 @@ def trial_plan(spec: Spec, meta: dict, experiment_dir: Path) -> executors.TrialP
         workload=spec.workload, meta=meta,
         workers=spec.resources.workers_per_trial, cpus_per_worker=spec.resources.cpus_per_worker,
         gpus_per_worker=spec.resources.gpus_per_worker,
-        storage_path=experiment.train_runs(experiment_dir), params=spec.params, data_path=spec.data.path)
+        storage_path=experiment.train_runs(experiment_dir), params=spec.params,
+        data_path=location.absolute(spec.data.path), metric=spec.metric, mode=spec.mode)
 
 
 def prepare(spec: Spec, experiment_dir: Path) -> Prepared:
     """Open the data (kept or streamed), size resources, wrap the trainable."""
-    data = open_datasets(spec, spec.executor)
+    data = open_datasets(spec, spec.executor) if spec.data.read else OpenedData({}, {}, False, False)
     allocation = resources.for_cluster(spec, joined=session.joined_a_cluster(), streaming=data.ray_data_streams)
     fn = tune.with_parameters(executors.EXECUTORS[spec.executor], plan=trial_plan(spec, data.meta, experiment_dir),
                               datasets=data.datasets)

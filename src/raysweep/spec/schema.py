@@ -54,6 +54,9 @@ class Data:
     # shards a streamed split reads at once: a trial's threads (None: 2), or a TorchTrainer's
     # Ray Data read tasks (override_num_blocks; None: Ray's choice); a kept split ignores it
     read_parallelism: int | None = None
+    # False: the workload (a loop of its own) reads data.path itself; raysweep reads no shards,
+    # and there is no meta.json (decided by validation: an own loop's data.path without one)
+    read: bool = True
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from pathlib import Path
 import yaml
 
 from raysweep.checks import did_you_mean, is_int
+from raysweep.datasets import location
+from raysweep.datasets.shards import META_FILE
 from raysweep.search import space
 from raysweep.search.space import Param
 from raysweep.spec import data_checks, phase_sections, sections
@@ -103,8 +105,7 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
         problems.bad("storage_path", f"must be a directory path, got {storage!r}")
     dataset_fit(problems, workload, meta, raw, fixed, metric)
     beta_fixed(problems, fixed, params)
-    for key, message in optimizers.problems(fixed.get("optimizer", "adam"), fixed):
-        problems.bad(key, message)
+    optimizer_settings(problems, fixed, params)
     lr_find = phase_sections.lr_find(problems, section(problems, raw, "lr_find"), params)
     default_batch = getattr(load_workload(workload).Config(), "batch_size", None) if workload else None
     if workload:
@@ -122,6 +123,23 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
                 fixed=fixed, params=tuple(params), search=search, scheduler=scheduler,
                 resources=resources, failure=failure, checkpoints=checkpoints, tracking=tracking,
                 storage_path=storage, lr_find=lr_find, io_search=io_search, source=problems.source)
+
+
+def optimizer_settings(problems: Problems, fixed: dict, params) -> None:
+    """What torch would refuse mid-trial, over every value the search may give (training/optimizers.py)."""
+    tuned = {p.name: p for p in space.all_params(params)}
+
+    def values(name: str, default) -> set:
+        if name in tuned and tuned[name].is_choice:
+            return set(tuned[name].values)
+        return {fixed.get(name, default)}
+
+    momentum = tuned.get("momentum")
+    low = (min(momentum.values) if momentum.is_choice else momentum.low) if momentum is not None \
+        else fixed.get("momentum", 0.0)
+    for key, message in optimizers.problems(values("optimizer", "adam"), values("nesterov", False),
+                                            low if isinstance(low, (int, float)) else None):
+        problems.bad(f"{'params' if key in tuned else 'fixed'}.{key}", message)
 
 
 def beta_fixed(problems: Problems, fixed: dict, params) -> None:
@@ -231,6 +249,10 @@ def check_data_section(problems: Problems, d: dict, workload: str | None,
     parallelism = d.get("read_parallelism")
     if parallelism is not None and (not is_int(parallelism) or parallelism < 1):
         problems.bad("data.read_parallelism", f"must be an integer >= 1 or null, got {parallelism!r}")
+    if workload and kind_of(load_workload(workload)).reads_its_own_data and location.exists(path) \
+            and not location.exists(location.join(path, META_FILE)):
+        # a loop of its own may read a folder raysweep cannot (session.data_path)
+        return Data(path=path, format=fmt, materialize=materialize, read_parallelism=parallelism, read=False), None
     meta = readable_meta(problems, "data.path", path, workload) if check_data and workload else None
     if meta is not None and fmt != "auto" and meta.get("format") != fmt:
         problems.bad("data.format", f"{path} holds {meta.get('format')} shards, not {fmt}; "

@@ -35,6 +35,7 @@ class Kind(Protocol):
     phases: frozenset[str]      # of PHASES
     executors: frozenset[str]   # "in_trial", "torch_trainer"
     gpus: bool                  # its trials can train on a GPU
+    reads_its_own_data: bool    # may take a data.path raysweep does not read (no meta.json there)
     ensembles: bool             # its models' probabilities average (raysweep ensemble)
 
     def problems(self, module: Any, shown: str) -> list[str]:
@@ -66,6 +67,11 @@ class Kind(Protocol):
         """Write the model at `checkpoint` into `to`, proven to predict what it predicted;
         returns the model card's entries for it (files, how to load, inputs, latency)."""
         ...
+
+
+def signatures(protocol: type, names: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """The positional parameters of a Protocol's functions, as a module must define them."""
+    return {name: tuple(p for p in parameters(getattr(protocol, name)) if p != "self") for name in names}
 
 
 def parameters(function) -> list[str]:

@@ -27,7 +27,9 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-CHECKPOINT = "lightning.ckpt"
+from raysweep.trainables.own_loop import LIGHTNING_FILE
+
+CHECKPOINT = LIGHTNING_FILE
 
 
 class _Epochs:
@@ -57,13 +59,20 @@ class ReportEachEpoch(pl.Callback):
 def fit(module: pl.LightningModule, data, session, **trainer_args: Any) -> pl.Trainer:
     """Train `module` with Lightning's Trainer on the trial's data, reporting each epoch; a
     restarted trial goes on from its last Lightning checkpoint. `trainer_args` reach pl.Trainer
-    (max_epochs, gradient_clip_val, precision...)."""
-    trainer: pl.Trainer | None = None
-    trainer = pl.Trainer(
-        accelerator="gpu" if session.device.type == "cuda" else "cpu", devices=1,
-        callbacks=[ReportEachEpoch(session), *trainer_args.pop("callbacks", [])],
-        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False, logger=False,
-        num_sanity_val_steps=0, **trainer_args)
+    (max_epochs, gradient_clip_val, precision...) and override raysweep's defaults.
+
+    Raises:
+        RuntimeError: under several TorchTrainer workers (each would train a copy of its own).
+    """
+    if session.world_size > 1:
+        raise RuntimeError("raysweep.trainables.lightning trains in one process: run its trials with "
+                           "resources.workers_per_trial: 1 (executor in_trial), or write the loop with "
+                           "session.prepare_model for DDP")
+    callbacks = [ReportEachEpoch(session), *trainer_args.pop("callbacks", [])]
+    settings = {"accelerator": "gpu" if session.device.type == "cuda" else "cpu", "devices": 1,
+                "enable_progress_bar": False, "enable_model_summary": False, "enable_checkpointing": False,
+                "logger": False, "num_sanity_val_steps": 0, **trainer_args}
+    trainer = pl.Trainer(callbacks=callbacks, **settings)
     resumed = session.resumed_dir / CHECKPOINT if session.resumed_dir is not None else None
     trainer.fit(module, train_dataloaders=_Epochs(data.train, lambda: trainer.current_epoch),
                 val_dataloaders=_Epochs(lambda epoch: data.val(), lambda: 0),

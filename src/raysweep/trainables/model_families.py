@@ -15,19 +15,41 @@ import importlib
 import math
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
 from raysweep.estimators import checkpoint as fitted
 from raysweep.estimators.registry import FAMILIES
-from raysweep.trainables.contract import Predict, function_problems
+from raysweep.trainables.contract import Predict, function_problems, signatures
 from raysweep.trainables.session import Columns, Session
 from raysweep.training import loop
 from raysweep.training.metrics import THRESHOLD
 
-FUNCTIONS = {"fit_trial": ("cfg", "train", "val", "report"), "predict": ("model", "family", "columns", "meta"),
-             "compute_metrics": ("outputs", "labels", "meta"), "model_inputs": ("meta",)}
+
+class FamiliesWorkload(Protocol):
+    """A workload of model families (workloads/families.py is raysweep's own)."""
+
+    Config: type            # a dataclass with at least epochs and seed
+    METRICS: dict[str, str]
+
+    def fit_trial(self, cfg: Any, train: Columns, val: Columns, report: Callable, *, meta: dict, threads: int,
+                  resume: Path | None = None) -> None:
+        """Fit on the train split, report on val each round with a checkpoint writer."""
+        ...
+
+    def predict(self, model: Any, family: str, columns: Columns, meta: dict) -> np.ndarray:
+        """A fitted model's outputs: probabilities, or values for regression."""
+        ...
+
+    def compute_metrics(self, outputs: np.ndarray, labels: np.ndarray, meta: dict) -> dict[str, float]:
+        ...
+
+    def model_inputs(self, meta: dict) -> list[str]:
+        ...
+
+
+FUNCTIONS = signatures(FamiliesWorkload, ("fit_trial", "predict", "compute_metrics", "model_inputs"))
 # The module each family's file loads with (its __version__ goes in the card: the CPU build of
 # XGBoost is installed as the package xgboost-cpu, so package metadata would not find "xgboost").
 LIBRARIES = {"logistic_regression": "sklearn", "random_forest": "sklearn", "lightgbm": "lightgbm", "xgboost": "xgboost"}
@@ -53,6 +75,7 @@ class ModelFamilies:
     label = "the model families"
     phases: frozenset[str] = frozenset()
     executors = frozenset({"in_trial"})
+    reads_its_own_data = False
     gpus = False
     ensembles = True
 

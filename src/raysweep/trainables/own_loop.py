@@ -27,27 +27,66 @@ without them `export` writes the best checkpoint's state and a card that says ho
 
 from __future__ import annotations
 
-import json
+import io
 import math
 import random
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 from raysweep.trainables import pytorch_loop, torchscript
-from raysweep.trainables.contract import Predict, function_problems
+from raysweep.trainables.contract import Predict, function_problems, signatures
 from raysweep.trainables.session import Columns, Session, TrialData
 from raysweep.training import checkpoint, returns
 
-FUNCTIONS = {"train": ("cfg", "data", "session")}
-OPTIONAL = {"build_model": ("cfg", "meta"), "predict": ("model", "batch"), "model_inputs": ("meta",),
-            "compute_metrics": ("outputs", "labels", "meta")}
-STATE_FILE = "state.pt"
+
+class OwnLoopWorkload(Protocol):
+    """A workload with a training loop of its own; the model functions are optional (export)."""
+
+    Config: type            # a dataclass extending TrainingConfig
+    METRICS: dict[str, str]
+
+    def train(self, cfg: Any, data: TrialData, session: "OwnSession") -> None:
+        """Train one trial, reporting each epoch through `session`."""
+        ...
+
+    def build_model(self, cfg: Any, meta: dict) -> nn.Module:
+        ...
+
+    def predict(self, model: nn.Module, batch: dict) -> torch.Tensor:
+        ...
+
+    def model_inputs(self, meta: dict) -> list[str]:
+        ...
+
+    def compute_metrics(self, outputs: np.ndarray, labels: np.ndarray, meta: dict) -> dict[str, float]:
+        ...
+
+
+FUNCTIONS = signatures(OwnLoopWorkload, ("train",))
+OPTIONAL = signatures(OwnLoopWorkload, ("build_model", "predict", "model_inputs", "compute_metrics"))
+STATE_FILE = "train_state.pt"       # what session.report(state=...) checkpoints
+LIGHTNING_FILE = "lightning.ckpt"   # what raysweep.trainables.lightning checkpoints
 MODELLING = ("build_model", "predict", "model_inputs")   # what export and the plots need of a model
+
+
+def _loads_back(state: dict) -> None:
+    """The state must read back as it will on a restart: with torch.load(weights_only=True)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    try:
+        torch.load(buffer, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch's unpickler raises several types
+        raise returns.WorkloadReturnError(
+            "train's session.report got a state that torch.load(weights_only=True) cannot read back "
+            f"({str(exc).splitlines()[0][:200]}); keep it to state dicts, tensors, numbers and strings (NumPy's "
+            "random state as np.random.default_rng().bit_generator.state, Python's as a list)") from None
 
 
 def seed(value: int) -> None:
@@ -102,6 +141,13 @@ class OwnSession:
         if self._checked.first("report"):
             metrics = returns.metrics(metrics, self._declared, self._task, source="train's session.report got",
                                       loop_adds=("epoch",))
+            epoch = metrics.get("epoch")
+            if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
+                raise returns.WorkloadReturnError(
+                    f"train's session.report got epoch={epoch!r}; report {{'epoch': epoch + 1, ...}} with each epoch: "
+                    "the schedulers count epochs (ASHA's rungs, HyperBand's brackets)")
+            if state is not None:
+                _loads_back(state)
         else:
             metrics = returns.as_floats(metrics)
 
@@ -119,6 +165,7 @@ class OwnLoop:
     label = "a training loop of its own (train(cfg, data, session))"
     phases: frozenset[str] = frozenset()
     executors = frozenset({"in_trial", "torch_trainer"})
+    reads_its_own_data = True
     gpus = True
     ensembles = False
 
@@ -160,7 +207,9 @@ class OwnLoop:
         if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
             raise ValueError(f"{directory / STATE_FILE} holds no 'model' state_dict; report "
                              "state={'model': model.state_dict(), ...} for raysweep to rebuild the model")
-        return pytorch_loop.build_with_weights(module, cfg, meta, state["model"])
+        weights = dict(state["model"])
+        consume_prefix_in_state_dict_if_present(weights, "module.")   # saved from the DDP-wrapped model
+        return pytorch_loop.build_with_weights(module, cfg, meta, weights)
 
     def load_predictor(self, module: Any, cfg: Any, meta: dict, directory: Path) -> Predict:
         model = self._model(module, cfg, meta, directory)
@@ -177,12 +226,16 @@ class OwnLoop:
             entries = torchscript.export(module, self._model(module, cfg, meta, directory), meta, example, to)
             return {**entries, "weights": {**at, "note": "the state['model'] of the trial's best kept checkpoint"}}
         to.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(directory / STATE_FILE, to / STATE_FILE)
-        (to / "reports.json").write_text(json.dumps(reports, default=str))
-        return {"files": [STATE_FILE, "reports.json"],
-                "state": {**at, "file": STATE_FILE, "load": f"torch.load({STATE_FILE!r}, weights_only=True)",
-                          "note": "the state the trial's loop reported with its best kept checkpoint; define "
-                                  "build_model, predict and model_inputs in the workload to export TorchScript"}}
+        kept = [p for p in sorted(directory.iterdir()) if p.is_file() and p.name not in (checkpoint.MANIFEST_FILE,)]
+        for path in kept:
+            shutil.copyfile(path, to / path.name)
+        names = [p.name for p in kept]
+        load = {STATE_FILE: f"torch.load({STATE_FILE!r}, weights_only=True)",
+                LIGHTNING_FILE: f"YourLightningModule.load_from_checkpoint({LIGHTNING_FILE!r})"}
+        return {"files": names,
+                "state": {**at, "files": names, "load": "; ".join(load[n] for n in names if n in load),
+                          "note": "what the trial's loop checkpointed with its best kept checkpoint, and its reports; "
+                                  "define build_model, predict and model_inputs in the workload to export TorchScript"}}
 
 
 KIND = OwnLoop()

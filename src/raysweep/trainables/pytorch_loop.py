@@ -12,20 +12,33 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from raysweep.trainables import torchscript
-from raysweep.trainables.contract import PHASES, Predict, function_problems
+from raysweep.trainables.contract import PHASES, Predict, function_problems, signatures
 from raysweep.trainables.session import Columns, Session
 from raysweep.training import checkpoint, loop
 from raysweep.training.config import TrainingConfig
+from raysweep.training.contract import Trainable
 
-FUNCTIONS = {"build_model": ("cfg", "meta"), "compute_loss": ("model", "batch", "cfg"), "predict": ("model", "batch"),
-             "compute_metrics": ("outputs", "labels", "meta"), "model_inputs": ("meta",)}
-OPTIONAL = {"configure_optimizer": ("model", "cfg")}
+
+class LoopWorkload(Trainable, Protocol):
+    """A workload of raysweep's loop: the loop's contract (training/contract.py) and its inputs."""
+
+    def model_inputs(self, meta: dict) -> list[str]:
+        """The batch columns `predict` reads, in the order an exported model takes them."""
+        ...
+
+    def configure_optimizer(self, model: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
+        """Optional: an optimiser of its own (parameter groups), in place of `cfg.optimizer`."""
+        ...
+
+
+FUNCTIONS = signatures(LoopWorkload, ("build_model", "compute_loss", "predict", "compute_metrics", "model_inputs"))
+OPTIONAL = signatures(LoopWorkload, ("configure_optimizer",))
 
 
 def config_problems(module: Any, shown: str) -> list[str]:
@@ -78,6 +91,7 @@ class PyTorchLoop:
     label = "raysweep's PyTorch loop"
     phases = frozenset(PHASES)
     executors = frozenset({"in_trial", "torch_trainer"})
+    reads_its_own_data = False
     gpus = True
     ensembles = False
 

@@ -48,9 +48,10 @@ def parameters(model: torch.nn.Module) -> Iterable[torch.nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def problems(optimizer, fixed: dict) -> list[tuple[str, str]]:
-    """(key, message) for settings torch would refuse mid-trial: Nesterov momentum without momentum."""
-    found = []
-    if optimizer == "sgd" and fixed.get("nesterov") is True and not fixed.get("momentum"):
-        found.append(("fixed.nesterov", "Nesterov momentum needs momentum > 0; set fixed.momentum (e.g. 0.9)"))
-    return found
+def problems(optimizers: set, nesterov: set, momentum_low: float | None) -> list[tuple[str, str]]:
+    """(key, message) for settings torch would refuse mid-trial, from every value the search may
+    give: `optimizers` and `nesterov` the values they may take, `momentum_low` momentum's least."""
+    if "sgd" in optimizers and True in nesterov and not (momentum_low or 0) > 0:
+        return [("nesterov", "Nesterov momentum needs momentum > 0 whenever the optimizer is sgd; set fixed.momentum "
+                             "(e.g. 0.9), or keep a tuned momentum's range above 0")]
+    return []

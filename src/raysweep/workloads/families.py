@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from raysweep.datasets import shards
 from raysweep.estimators import rounds
 from raysweep.estimators.contract import CLASS_WEIGHTS, Table
 from raysweep.estimators.registry import FAMILIES
@@ -74,10 +75,11 @@ def model_inputs(meta: dict) -> list[str]:
 
 def table(columns: dict[str, np.ndarray], meta: dict) -> Table:
     """A split's columns (`features`, `categorical`, `labels`) as one float matrix and its labels."""
-    parts = [np.asarray(columns[c], dtype=np.float64).reshape(len(columns["labels"]), -1) for c in model_inputs(meta)]
-    features = np.concatenate(parts, axis=1) if parts else np.zeros((len(columns["labels"]), 0))
+    labels = np.asarray(columns[shards.label_column(meta)])
+    parts = [np.asarray(columns[c], dtype=np.float64).reshape(len(labels), -1) for c in model_inputs(meta)]
+    features = np.concatenate(parts, axis=1) if parts else np.zeros((len(labels), 0))
     task = meta["task"]
-    return Table(features=features, labels=np.asarray(columns["labels"]), task=task,
+    return Table(features=features, labels=labels, task=task,
                  n_numeric=len(meta["feature_names"]) if "features" in meta["columns"] else 0,
                  n_classes=len(meta["classes"]) if task == "multiclass" else (2 if task == "binary" else 0))
 
