@@ -9,8 +9,9 @@ made since the last copy were gone with the driver's folder.
 So when a trial ends, the driver first writes one small file for it straight to the experiment's
 storage, `ended_trials/<trial id>.json.gz`: how it ended (Tune's status), every report it made,
 its error, and Tune's own record of the trial. Only then is its line printed, its checkpoints
-pruned or its run crowned. When a trial starts, `started_trials/<trial id>.json.gz` records
-Tune's record of it, so that a trial made after Tune's last save is not lost either. One file
+pruned or its run crowned. When a trial is made, and again when it starts (with its folder),
+`started_trials/<trial id>.json.gz` records Tune's record of it, so that a trial made after
+Tune's last save is not lost either. One file
 per trial and event costs the 10,000th trial what it cost the first. `resume` goes by them
 (runner/recovery.py): a trial the journal holds as ended stays ended, with its reports, and one
 it holds as started goes on from its own checkpoints.

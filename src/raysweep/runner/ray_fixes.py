@@ -204,7 +204,7 @@ FIXES = (
     (checkpoint_manager, "_delete_fs_path", _gone_checkpoints_deleted_already),
     # not a bug of Ray's: how `resume` goes by raysweep's ended-trials journal (runner/recovery.py)
     (tune_controller.TuneController, "_requeue_restored_trials", recovery.journal_read_before_requeue),
-    (tune_controller.TuneController, "add_trial", recovery.rebuilt_trials_not_added_twice),
+    (tune_controller.TuneController, "add_trial", recovery.no_trial_added_twice),
 )
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from ray.tune.utils import flatten_dict
 
 from raysweep import experiment
 from raysweep.experiment import journal
+from raysweep.runner import journal as trials_journal
 from raysweep.runner.pruning import CHECKPOINT_PREFIX
 from raysweep.training import checkpoint as files
 
@@ -277,7 +279,7 @@ def _register(search_alg, trial: Trial) -> None:
 def tell_searcher(search_alg, done: Reconciled) -> None:
     """The searcher (restored from the same save as the trials) learns how its trials ended and
     of the trials rebuilt. Random and grid search propose a rebuilt trial again under the same
-    id: `add_trial` then drops that copy (`rebuilt_trials_not_added_twice`)."""
+    id: `add_trial` then drops that copy (`no_trial_added_twice`)."""
     generator = isinstance(search_alg, SearchGenerator)
     for trial in done.rebuilt if generator else ():
         try:
@@ -303,18 +305,46 @@ def journal_read_before_requeue(requeue):
         storage = self._storage
         done = reconcile(trials, journal.read(storage.storage_filesystem, storage.experiment_fs_path, journal.ENDED),
                          journal.read(storage.storage_filesystem, storage.experiment_fs_path, journal.STARTED), storage)
-        requeue(self, done.trials, resume_config)
+        _books(self).restoring = True   # restored trials are journaled already
+        try:
+            requeue(self, done.trials, resume_config)
+        finally:
+            _books(self).restoring = False
         tell_searcher(self._search_alg, done)
-        self._raysweep_rebuilt = {t.trial_id: t.status in ENDED for t in done.rebuilt}
     return _requeue_restored_trials
 
 
-def rebuilt_trials_not_added_twice(add):
+@dataclass
+class _Books:
+    """What `add_trial` keeps per controller: the trials by id, and whether Tune is restoring
+    them. Kept beside the controller, not on it: Tune pickles the controller's attributes into
+    the experiment state."""
+    trials: dict = field(default_factory=dict)
+    restoring: bool = False
+
+
+_BOOKS: "weakref.WeakKeyDictionary[object, _Books]" = weakref.WeakKeyDictionary()
+
+
+def _books(controller) -> _Books:
+    return _BOOKS.setdefault(controller, _Books())
+
+
+def no_trial_added_twice(add):
+    """A trial id the controller has already is not added again. Random and grid search propose a
+    rebuilt trial again under its id; and a searcher whose saved state reached a bucket after
+    the experiment state (the driver killed mid-copy) proposes again a trial Tune restored. Two
+    copies of one trial would run side by side (and the scheduler fail on the second's end)."""
     def add_trial(self, trial):
-        rebuilt = getattr(self, "_raysweep_rebuilt", {})
-        if trial.trial_id in rebuilt and trial.status == Trial.PENDING:
-            if rebuilt[trial.trial_id]:   # ended: the searcher counts its copy live until told
+        known = _books(self).trials
+        earlier = known.get(trial.trial_id)
+        if earlier is not None and earlier is not trial:
+            if earlier.status in ENDED:   # the searcher counts its copy live until told
                 self._search_alg.on_trial_complete(trial.trial_id)
+            log.info("resume: trial %s was proposed again; it runs once", trial.trial_id)
             return
+        known[trial.trial_id] = trial
         add(self, trial)
+        if not _books(self).restoring:
+            trials_journal.record_start(trial)   # made: a resume rebuilds it even if it never started
     return add_trial
