@@ -44,7 +44,10 @@ def test_each_trial_is_a_run_with_its_params_epochs_and_the_champions_files(ray_
     assert len(champions) == 1
     assert champions[0].info.run_name == trials["best_val_fbeta"].idxmax()
     files = {a.path for a in client.list_artifacts(champions[0].info.run_id, "champion")}
-    assert "champion/state.json" in files and len(files) == 2   # the family's model file beside it
+    # the family's model file beside its state, the reports it was crowned on, and the manifest that checks them
+    model_files = files - {"champion/state.json", "champion/reports.json", "champion/manifest.json"}
+    assert files > model_files and len(model_files) == 1
+    assert model_files.pop().split("/")[1] in ("model.skops", "model.txt", "model.ubj")
     # ...of the champion's best checkpoint: the one whose report had its best val_fbeta.
     state = json.loads(Path(client.download_artifacts(champions[0].info.run_id, "champion/state.json",
                                                       str(tmp_path))).read_text())
