@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[dev,tracking,lightning]"
+	$(BIN)/python -m pip install -q -e ".[dev,tracking,lightning,wandb,comet,onnx]"
 	touch $@
 
 data: $(DEMO_DATA)/meta.json
