@@ -23,6 +23,7 @@ from sklearn import datasets as sk_datasets
 from raysweep import cli, spec
 from raysweep.datasets import glideator, shards
 from raysweep.phases import sweep
+from raysweep.runner import ray_fixes
 from raysweep.runner.session import start_ray
 
 TINY = dict(n_sites=6, n_days=150, seed=3, rows_per_shard=256)
@@ -41,7 +42,7 @@ def ray_session():
     """Start Ray once for every test that needs it (as `raysweep run` would start it)."""
     start_ray()
     yield ray
-    ray.shutdown()
+    ray_fixes.shutdown_ray()   # as `raysweep` ends: without the second Ray's own shutdown waits for nothing
 
 
 BASE_SPEC = {

@@ -1,4 +1,5 @@
-"""The `raysweep` command: data, validate, run, lr-find, io-search, resume, rank, report, plots, export, predict.
+"""The `raysweep` command: data, validate, lr-find, io-search, run, resume, rank, report, plots, export,
+ensemble, predict, evaluate (parser.py builds them, with a line of help each; `raysweep --help` lists them).
 
 User mistakes (a bad spec, missing or corrupt data, a trial that cannot fit) end with one clear
 message on stderr and exit code 2, never a traceback.
@@ -47,14 +48,17 @@ def console() -> None:
     to that point: threads are joined and every exit handler runs (logging's flush among them);
     the last handler, registered first, then ends the process with the command's code. Ray is
     shut down before all that: its own exit handler sleeps half a second for log lines of
-    workers that raysweep does not print (`log_to_driver=False`).
+    workers that raysweep does not print (`log_to_driver=False`); and with the Ray fix that
+    spares it a second's wait on the autoscaler's monitor (runner/ray_fixes, `shutdown_ray`).
     """
     code: list[int] = []
     atexit.register(_end_now, code)   # the first registered runs last
     code.append(main())
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
-        ray.shutdown()
+        ray_fixes = importlib.import_module("raysweep.runner.ray_fixes")  # imported already by every command that starts Ray
+
+        ray_fixes.shutdown_ray()
     sys.exit(code[0])
 
 

@@ -34,7 +34,7 @@ from ray.tune.execution.placement_groups import PlacementGroupFactory
 from raysweep import experiment
 from raysweep.datasets import location, shards
 from raysweep.errors import describe_failure
-from raysweep.runner import executors, logs, tuning
+from raysweep.runner import executors, logs, ray_fixes, tuning
 from raysweep.runner.resources import SizingError
 from raysweep.runner.session import start_ray
 from raysweep.search import space
@@ -159,12 +159,13 @@ def _timed_trials(spec: Spec, experiment_dir: Path, address: str | None) -> pd.D
     log.info("io-search %s: %d settings, timed one at a time; results in %s", spec.name,
              math.prod(len(v) for v in grid.values()), experiment_dir)
     storage, name = experiment.tune_location(experiment_dir)
-    results = tune.Tuner(
-        tune.with_resources(fn, per_trial), param_space=param_space,
-        tune_config=tune.TuneConfig(metric=OBJECTIVE, mode="max", max_concurrent_trials=1, reuse_actors=True),
-        run_config=tune.RunConfig(name=name, storage_path=storage,
-                                  failure_config=tune.FailureConfig(max_failures=0), verbose=0),
-    ).fit()
+    with ray_fixes.installed(ray_fixes.READING_RESULTS):   # the results are read from Tune's analysis
+        results = tune.Tuner(
+            tune.with_resources(fn, per_trial), param_space=param_space,
+            tune_config=tune.TuneConfig(metric=OBJECTIVE, mode="max", max_concurrent_trials=1, reuse_actors=True),
+            run_config=tune.RunConfig(name=name, storage_path=storage,
+                                      failure_config=tune.FailureConfig(max_failures=0), verbose=0),
+        ).fit()
     rows = []
     for result in results:
         row = {k: result.config.get(k) for k in grid}

@@ -33,7 +33,7 @@ from raysweep import experiment
 from raysweep.datasets import batching, ray_data, reading, shards
 from raysweep.errors import describe_failure
 from raysweep.phases import lr_range
-from raysweep.runner import executors, logs, resources, session, tuning
+from raysweep.runner import executors, logs, ray_fixes, resources, session, tuning
 from raysweep.search import space
 from raysweep.spec import Spec, SpecError, data_checks, write_copy
 from raysweep.trainables import kind_of
@@ -154,12 +154,13 @@ def _range_tests(spec: Spec, experiment_dir: Path, address: str | None) -> Outco
     log.info("lr-find %s: %d range test(s), %d at once; results in %s", spec.name,
              math.prod(len(p.values) for p in over.values()), allocation.max_concurrent, experiment_dir)
     storage, name = experiment.tune_location(experiment_dir)
-    results = tune.Tuner(
-        tune.with_resources(fn, allocation.trial), param_space=param_space,
-        tune_config=tune.TuneConfig(max_concurrent_trials=allocation.max_concurrent, reuse_actors=True),
-        run_config=tune.RunConfig(name=name, storage_path=storage,
-                                  failure_config=tune.FailureConfig(max_failures=0), verbose=0),
-    ).fit()
+    with ray_fixes.installed(ray_fixes.READING_RESULTS):   # the results are read from Tune's analysis
+        results = tune.Tuner(
+            tune.with_resources(fn, allocation.trial), param_space=param_space,
+            tune_config=tune.TuneConfig(max_concurrent_trials=allocation.max_concurrent, reuse_actors=True),
+            run_config=tune.RunConfig(name=name, storage_path=storage,
+                                      failure_config=tune.FailureConfig(max_failures=0), verbose=0),
+        ).fit()
     tests, curves = [], []
     for result in results:
         values = space.decode(result.config, spec.params)

@@ -10,7 +10,8 @@ the trial failures raysweep reports itself and the notices below that ask nothin
 The raylet's own warnings reach the driver apart from logging (Ray prints them as it gets
 them); the one a sweep sets off as a matter of course, "N worker processes have been started
 ... 4x the maximum expected startup concurrency" (a TorchTrainer trial starts several actors,
-and a 2-CPU node expects 2 at a time), goes to the log file with the rest.
+and a 2-CPU node expects 2 at a time), goes to the log file with the rest: a Ray fix
+(runner/ray_fixes, LOGGING) that is in place while the log is kept.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pathlib import Path
 from typing import Iterator
 
 import ray.data
-from ray._private import worker as ray_worker
+
+from raysweep.runner import ray_fixes
 
 LOG_FILE = "raysweep.log"
 # Ray's warnings that ask nothing of a raysweep user, matched on the start of the message (its
@@ -29,8 +31,6 @@ LOG_FILE = "raysweep.log"
 NOTICES = ("Token authentication is enabled", "Progress bars disabled")
 # Tune's records of failed trials: raysweep reports each failure in one line and a summary.
 TRIAL_FAILURES = ("Trial task failed", "Trials did not complete")
-# The raylet's messages to the driver that ask nothing of a raysweep user, matched anywhere.
-RAYLET_NOTICES = ("worker processes have been started on node",)
 
 
 def _console_shows(record: logging.LogRecord) -> bool:
@@ -51,46 +51,37 @@ def _ray_consoles() -> list[logging.Handler]:
 
 
 @contextmanager
-def _raylet_notices_to(logger: logging.Logger) -> Iterator[None]:
-    """For the duration: the raylet's RAYLET_NOTICES go to `logger` (at INFO), not to the terminal."""
-    printing = ray_worker.print_to_stdstream
-
-    def print_or_log(data, ignore_prefix):
-        if data.get("pid") == "raylet" and any(n in line for line in data["lines"] for n in RAYLET_NOTICES):
-            for line in data["lines"]:
-                logger.info("(raylet) %s", line)
-            return
-        printing(data, ignore_prefix)
-
-    ray_worker.print_to_stdstream = print_or_log   # looked up on each message by Ray's listener thread
+def console_filtered() -> Iterator[None]:
+    """For the duration: Ray's loggers show on the console only what `_console_shows` (the
+    Python API starts Ray this way, in the caller's thread, before its sweep's log exists)."""
+    consoles = _ray_consoles()
+    for handler in consoles:
+        handler.addFilter(_console_shows)
     try:
         yield
     finally:
-        ray_worker.print_to_stdstream = printing
+        for handler in consoles:
+            handler.removeFilter(_console_shows)
 
 
 @contextmanager
 def to_experiment_log(experiment_dir: Path) -> Iterator[Path]:
     """For the duration: every record of Ray's and raysweep's loggers in `experiment_dir/raysweep.log`,
     and only what `_console_shows` on the console."""
+    ray_fixes.check_ray()   # a Ray that raysweep refuses gets the one line that says so, and no warnings first
     path = Path(experiment_dir) / LOG_FILE
-    consoles = _ray_consoles()
     to_file = logging.FileHandler(path, encoding="utf-8")
     to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     loggers = [logging.getLogger(name) for name in ("ray", "ray.data", "raysweep")]
-    for handler in consoles:
-        handler.addFilter(_console_shows)
     for logger in loggers:
         logger.addHandler(to_file)
     raysweep_level = loggers[-1].level
     loggers[-1].setLevel(logging.INFO)   # the file gets raysweep's INFO lines wherever the console's level is
     try:
-        with _raylet_notices_to(logging.getLogger("ray")):
+        with console_filtered(), ray_fixes.installed(ray_fixes.LOGGING):
             yield path
     finally:
         for logger in loggers:
             logger.removeHandler(to_file)
         loggers[-1].setLevel(raysweep_level)
-        for handler in consoles:
-            handler.removeFilter(_console_shows)
         to_file.close()

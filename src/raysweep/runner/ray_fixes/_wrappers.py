@@ -1,4 +1,6 @@
-"""Work-arounds for Ray bugs that would take a sweep down or lose its state, each with the test that shows it.
+"""The work-arounds themselves: each takes the part of Ray it mends and returns its replacement.
+
+Which part, on which Ray, and what a sweep does without each is in the table (_table.py).
 
 Ray 2.60, memory: when Ray's memory monitor kills the worker of a trial (or of a trial being
 started), the trial's pending call fails with `ray.exceptions.OutOfMemoryError`. Tune's actor
@@ -58,32 +60,30 @@ Ray 2.60, the end of a sweep: `tune.run` hands back an `ExperimentAnalysis` of e
 whose constructor reads every trial's reports into a DataFrame: 10,000 files and as many
 frames in the driver at the end of a 10,000-trial sweep (bench/scale.py), which raysweep never
 looks at (its results store holds them, analysis/store.py); `Tuner.restore` makes another at
-the start of `raysweep resume` (a 10,000-trial resume peaked at 1.3 GB). Within
-`results_left_on_disk()`, around a sweep's `fit` and a resume's `restore`, neither reads any; lr-find and io-search, which read
-their few trials' results from it, and `ExperimentAnalysis` elsewhere are Tune's own.
+the start of `raysweep resume` (a 10,000-trial resume peaked at 1.3 GB). Around a sweep's
+`fit` and a resume's `restore`, neither reads any (`experiment.SavedState` in its place);
+lr-find and io-search, which read their few trials' results from it, and `ExperimentAnalysis`
+elsewhere are Tune's own.
+
+Ray 2.60, the raylet's notices: the raylet's warnings reach the driver apart from logging, and Ray
+prints them as it gets them (`print_to_stdstream`, looked up on each message by Ray's listener
+thread). The one a sweep sets off as a matter of course, "N worker processes have been started
+... 4x the maximum expected startup concurrency" (a TorchTrainer trial starts several actors, and
+a 2-CPU node expects 2 at a time), goes to the "ray" logger at INFO, and so to the experiment's
+log file (runner/logs.py), instead of the terminal.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
+import logging
 from pathlib import Path
 
 import pyarrow.fs as pafs
-from ray._private import node as ray_node
 from ray._private import ray_constants
-from ray.air.execution._internal import actor_manager
 from ray.exceptions import ActorDiedError, OutOfMemoryError
-from ray.train._internal import checkpoint_manager
-from ray.tune import tune as tune_run
-from ray.tune.execution import tune_controller
 from ray.tune.experiment.trial import Trial
-from ray.tune.impl import tuner_internal
-from ray.tune.logger import logger as tune_loggers
-from ray.tune.schedulers import hyperband, trial_scheduler
 
 from raysweep import experiment
-from raysweep.runner import recovery
 
 
 class KilledForMemory(ActorDiedError):
@@ -176,44 +176,21 @@ def _next_trial_chosen_among_the_live(choose):
     return choose_trial_to_run
 
 
-@contextlib.contextmanager
-def results_left_on_disk():
+def _saved_state_instead(experiment_analysis):
     """`tune.run`, and so `Tuner.fit`, hands back an analysis that read no trial's reports, and
     so does the one `Tuner.restore` makes of the experiment as it was (for `get_results`)."""
-    modules = (tune_run, tuner_internal)
-    originals = [module.ExperimentAnalysis for module in modules]
-    for module in modules:
-        module.ExperimentAnalysis = experiment.SavedState
-    try:
-        yield
-    finally:
-        for module, original in zip(modules, originals):
-            module.ExperimentAnalysis = original
+    return experiment.SavedState
 
 
-# (class, method, the fix: the original method -> its replacement), in the docstring's order.
-FIXES = (
-    (actor_manager.RayActorManager, "_actor_task_failed", _memory_kills_as_dead_actors),
-    (tune_controller.TuneController, "_schedule_trial_stop", _every_stopped_trial_saved),
-    (tune_loggers.LoggerCallback, "_restore_from_remote", _the_drivers_result_files_kept),
-    (hyperband.HyperBandScheduler, "on_trial_remove", _brackets_that_removals_finish_ended),
-    (ray_node.Node, "_kill_process_impl", _monitor_killed_without_grace),
-    (tune_controller.TuneController, "__init__", _live_trials_in_creation_order),
-    (tune_controller.TuneController, "_requeue_trial", _a_retried_trial_queued_last),
-    (trial_scheduler.FIFOScheduler, "choose_trial_to_run", _next_trial_chosen_among_the_live),
-    (checkpoint_manager, "_delete_fs_path", _gone_checkpoints_deleted_already),
-    # not a bug of Ray's: how `resume` goes by raysweep's ended-trials journal (runner/recovery.py)
-    (tune_controller.TuneController, "_requeue_restored_trials", recovery.journal_read_before_requeue),
-    (tune_controller.TuneController, "add_trial", recovery.no_trial_added_twice),
-)
+# The raylet's messages to the driver that ask nothing of a raysweep user, matched anywhere.
+RAYLET_NOTICES = ("worker processes have been started on node",)
 
 
-def apply() -> None:
-    """Install the work-arounds in this process (the driver); a second call changes nothing."""
-    for owner, name, fix in FIXES:
-        original = getattr(owner, name)
-        if getattr(original, "raysweep_fix", False):
-            continue
-        replacement = functools.wraps(original)(fix(original))
-        replacement.raysweep_fix = True
-        setattr(owner, name, replacement)
+def _raylet_notices_logged(printing):
+    def print_to_stdstream(data, ignore_prefix):
+        if data.get("pid") == "raylet" and any(n in line for line in data["lines"] for n in RAYLET_NOTICES):
+            for line in data["lines"]:
+                logging.getLogger("ray").info("(raylet) %s", line)
+            return
+        printing(data, ignore_prefix)
+    return print_to_stdstream
