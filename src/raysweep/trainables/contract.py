@@ -5,9 +5,9 @@ raysweep takes three kinds of workload module, told apart once, when the module 
 
 | kind | the module defines | a trial runs | export writes |
 |---|---|---|---|
-| `loop` | build_model, compute_loss, predict, compute_metrics | raysweep's loop (training/loop.py) | TorchScript |
+| `loop` | build_model, compute_loss, predict, compute_metrics | raysweep's loop (training/loop.py) | TorchScript and/or ONNX |
 | `families` | fit_trial, predict, compute_metrics | fits in rounds (raysweep.estimators) | the library's own file |
-| `own_loop` | train(cfg, data, session) | the user's loop, reporting through a session | TorchScript, or the state |
+| `own_loop` | train(cfg, data, session) | the user's loop, reporting through a session | TorchScript and/or ONNX, or the state |
 
 A kind is a `Kind`: what it supports (phases, executors, ensembles), its contract (`problems`),
 and the steps that differ (`run`, `parameters`, `best_checkpoint`, `load_predictor`,
@@ -63,9 +63,14 @@ class Kind(Protocol):
         """A classifier's outputs as probabilities (a PyTorch model's are logits)."""
         ...
 
-    def export(self, module: Any, cfg: Any, meta: dict, checkpoint: Path, to: Path, example: Columns) -> dict:
+    def export(self, module: Any, cfg: Any, meta: dict, checkpoint: Path, to: Path, example: Columns, *,
+               formats: tuple[str, ...] | None = None, check: Columns | None = None) -> dict:
         """Write the model at `checkpoint` into `to`, proven to predict what it predicted;
-        returns the model card's entries for it (files, how to load, inputs, latency)."""
+        returns the model card's entries for it (files, how to load, inputs, latency).
+
+        `formats` are those asked for (`raysweep export --format`: "torchscript", "onnx"; None:
+        the kind's own); an ONNX graph is checked on `check` (the val split). A kind that cannot
+        write a format asked for raises ValueError before it writes anything."""
         ...
 
 

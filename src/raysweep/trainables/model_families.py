@@ -114,9 +114,13 @@ class ModelFamilies:
     def probabilities(self, outputs: np.ndarray) -> np.ndarray:
         return outputs   # a family predicts probabilities
 
-    def export(self, module: Any, cfg: Any, meta: dict, directory: Path, to: Path, example: Columns) -> dict:
+    def export(self, module: Any, cfg: Any, meta: dict, directory: Path, to: Path, example: Columns, *,
+               formats: tuple[str, ...] | None = None, check: Columns | None = None) -> dict:
         family, model, state = fitted.load(directory)
         file = FAMILIES[family].FILE
+        if formats is not None:
+            raise ValueError(f"--format {' and '.join(formats)} is for PyTorch models; a {family} model is exported as "
+                             f"its library's own file ({file}): leave --format out")
         to.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(directory / file, to / file)
         copy = FAMILIES[family].load(to / file)

@@ -21,8 +21,9 @@ it carries (any mapping torch.save writes and torch.load(weights_only=True) read
 dicts, tensors, numbers), and `session.resumed_state` hands it back to a restarted trial.
 
 With `build_model(cfg, meta)`, `predict(model, batch)` and `model_inputs(meta)` as well (and
-`state["model"]` the model's state_dict), `export` writes TorchScript and the plots predict;
-without them `export` writes the best checkpoint's state and a card that says how to load it.
+`state["model"]` the model's state_dict), `export` writes TorchScript (or ONNX, or both: `--format`)
+and the plots predict; without them `export` writes the best checkpoint's state and a card that
+says how to load it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import torch
 from torch import nn
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
-from raysweep.trainables import pytorch_loop, torchscript
+from raysweep.trainables import pytorch_export, pytorch_loop, torchscript
 from raysweep.trainables.contract import Predict, function_problems, signatures
 from raysweep.trainables.session import Columns, Session, TrialData
 from raysweep.training import checkpoint, returns
@@ -219,12 +220,18 @@ class OwnLoop:
     def probabilities(self, outputs: np.ndarray) -> np.ndarray:
         return torchscript.sigmoid(outputs)   # as the built-in loop's: a classifier's outputs are logits
 
-    def export(self, module: Any, cfg: Any, meta: dict, directory: Path, to: Path, example: Columns) -> dict:
+    def export(self, module: Any, cfg: Any, meta: dict, directory: Path, to: Path, example: Columns, *,
+               formats: tuple[str, ...] | None = None, check: Columns | None = None) -> dict:
         reports = checkpoint.reports(directory)
         at = {"epoch": reports[-1].get("epoch") if reports else None, "metrics": reports[-1] if reports else {}}
         if all(callable(getattr(module, name, None)) for name in MODELLING):
-            entries = torchscript.export(module, self._model(module, cfg, meta, directory), meta, example, to)
+            entries = pytorch_export.export(module, self._model(module, cfg, meta, directory), meta, example, to,
+                                            formats=formats, check=check)
             return {**entries, "weights": {**at, "note": "the state['model'] of the trial's best kept checkpoint"}}
+        if formats is not None:
+            raise ValueError(f"--format {' and '.join(formats)} exports a model, which raysweep rebuilds from "
+                             "build_model, predict and model_inputs; the workload lacks them, so its trial's state is "
+                             "what can be exported (leave --format out)")
         to.mkdir(parents=True, exist_ok=True)
         kept = [p for p in sorted(directory.iterdir()) if p.is_file() and p.name not in (checkpoint.MANIFEST_FILE,)]
         for path in kept:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from raysweep.trainables import torchscript
+from raysweep.trainables import pytorch_export, torchscript
 from raysweep.trainables.contract import PHASES, Predict, function_problems, signatures
 from raysweep.trainables.session import Columns, Session
 from raysweep.training import checkpoint, loop
@@ -131,10 +131,11 @@ class PyTorchLoop:
     def probabilities(self, outputs: np.ndarray) -> np.ndarray:
         return torchscript.sigmoid(outputs)   # a classifier's outputs are logits
 
-    def export(self, module: Any, cfg: Any, meta: dict, directory: Path, to: Path, example: Columns) -> dict:
+    def export(self, module: Any, cfg: Any, meta: dict, directory: Path, to: Path, example: Columns, *,
+               formats: tuple[str, ...] | None = None, check: Columns | None = None) -> dict:
         payload = self.weights(directory)
         model = build_with_weights(module, cfg, meta, payload["model"])
-        entries = torchscript.export(module, model, meta, example, to)
+        entries = pytorch_export.export(module, model, meta, example, to, formats=formats, check=check)
         return {**entries, "weights": {"epoch": payload.get("epoch"), "metrics": payload.get("metrics", {}),
                                        "note": "the best epoch's weights by the trial's early_stopping_metric"}}
 
