@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from raysweep import cli
+from raysweep.cli import before_run, commands, drawing
+from raysweep.cli.parser import build_parser
+from raysweep.spec import SNAPSHOT_FILE
 
 from conftest import write_spec
 
@@ -109,3 +115,46 @@ cli.console()
 """
     finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert finished.returncode == 3 and finished.stdout == "worked\n" and done.read_text() == "yes"
+
+
+def test_the_help_lists_every_command_with_a_line_of_help(capsys):
+    """`raysweep --help` lists each command the parser takes with its summary, its description and
+    this package's docstring name them all (they once left out ensemble and evaluate), and each has
+    its handler where `HANDLERS` looks for it: a command added without any of these fails here."""
+    parser = build_parser()
+    (subparsers,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    names = list(subparsers.choices)
+    handlers = {**before_run.COMMANDS, **drawing.COMMANDS, **commands.COMMANDS}
+    assert sorted(names) == sorted(handlers)
+    for name in names:
+        assert handlers[name].__module__ == cli.HANDLERS.get(name, cli.DEFAULT_HANDLERS), name
+    summaries = {a.dest: a.help for a in subparsers._choices_actions}
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--help"])
+    assert done.value.code == 0
+    shown = capsys.readouterr().out
+    for name in names:
+        assert summaries.get(name), f"{name}: no help= summary"
+        assert re.search(rf"^ {{4}}{re.escape(name)} +{re.escape(summaries[name].split()[0])}", shown, re.M), name
+        named = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
+        assert named.search(parser.description) and named.search(" ".join(cli.__doc__.split())), name
+
+
+@pytest.mark.slow
+def test_a_one_epoch_smoke_run_of_a_shipped_asha_spec(ray_session, tiny_data, tmp_path, capsys, caplog):
+    """`raysweep run SHIPPED_SPEC --set fixed.epochs=1` runs: the grace period beyond the one
+    epoch is lowered with one line saying so (it was refused), and the experiment keeps what ran."""
+    shipped = ROOT / "search_spaces" / "glideator_asha_random.yaml"
+    assert yaml.safe_load(shipped.read_text())["scheduler"]["grace_period"] > 1
+    code = cli.main(["run", str(shipped), "--set", "fixed.epochs=1", "--set", f"data.path={tiny_data}",
+                     "--set", "search.num_samples=2", "--set", f"storage_path={tmp_path / 'results'}"])
+    out = capsys.readouterr()
+    assert code == 0, out.err[-3000:]
+    # the line the command prints (`raysweep: ...` on stderr), once
+    lowered = [r.getMessage() for r in caplog.records if "lowered to" in r.getMessage()]
+    assert lowered == [f"{shipped} (with --set fixed.epochs=1): scheduler.grace_period: 2 is more than fixed.epochs 1: "
+                       "lowered to 1"]
+    assert "2 trials; statuses: 2 finished; trained 2 of 2 epochs" in out.out
+    (experiment,) = (tmp_path / "results").iterdir()
+    kept = yaml.safe_load((experiment / SNAPSHOT_FILE).read_text())
+    assert kept["fixed"]["epochs"] == 1 and kept["scheduler"]["grace_period"] == 1

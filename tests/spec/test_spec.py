@@ -92,10 +92,13 @@ def test_unknown_hyperparameter_and_bad_types(raw_spec):
 
 
 def test_asha_checks(raw_spec):
-    raw_spec["scheduler"] = {"type": "asha", "max_t": 5, "grace_period": 1, "reduction_factor": 1}
+    raw_spec["scheduler"] = {"type": "asha", "max_t": 0, "grace_period": 1, "reduction_factor": 1}
     found = problems(raw_spec)
-    assert any("scheduler.max_t: 5 exceeds the 3 epochs each trial runs" in p for p in found)
+    assert any("scheduler.max_t: must be an integer number of epochs >= 1, got 0" in p for p in found)
     assert any("scheduler.reduction_factor: must be a number > 1" in p for p in found)
+    raw_spec["scheduler"] = {"type": "asha", "max_t": 5, "grace_period": 1}
+    s = spec.validate(raw_spec, source="s.yaml")   # trials stop at their epochs anyway: lowered, not refused
+    assert s.scheduler.max_t == 3 and s.warnings == ("s.yaml: scheduler.max_t: 5 is more than fixed.epochs 3: lowered to 3",)
 
 
 def test_each_scheduler_takes_only_its_own_keys(raw_spec):
@@ -104,9 +107,9 @@ def test_each_scheduler_takes_only_its_own_keys(raw_spec):
     assert any("scheduler.grace_period: the hyperband scheduler does not use it (it reads max_t, reduction_factor); "
                "remove it or choose a scheduler that does (asha, median)" in p for p in found), found
     assert any("scheduler.brackets: must be an integer >= 1, got 0" in p for p in found)
-    raw_spec["scheduler"] = {"type": "median", "grace_period": 4, "min_samples_required": 0}
+    raw_spec["scheduler"] = {"type": "median", "grace_period": 0, "min_samples_required": 0}
     found = problems(raw_spec)
-    assert any("scheduler.grace_period: 4 exceeds max_t=3; the median scheduler could never stop" in p for p in found)
+    assert any("scheduler.grace_period: must be an integer >= 1, got 0" in p for p in found)
     assert any("scheduler.min_samples_required: must be an integer >= 1, got 0" in p for p in found)
 
 

@@ -51,7 +51,7 @@ def enough_rows(problems: Problems, meta: dict, fixed: dict, params: list[Param]
     key, batch = largest_batch(fixed, params, default_batch)
     if batch is not None and 0 < train < batch:
         problems.bad(key, f"a batch of {batch} rows is more than the whole train split ({train} rows); "
-                     f"lower it to {train} or less, or use more data")
+                     f"lower it to {train} or less, or use more data", because_of=("data.path",))
 
 
 def lr_find_problem(meta: dict, fixed: dict, params: list[Param], over: tuple[str, ...], subset_rows: int,

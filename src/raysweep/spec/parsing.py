@@ -93,8 +93,15 @@ def _kind(value: Any) -> str:
     return {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(value), type(value).__name__)
 
 
-def apply_overrides(raw: dict, overrides: list[str]) -> list[str]:
-    """Apply `key.path=value` overrides in place (values parsed as YAML); returns problems."""
+def apply_overrides(raw: dict, overrides: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Apply `key.path=value` overrides in place (values parsed as YAML).
+
+    Returns:
+        The key paths set, each with the item as typed (a later item replaces what an earlier one
+        set at or inside its key), so a problem with a value can blame the command line; and the
+        problems, one line each, led by `--set ITEM:`.
+    """
+    set_by: dict[str, str] = {}
     problems = []
     for item in overrides:
         key, sep, value = item.partition("=")
@@ -113,4 +120,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> list[str]:
                 node[parts[-1]] = parse_yaml(value)
             except yaml.YAMLError as exc:
                 problems.append(f"--set {item}: not valid YAML: {_yaml_what(exc)}")
-    return problems
+                continue
+            set_by = {k: v for k, v in set_by.items() if k != key and not k.startswith(key + ".")}
+            set_by[key] = item
+    return set_by, problems

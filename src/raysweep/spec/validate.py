@@ -59,8 +59,8 @@ def validate(raw: dict, *, source: str = "<spec>", overrides: list[str] = (),
              check_data: bool = True) -> Spec:
     """A raw spec mapping (plus `--set` overrides) as a typed `Spec`, or a SpecError with every problem."""
     raw = copy.deepcopy(raw)
-    override_problems = [f"{source}: {p}" for p in apply_overrides(raw, list(overrides))]
-    problems = Problems(source)
+    set_by, override_problems = apply_overrides(raw, list(overrides))
+    problems = Problems(source, set_by=set_by)
     spec = _spec(problems, raw, check_data=check_data)
     if override_problems or problems.lines:
         raise SpecError(override_problems + problems.lines)
@@ -93,8 +93,10 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
     search = sections.search(problems, section(problems, raw, "search"), params)
     data, meta = check_data_section(problems, section(problems, raw, "data"), workload, check_data)
     metric, mode = objective(problems, raw, workload)
-    epochs = fixed.get("epochs", load_workload(workload).Config().epochs if workload else None)
-    scheduler = sections.scheduler(problems, section(problems, raw, "scheduler"), epochs, params, search.algorithm)
+    epochs, epochs_key = check_epochs(problems, fixed, workload)
+    scheduler = sections.scheduler(problems, section(problems, raw, "scheduler"), epochs, params, search.algorithm,
+                                   epochs_key=epochs_key)
+    as_run(raw, scheduler)
     resources = sections.resources(problems, section(problems, raw, "resources"))
     failure = sections.failure(problems, section(problems, raw, "failure"))
     checkpoints = sections.checkpoints(problems, section(problems, raw, "checkpoints"))
@@ -123,6 +125,26 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
                 fixed=fixed, params=tuple(params), search=search, scheduler=scheduler,
                 resources=resources, failure=failure, checkpoints=checkpoints, tracking=tracking,
                 storage_path=storage, lr_find=lr_find, io_search=io_search, source=problems.source)
+
+
+def check_epochs(problems: Problems, fixed: dict, workload: str | None) -> tuple[int | None, str]:
+    """The epochs each trial runs (fixed.epochs, else the workload's default), and where they come from."""
+    if "epochs" not in fixed:
+        return (load_workload(workload).Config().epochs if workload else None), "the workload's default epochs"
+    epochs = fixed["epochs"]
+    if is_int(epochs) and epochs < 1:   # its type is check_fixed's
+        problems.bad("fixed.epochs", f"must be an integer >= 1 (the epochs each trial runs), got {epochs}")
+    return epochs, "fixed.epochs"
+
+
+def as_run(raw: dict, scheduler) -> None:
+    """The scheduler's max_t and grace period as lowered to the epochs, in the mapping an
+    experiment keeps (its SNAPSHOT_FILE), so the spec saved is the one that ran."""
+    given = raw.get("scheduler")
+    if isinstance(given, dict):
+        for key in ("max_t", "grace_period"):
+            if key in given and is_int(given[key]):
+                given[key] = getattr(scheduler, key)
 
 
 def optimizer_settings(problems: Problems, fixed: dict, params) -> None:
