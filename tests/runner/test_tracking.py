@@ -1,4 +1,6 @@
-"""MLflow tracking: a sweep's trials read back with MLflow's own client from the local store."""
+"""Tracking: a sweep's trials read back from MLflow's local store with MLflow's own client, and
+from the files W&B and Comet write offline (offline_trackers.py), with the numbers the results
+store holds."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ from raysweep import cli, spec
 from raysweep.analysis import champion, store
 from raysweep.phases import sweep
 from raysweep.runner import tracking
+from raysweep.tracking import CHAMPION, TRACKERS, Where
 
 from conftest import import_bundled
+from offline_trackers import comet_experiments, wandb_runs
 
 pytestmark = pytest.mark.slow
 SPEC = "search_spaces/model_families_optuna.yaml"
@@ -22,11 +26,13 @@ SPEC = "search_spaces/model_families_optuna.yaml"
 def test_each_trial_is_a_run_with_its_params_epochs_and_the_champions_files(ray_session, tmp_path):
     data = import_bundled("breast_cancer", "binary", tmp_path / "cancer")
     results = tmp_path / "results"
+    trackers = "{mlflow: {experiment: families_test}, wandb: {mode: offline}, comet: {mode: offline}}"
     s = spec.load(SPEC, [f"data.path={data}", f"storage_path={results}", "search.num_samples=4", "fixed.epochs=3",
-                         "fixed.rounds_per_epoch=5", "tracking={mlflow: {experiment: families_test}}",
+                         "fixed.rounds_per_epoch=5", f"tracking={trackers}",
                          "search.points_to_evaluate=[{family: lightgbm}, {family: logistic_regression}]"])
     experiment_dir = sweep.run(s)
-    trials = store.load(experiment_dir).trials.set_index("trial")
+    results_store = store.load(experiment_dir)
+    trials = results_store.trials.set_index("trial")
 
     client = MlflowClient(f"sqlite:///{results / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("families_test")
@@ -52,6 +58,49 @@ def test_each_trial_is_a_run_with_its_params_epochs_and_the_champions_files(ray_
     state = json.loads(Path(client.download_artifacts(champions[0].info.run_id, "champion/state.json",
                                                       str(tmp_path))).read_text())
     assert state["metrics"]["val_fbeta"] == pytest.approx(trials["best_val_fbeta"].max())
+
+    # W&B and Comet, offline: the same runs, parameters, epochs and values as the results store
+    curves = results_store.curves
+    reported = {trial: [(int(r.epoch), pytest.approx(r.val_fbeta)) for r in rows.itertuples() if r.val_fbeta == r.val_fbeta]
+                for trial, rows in curves.sort_values("epoch").groupby("trial")}
+    checkpoint = {p.name for p in champion.best_checkpoint_dir(experiment_dir, champion.select(experiment_dir)).iterdir()}
+    best = champions[0].info.run_name
+    wandb = wandb_runs(results)
+    assert set(wandb) == set(trials.index)
+    for trial, run in wandb.items():
+        assert run["config"]["family"] == trials.loc[trial, "family"]
+        assert run["config"]["raysweep.experiment"] == str(experiment_dir)
+        assert [(h["epoch"], h["val_fbeta"]) for h in run["history"] if "val_fbeta" in h] == reported[trial]
+        assert run["exit_code"] == 0
+        assert (CHAMPION in run["tags"]) == (trial == best)
+    (model,) = wandb[best]["artifacts"]
+    assert CHAMPION in model["aliases"] and model["files"] == checkpoint
+    comet = comet_experiments(results / "comet")
+    assert set(comet) == set(trials.index)
+    for trial, found in comet.items():
+        assert found["params"]["family"] == trials.loc[trial, "family"]
+        assert found["others"]["raysweep.status"] == "FINISHED"
+        assert sorted(found["metrics"]["val_fbeta"]) == reported[trial]
+        assert (CHAMPION in found["tags"]) == (trial == best)
+    assert comet[best]["assets"] == {f"{CHAMPION}/{name}" for name in checkpoint}
+
+
+def test_a_failed_trial_ends_failed_in_each_tracker(tmp_path):
+    """The end status, straight through the trackers (no sweep has a trial fail on purpose cheaply)."""
+    where = Where(name="status_test", experiment=str(tmp_path / "exp"), results=str(tmp_path))
+    settings = {"mlflow": {}, "wandb": {"mode": "offline"}, "comet": {"mode": "offline"}}
+    for each in [TRACKERS[name].open(settings[name], where) for name in settings]:
+        for trial, failed in (("ok", False), ("broken", True)):
+            each.start(trial, {"lr": 0.1})
+            each.log(trial, {"val_loss": 0.5}, 1)
+            each.end(trial, failed)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    statuses = {r.info.run_name: r.info.status for r in client.search_runs(
+        [client.get_experiment_by_name("status_test").experiment_id])}
+    assert statuses == {"ok": "FINISHED", "broken": "FAILED"}
+    assert {t: r["exit_code"] for t, r in wandb_runs(tmp_path).items()} == {"ok": 0, "broken": 1}
+    assert {t: e["others"]["raysweep.status"] for t, e in comet_experiments(tmp_path / "comet").items()} == \
+        {"ok": "FINISHED", "broken": "FAILED"}
 
 
 def test_tracking_errors_are_one_line_each(tmp_path):

@@ -1,135 +1,81 @@
-"""Experiment tracking with MLflow: each trial a run, its epochs as steps, the champion's files.
+"""The spec's trackers (raysweep.tracking: MLflow, W&B, Comet) fed from Tune's events on the driver.
 
-    tracking:
-      mlflow: {uri: http://127.0.0.1:5000, experiment: brake_coast}   # both optional
-
-A run per trial, named by its trial id and tagged with the experiment directory, holds the
-trial's hyperparameters, every reported metric at each epoch (the step), and its end status
-(FINISHED, or FAILED for a trial that errored). When the sweep ends, `crown` gives the champion
-(the trial `rank` and `export` name) the tag `raysweep.champion` and the files of its best
-checkpoint as artifacts (`champion/`); a resumed sweep goes on logging to the runs its first part
-began and moves the tag where its champion changed. Without a `uri`, runs go to a local SQLite store beside the results
-(`<storage_path>/mlflow.db`, artifacts in `<storage_path>/mlartifacts`), which `mlflow ui
---backend-store-uri sqlite:///...` opens. The callback runs on the driver and logs through
-MLflow's client; the trials never import MLflow.
+`TrialRuns` is one Tune callback for all of them: a trial's start opens its run with its
+hyperparameters, each report logs its metrics at its epoch, its end closes the run as finished
+or failed. `crown` is the step after the sweep that marks the champion in each. The trials never
+import a tracker's package; only the driver does, and only for the trackers the spec names.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 from ray.tune import Callback
 
 from raysweep import experiment
 from raysweep.datasets import location
-from raysweep.errors import UserError
 from raysweep.spec.schema import Spec
+from raysweep.tracking import TRACKERS, Runs, Where, metrics_of
 
 log = logging.getLogger("raysweep")
-LOCAL_DB, LOCAL_ARTIFACTS = "mlflow.db", "mlartifacts"
-# Tune's bookkeeping in every result: not the trial's metrics.
-NOT_METRICS = {"training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "pid", "time_since_restore",
-               "iterations_since_restore", "done", "trial_id", "checkpoint_dir_name", "should_checkpoint"}
 
 
-def local_uri(storage_path: str) -> tuple[str, str]:
-    """(tracking URI, artifact location) of the local store beside the results."""
-    root = Path(location.absolute(storage_path))
-    root.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{root / LOCAL_DB}", (root / LOCAL_ARTIFACTS).as_uri()
+def where(spec: Spec, experiment_dir: str | Path) -> Where:
+    # runs are tagged with where the experiment lives (a bucket's URI, not a working copy's path)
+    return Where(name=spec.name, experiment=experiment.home(Path(experiment_dir)),
+                 results=location.absolute(spec.storage_path))
 
 
-class MLflowTracker(Callback):
-    """Logs the sweep's trials to MLflow as they report and end (see the module docstring)."""
+def open_runs(trackers: dict[str, dict], sweep: Where) -> dict[str, Runs]:
+    """Each tracker named, opened (a tracker that cannot start says so here, before any trial)."""
+    return {name: TRACKERS[name].open(settings, sweep) for name, settings in trackers.items()}
+
+
+class TrialRuns(Callback):
+    """Logs the sweep's trials to every tracker of the spec as they start, report and end."""
 
     def __init__(self, spec: Spec, experiment_dir: str):
-        from mlflow.tracking import MlflowClient  # on the driver only, and only where the spec tracks
+        self.trackers, self.sweep = dict(spec.tracking.trackers), where(spec, experiment_dir)
+        self._runs: dict[str, Runs] | None = open_runs(self.trackers, self.sweep)
 
-        uri, artifacts = spec.tracking.mlflow_uri, None
-        if uri is None:
-            uri, artifacts = local_uri(spec.storage_path)
-        self.uri = uri
-        # runs are tagged with where the experiment lives (a bucket's URI, not a working copy's path)
-        self.experiment_dir = experiment.home(Path(experiment_dir))
-        for name in ("mlflow", "alembic"):   # their INFO lines (creating tables, migrations) are not the user's
-            logging.getLogger(name).setLevel(logging.WARNING)
-        self.client = MlflowClient(uri)
-        name = self.experiment_name = spec.tracking.mlflow_experiment or spec.name
-        try:
-            found = self.client.get_experiment_by_name(name)
-            self.experiment_id = found.experiment_id if found else self.client.create_experiment(
-                name, artifact_location=artifacts)
-        except Exception as exc:  # noqa: BLE001 - MLflow's errors for a bad URI or a server down vary by store
-            raise UserError(f"tracking.mlflow: cannot use {uri} ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-                            "check tracking.mlflow.uri, or leave it out for a local store beside the results") from exc
-        self.runs: dict[str, str] = {}          # trial id -> MLflow run id
+    def __getstate__(self) -> dict:
+        # Tune pickles its callbacks with the experiment: the open clients stay behind, and the
+        # unpickled callback (a resumed sweep's) opens its trackers again on first use
+        return {**self.__dict__, "_runs": None}
 
-    def _run(self, trial) -> str:
-        if trial.trial_id not in self.runs:
-            existing = self.client.search_runs([self.experiment_id], f"tags.`raysweep.trial` = '{trial.trial_id}' "
-                                               f"and tags.`raysweep.experiment` = '{self.experiment_dir}'")
-            if existing:   # a resumed sweep goes on logging to the run its first part began
-                self.runs[trial.trial_id] = existing[0].info.run_id
-            else:
-                run = self.client.create_run(self.experiment_id, run_name=trial.trial_id,
-                                             tags={"raysweep.trial": trial.trial_id,
-                                                   "raysweep.experiment": self.experiment_dir})
-                self.runs[trial.trial_id] = run.info.run_id
-                for key, value in sorted(trial.config.items()):
-                    self.client.log_param(run.info.run_id, key, value)
-        return self.runs[trial.trial_id]
+    @property
+    def runs(self) -> dict[str, Runs]:
+        if self._runs is None:
+            self._runs = open_runs(self.trackers, self.sweep)
+        return self._runs
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self._run(trial)
+        for runs in self.runs.values():
+            runs.start(trial.trial_id, dict(trial.config))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        run_id = self._run(trial)
-        step = int(result.get("epoch", result.get("training_iteration", 0)))
-        for key, value in result.items():
-            if key in NOT_METRICS or isinstance(value, bool) or not isinstance(value, (int, float)):
-                continue
-            if math.isfinite(value):
-                self.client.log_metric(run_id, key, float(value), step=step)
+        epoch = int(result.get("epoch", result.get("training_iteration", 0)))
+        metrics = metrics_of(result)
+        for runs in self.runs.values():
+            runs.log(trial.trial_id, metrics, epoch)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.client.set_terminated(self._run(trial), "FINISHED")
+        for runs in self.runs.values():
+            runs.end(trial.trial_id, failed=False)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.client.set_terminated(self._run(trial), "FAILED")
+        for runs in self.runs.values():
+            runs.end(trial.trial_id, failed=True)
 
     def on_experiment_end(self, trials, **info):
-        log.info("MLflow: %d runs in %s, experiment %r", len(self.runs), self.uri, self.experiment_name)
-
-    def get_state(self) -> dict:
-        """The runs a resumed sweep goes on logging to."""
-        return {"runs": self.runs}
-
-    def set_state(self, state: dict) -> None:
-        self.runs = state["runs"]
+        for runs in self.runs.values():
+            log.info("%s", runs.where())
 
 
-def crown(spec: Spec, experiment_dir: Path, trial_id: str, checkpoint_dir: Path) -> None:
-    """After the sweep: tag the champion's run `raysweep.champion` (and untag a run an earlier
-    part of a resumed sweep crowned) and log the files of its best checkpoint as `champion/`.
-
-    The champion is the one `rank` and `export` name (analysis.champion), and its checkpoint is
-    one that pruning keeps (the best trials keep theirs), so what is logged is what is exported.
-    """
-    from mlflow.tracking import MlflowClient  # on the driver only, and only where the spec tracks
-
-    uri = spec.tracking.mlflow_uri or local_uri(spec.storage_path)[0]
-    client = MlflowClient(uri)
-    found = client.get_experiment_by_name(spec.tracking.mlflow_experiment or spec.name)
-    if found is None:
-        raise UserError(f"tracking.mlflow: {uri} holds no experiment {spec.tracking.mlflow_experiment or spec.name}")
-    where = f"tags.`raysweep.experiment` = '{experiment.home(experiment_dir)}'"
-    ours = client.search_runs([found.experiment_id], f"{where} and tags.`raysweep.trial` = '{trial_id}'")
-    if not ours:
-        raise UserError(f"tracking.mlflow: no run of trial {trial_id} in {uri}")
-    for run in client.search_runs([found.experiment_id], f"{where} and tags.`raysweep.champion` = 'true'"):
-        if run.info.run_id != ours[0].info.run_id:
-            client.delete_tag(run.info.run_id, "raysweep.champion")
-    client.set_tag(ours[0].info.run_id, "raysweep.champion", "true")
-    client.log_artifacts(ours[0].info.run_id, str(checkpoint_dir), "champion")
+def crown(spec: Spec, experiment_dir: Path, trial_id: str, checkpoint_dir: Path, record: dict) -> None:
+    """After the sweep: each tracker marks the champion's run and attaches the files of its best
+    checkpoint. The champion is the one `rank` and `export` name (analysis.champion), and its
+    checkpoint is one that pruning keeps, so what is logged is what is exported."""
+    for runs in open_runs(spec.tracking.trackers, where(spec, experiment_dir)).values():
+        runs.crown(trial_id, checkpoint_dir, record)

@@ -13,6 +13,7 @@ from raysweep.datasets import shards
 from raysweep.search import space
 from raysweep.search.schedulers import SCHEDULERS
 from raysweep.search.space import Param
+from raysweep.tracking import TRACKERS
 from raysweep.workloads import load_workload
 
 # The spec as run, in every experiment directory (raysweep.experiment writes and reads it;
@@ -38,7 +39,7 @@ SECTION_KEYS = {
                   "max_concurrent_trials", "executor"),
     "failure": ("max_retries", "stall_timeout_s"),
     "checkpoints": ("keep_top",),
-    "tracking": ("mlflow",),
+    "tracking": tuple(TRACKERS),
     "lr_find": LR_FIND_KEYS,
     "io_search": IO_SEARCH_KEYS,
 }
@@ -129,15 +130,11 @@ class Checkpoints:
 
 @dataclass(frozen=True)
 class Tracking:
-    """Where the sweep's trials are logged besides the experiment directory (runner/tracking.py).
+    """Where the sweep's trials are logged besides the experiment directory: each tracker the
+    spec names (raysweep.tracking.TRACKERS) with its settings, e.g. `{"mlflow": {}}` for a local
+    MLflow store beside the results."""
 
-    `tracking: {mlflow: {}}` logs to a local MLflow store beside the results; `uri` names a
-    tracking server or database instead, `experiment` the MLflow experiment (default: the spec's name).
-    """
-
-    mlflow: bool = False
-    mlflow_uri: str | None = None
-    mlflow_experiment: str | None = None
+    trackers: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

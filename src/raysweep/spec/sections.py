@@ -21,6 +21,7 @@ from raysweep.spec.schema import (
     Tracking,
     WarmStart,
 )
+from raysweep.tracking import TRACKERS
 
 
 def search(problems: Problems, s: dict, params: list[Param]) -> Search:
@@ -92,9 +93,15 @@ def warm_start(problems: Problems, w) -> WarmStart | None:
     return WarmStart(experiment=experiment, top=top)
 
 
-def scheduler(problems: Problems, s: dict, epochs, params: list[Param], algorithm: str) -> Scheduler:
+def scheduler(problems: Problems, s: dict, epochs, params: list[Param], algorithm: str, *,
+              epochs_key: str = "fixed.epochs") -> Scheduler:
     """`scheduler:`: a known type, only the keys that type reads (raysweep.search.SCHEDULERS),
-    each in range; BOHB's scheduler and searcher together; no tuned `epochs` when it stops early."""
+    each in range; BOHB's scheduler and searcher together; no tuned `epochs` when it stops early.
+
+    A max_t or grace period beyond the `epochs` each trial runs (`epochs_key` names where they
+    come from) is lowered to them, with a warning: a smoke run with `--set fixed.epochs=1`
+    should run a shipped spec as it is, not ask for two more overrides.
+    """
     kind_name = s.get("type", "fifo")
     kind = SCHEDULERS.get(kind_name)
     if kind is None:
@@ -109,16 +116,21 @@ def scheduler(problems: Problems, s: dict, epochs, params: list[Param], algorith
     max_t, grace = s.get("max_t"), s.get("grace_period", Scheduler.grace_period)
     factor, brackets = s.get("reduction_factor", Scheduler.reduction_factor), s.get("brackets", Scheduler.brackets)
     min_samples = s.get("min_samples_required", Scheduler.min_samples_required)
+    bound, bound_key = epochs, epochs_key   # what a grace period may not exceed
     if max_t is not None and (not is_int(max_t) or max_t < 1):
         problems.bad("scheduler.max_t", f"must be an integer number of epochs >= 1, got {max_t!r}")
-    elif max_t is not None and is_int(epochs) and max_t > epochs:
-        problems.bad("scheduler.max_t", f"{max_t} exceeds the {epochs} epochs each trial runs; "
-                     f"set max_t <= {epochs} or raise fixed.epochs")
+    elif "max_t" in kind.keys and max_t is not None and is_int(epochs) and 1 <= epochs < max_t:
+        problems.warn("scheduler.max_t", f"{max_t} is more than {epochs_key} {epochs}: lowered to {epochs}",
+                      because_of=(epochs_key,))
+        max_t = epochs
+    elif "max_t" in kind.keys and max_t is not None:
+        bound, bound_key = max_t, "scheduler.max_t"
     if not is_int(grace) or grace < 1:
         problems.bad("scheduler.grace_period", f"must be an integer >= 1, got {grace!r}")
-    elif "grace_period" in kind.keys and is_int(max_t or epochs) and grace > (max_t or epochs):
-        problems.bad("scheduler.grace_period", f"{grace} exceeds max_t={max_t or epochs}; the {kind_name} "
-                     "scheduler could never stop a trial early. Lower grace_period.")
+    elif "grace_period" in kind.keys and is_int(bound) and 1 <= bound < grace:
+        problems.warn("scheduler.grace_period", f"{grace} is more than {bound_key} {bound}: lowered to {bound}",
+                      because_of=(bound_key,))
+        grace = bound
     if not is_number(factor) or factor <= 1:
         problems.bad("scheduler.reduction_factor", f"must be a number > 1, got {factor!r}")
     if not is_int(brackets) or brackets < 1:
@@ -185,26 +197,30 @@ def checkpoints(problems: Problems, c: dict) -> Checkpoints:
     return Checkpoints(keep_top=keep)
 
 
-MLFLOW_KEYS = ("uri", "experiment")
-
-
 def tracking(problems: Problems, t: dict, storage_path, *, installed: bool = True) -> Tracking:
-    """`tracking: {mlflow: {uri, experiment}}`: a URI where the results are remote, and (with
-    `installed`, as `validate` and `run` check) MLflow installed; a saved spec read back for
-    `rank` or `report` on a machine without MLflow loads all the same."""
-    if "mlflow" not in t:
-        return Tracking()
-    m = t["mlflow"] if t["mlflow"] is not None else {}
-    if not isinstance(m, dict):
-        problems.bad("tracking.mlflow", f"must be a mapping (e.g. {{}} or {{uri: http://127.0.0.1:5000}}), got {m!r}")
-        return Tracking()
-    problems.known_keys(m, MLFLOW_KEYS, "tracking.mlflow")
-    for key in MLFLOW_KEYS:
-        if key in m and (not isinstance(m[key], str) or not m[key]):
-            problems.bad(f"tracking.mlflow.{key}", f"must be a non-empty string, got {m[key]!r}")
-    if installed and importlib.util.find_spec("mlflow") is None:
-        problems.bad("tracking.mlflow", "MLflow is not installed; pip install 'raysweep[tracking]' (or mlflow)")
-    if "uri" not in m and isinstance(storage_path, str) and location.is_uri(storage_path):
-        problems.bad("tracking.mlflow.uri", f"required when storage_path is a URI ({storage_path}): the local store "
-                     "beside the results would be on the driver only; give a tracking server's address")
-    return Tracking(mlflow=True, mlflow_uri=m.get("uri"), mlflow_experiment=m.get("experiment"))
+    """`tracking: {<tracker>: {settings}, ...}`, any of raysweep.tracking.TRACKERS: each one's
+    keys and values, what it refuses (MLflow's local store with results in a bucket), and (with
+    `installed`, as `validate` and `run` check) its package installed; a saved spec read back
+    for `rank` or `report` on a machine without it loads all the same."""
+    found = {}
+    for name, settings in t.items():
+        tracker = TRACKERS.get(name)
+        if tracker is None:
+            continue   # problems.section named it already, with the trackers there are
+        settings = {} if settings is None else settings
+        where = f"tracking.{name}"
+        if not isinstance(settings, dict):
+            problems.bad(where, f"must be a mapping of {', '.join(tracker.keys)} (e.g. {{}}), got {settings!r}")
+            continue
+        problems.known_keys(settings, tracker.keys, where)
+        for key, value in settings.items():
+            if key in tracker.keys and (not isinstance(value, str) or not value):
+                problems.bad(f"{where}.{key}", f"must be a non-empty string, got {value!r}")
+            elif key in tracker.choices and value not in tracker.choices[key]:
+                problems.bad(f"{where}.{key}", f"must be one of {', '.join(tracker.choices[key])}, got {value!r}")
+        if installed and importlib.util.find_spec(tracker.package) is None:
+            problems.bad(where, f"{tracker.package} is not installed; pip install 'raysweep[{tracker.extra}]'")
+        for problem in tracker.check(settings, storage_path if isinstance(storage_path, str) else ""):
+            problems.bad(f"{where}.{problem.split(':', 1)[0]}", problem.split(":", 1)[1].strip())
+        found[name] = dict(settings)
+    return Tracking(trackers=found)
