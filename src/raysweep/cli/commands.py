@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import sys
 from pathlib import Path
@@ -88,10 +89,19 @@ def _finish(experiment_dir: Path) -> int:
     return exit_codes.OK
 
 
+def _quiet_console() -> None:
+    """`--quiet`: raysweep's progress messages (INFO) leave the console, warnings and errors stay;
+    the experiment's raysweep.log keeps every message (runner/logs.py)."""
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(logging.WARNING)
+
+
 def _run(args: argparse.Namespace) -> int:
     s = spec_load(args.spec, args.set)
+    if args.quiet:
+        _quiet_console()
     try:
-        experiment_dir = sweep.run(s, address=args.address)
+        experiment_dir = sweep.run(s, address=args.address, quiet=args.quiet, dashboard=args.dashboard)
     except KeyboardInterrupt:
         print("\ninterrupted; finish it with: raysweep resume <experiment dir printed above>",
               file=sys.stderr)
@@ -101,8 +111,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
+    if args.quiet:
+        _quiet_console()
     try:
-        experiment_dir = sweep.resume(args.experiment_dir, address=args.address)
+        experiment_dir = sweep.resume(args.experiment_dir, address=args.address, quiet=args.quiet,
+                                      dashboard=args.dashboard)
     except sweep.NothingToResume as done:
         print(done)
         return exit_codes.OK
@@ -162,7 +175,7 @@ def _rank(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     try:
         to = export.export(experiment.local_dir(args.experiment_dir), args.to, metric=args.metric, mode=args.mode,
-                           min_metric=args.min_metric, trial=args.trial)
+                           min_metric=args.min_metric, trial=args.trial, export_format=args.export_format)
     except export.ThresholdMissed as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return exit_codes.NOTHING_FOUND
@@ -170,14 +183,20 @@ def _export(args: argparse.Namespace) -> int:
     top = card["champion"]
     what = next((f"{label} of epoch {card[key]['epoch']}" for key, label in
                  (("model", card.get("family")), ("weights", "weights"), ("state", "the trial's state")) if key in card), "")
-    timed = f"; one row in {card['inference']['latency_ms_one_row']:.3g} ms on CPU" if "inference" in card else ""
+    timed = (f"; one row in {card['inference']['latency_ms_one_row']:.3g} ms on CPU"
+             if "inference" in card and card.get("formats") != ["onnx"] else "")
+    if "onnx" in card:
+        check = card["onnx"]["check"]
+        timed += (f"; ONNX within {check['max_abs_diff']:.2g} of the eager model on {check['rows']} val rows, one row in "
+                  f"{card['onnx']['inference']['latency_ms_one_row']:.3g} ms with onnxruntime")
     print(f"exported trial {top['trial']} ({top['metric']} {top['value']:.4g}, {what}) to {to}: "
           f"{', '.join(card['files'])}{timed}")
     return exit_codes.OK
 
 
 def _predict(args: argparse.Namespace) -> int:
-    frame, metrics = export.predict(args.model_dir, args.data, split=args.split, out=args.out)
+    frame, metrics = export.predict(args.model_dir, args.data, split=args.split, out=args.out,
+                                    runtime_format=args.runtime_format)
     print(f"{len(frame)} predictions for {args.data} ({args.split})" + (f" written to {args.out}" if args.out else ""))
     if metrics:
         print("  " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))

@@ -11,8 +11,10 @@ from raysweep.workloads import WORKLOADS, DataCommand, load_workload, references
 from raysweep.workloads.contract import COMMON_DATA_OPTIONS
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
-DESCRIPTION = ("The `raysweep` command: data, validate, run, lr-find, io-search, resume, rank, report, plots, "
-               "export, predict.")
+DESCRIPTION = ("Hyperparameter sweeps of PyTorch workloads on Ray. In the order a study uses them: data, then "
+               "validate, lr-find and io-search, run (resume to finish one interrupted), then rank, report and "
+               "plots, export, ensemble and predict, and evaluate once on the held-out test split.")
+EPILOG = "`raysweep COMMAND --help` shows a command's arguments; search_spaces/ holds specs ready to run."
 
 
 def data_commands() -> dict[str, DataCommand]:
@@ -54,9 +56,18 @@ def add_data_command(generators, command: DataCommand, invoked_as: str | None = 
                                 **kwargs)
 
 
+def add_watch_options(command: argparse.ArgumentParser) -> None:
+    """What a sweep shows while its trials run (runner/live_status.py)."""
+    command.add_argument("--quiet", action="store_true",
+                         help="no live status, per-trial lines or progress messages; warnings, errors and the "
+                              "leaderboard only")
+    command.add_argument("--dashboard", action="store_true",
+                         help="start Ray's dashboard (on 127.0.0.1) for in-trial sweeps too, and print its URL")
+
+
 def build_parser(user_data: tuple[str, DataCommand] | None = None) -> argparse.ArgumentParser:
     """The parser; `user_data` adds the data command of a user's workload (`user_data_command`)."""
-    parser = argparse.ArgumentParser(prog="raysweep", description=DESCRIPTION)
+    parser = argparse.ArgumentParser(prog="raysweep", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"raysweep {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -88,7 +99,7 @@ def build_parser(user_data: tuple[str, DataCommand] | None = None) -> argparse.A
     validate.add_argument("spec")
     validate.add_argument("--set", **overrides)
 
-    def spec_command(name: str, help: str, write_spec: str | None = None) -> None:
+    def spec_command(name: str, help: str, write_spec: str | None = None) -> argparse.ArgumentParser:
         """A command that runs a spec on Ray: SPEC, --set, --address and maybe --write-spec."""
         command = sub.add_parser(name, help=help)
         command.add_argument("spec")
@@ -96,8 +107,9 @@ def build_parser(user_data: tuple[str, DataCommand] | None = None) -> argparse.A
         command.add_argument("--address", help="an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
         if write_spec:
             command.add_argument("--write-spec", metavar="OUT", help=write_spec)
+        return command
 
-    spec_command("run", "run a sweep")
+    add_watch_options(spec_command("run", "run a sweep"))
     spec_command("lr-find", "steps to fit and an LR range test; suggests a learning-rate range",
                  write_spec="write a copy of the spec with the suggested range")
     spec_command("io-search", "time the data-path settings of io_search.grid; rank by samples/s",
@@ -106,6 +118,7 @@ def build_parser(user_data: tuple[str, DataCommand] | None = None) -> argparse.A
     resume = sub.add_parser("resume", help="finish an interrupted sweep")
     resume.add_argument("experiment_dir")
     resume.add_argument("--address")
+    add_watch_options(resume)
 
     rank = sub.add_parser("rank", help="leaderboard of an experiment's trials")
     rank.add_argument("experiment_dir")
@@ -123,8 +136,8 @@ def build_parser(user_data: tuple[str, DataCommand] | None = None) -> argparse.A
     plot.add_argument("experiment_dir")
     plot.add_argument("--out", metavar="DIR", help="default: EXPERIMENT_DIR/plots")
 
-    exp = sub.add_parser("export", help="the best trial as a model directory: TorchScript and a state_dict, or "
-                         "a model family's native file; meta and a model card")
+    exp = sub.add_parser("export", help="the best trial as a model directory: TorchScript and/or ONNX and a state_dict, "
+                         "or a model family's native file; meta and a model card")
     exp.add_argument("experiment_dir")
     exp.add_argument("--to", required=True, metavar="DIR", help="the model directory to write")
     exp.add_argument("--metric", help="pick the champion on this metric (default: the spec's)")
@@ -134,12 +147,18 @@ def build_parser(user_data: tuple[str, DataCommand] | None = None) -> argparse.A
     exp.add_argument("--min-metric", type=float, metavar="X",
                      help="deployment threshold: refuse (exit 1) unless the champion reaches X "
                           "(at least X for a metric to maximise, at most X for one to minimise)")
+    exp.add_argument("--format", dest="export_format", choices=("torchscript", "onnx", "both"),
+                     help="a PyTorch model's format (default torchscript): onnx is checked with onnxruntime against "
+                          "the eager model on the val split; needs pip install 'raysweep[onnx]'")
 
     pred = sub.add_parser("predict", help="predict a dataset split with an exported model")
     pred.add_argument("model_dir")
     pred.add_argument("--data", required=True, help="a raysweep dataset directory (Parquet shards)")
     pred.add_argument("--split", default="val", choices=("train", "val", "test"), help="train, val or test (default val)")
     pred.add_argument("--out", help="write the predictions as Parquet")
+    pred.add_argument("--format", dest="runtime_format", choices=("torchscript", "onnx"),
+                      help="the model file to run where the directory holds both (default: torchscript where it "
+                           "holds it, else onnx with onnxruntime)")
 
     ens = sub.add_parser("ensemble", help="a soft-voting ensemble of the best model-family trials, as a model directory")
     ens.add_argument("experiment_dir")

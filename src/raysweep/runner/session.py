@@ -6,6 +6,7 @@ Environment settings for every process of the sweep live here, with their reason
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import ray
@@ -14,6 +15,8 @@ from raysweep.runner import ray_fixes
 from raysweep.runner.resources import DRIVER_RESOURCE, LOCAL_DRIVER_SLOTS
 from raysweep.spec import Spec
 from raysweep.workloads import references
+
+log = logging.getLogger("raysweep")
 
 # Train V2's controller polls its workers every 2 s by default, and report() and shutdown wait
 # on that poll; 0.2 s cuts the per-trial overhead of the TorchTrainer path (bench/trial_overhead.py).
@@ -35,8 +38,9 @@ def joined_a_cluster() -> bool:
 _joined = False
 
 
-def start_ray(address: str | None = None, spec: Spec | None = None) -> None:
-    """Connect to `address` (or RAY_ADDRESS), else start a local Ray with the driver resource.
+def start_ray(address: str | None = None, spec: Spec | None = None, *, dashboard: bool = False) -> None:
+    """Connect to `address` (or RAY_ADDRESS), else start a local Ray with the driver resource;
+    either says so first (a local Ray takes seconds to start).
 
     On a cluster, the `spec`'s workload, where it is the user's own (a file or a module), travels
     to every node in the job's runtime environment (`cluster_runtime_env`); a local Ray's
@@ -45,10 +49,11 @@ def start_ray(address: str | None = None, spec: Spec | None = None) -> None:
     A local Ray starts its dashboard (bound to localhost) only for the TorchTrainer executor (and
     where no spec says which): Train V2 frees the placement groups of trials that ASHA stops
     through the dashboard's State API, without which their CPUs stay taken and later trials wait
-    forever. In-trial sweeps need none of it and start a second or two sooner (bench/startup.py).
+    forever. In-trial sweeps need none of it and start a second or two sooner (bench/startup.py),
+    unless `dashboard` asks for it (`raysweep run --dashboard`), which also prints its URL.
     """
     global _joined
-    ray_fixes.apply()
+    ray_fixes.check_ray()   # a Ray the fixes do not fit is refused before it starts
     if ray.is_initialized():
         return
     for key, value in {**RAY_ENV, **DRIVER_ENV}.items():
@@ -56,14 +61,32 @@ def start_ray(address: str | None = None, spec: Spec | None = None) -> None:
     address = address or os.environ.get("RAY_ADDRESS")
     _joined = bool(address)
     if address:
+        log.info("joining the Ray cluster at %s ...", address)
         runtime_env, override_job = cluster_runtime_env(spec, _submitted_job_env())
         if override_job:
             os.environ["RAY_OVERRIDE_JOB_RUNTIME_ENV"] = "1"
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+        context = ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
     else:
-        dashboard = spec is None or spec.executor == "torch_trainer"
-        ray.init(num_cpus=os.cpu_count(), resources={DRIVER_RESOURCE: LOCAL_DRIVER_SLOTS},
-                 include_dashboard=dashboard, dashboard_host="127.0.0.1", log_to_driver=False)
+        log.info("starting a local Ray (%d CPUs)%s ...", os.cpu_count(), " and its dashboard" if dashboard else "")
+        needs_dashboard = spec is None or spec.executor == "torch_trainer"
+        context = ray.init(num_cpus=os.cpu_count(), resources={DRIVER_RESOURCE: LOCAL_DRIVER_SLOTS},
+                           include_dashboard=dashboard or needs_dashboard, dashboard_host="127.0.0.1",
+                           log_to_driver=False)
+    if dashboard:
+        show_dashboard(context.dashboard_url, address)
+
+
+def show_dashboard(url: str | None, address: str | None) -> None:
+    """Print the dashboard's address (`dashboard: http://127.0.0.1:8265`): printed, not logged,
+    so that `--quiet` keeps what was asked for; or say why there is none."""
+    if url:
+        print(f"dashboard: {url if '://' in url else 'http://' + url}", flush=True)
+    elif address:
+        log.warning("the Ray cluster at %s runs no dashboard; its head starts one with `ray start --head "
+                    "--include-dashboard=true`", address)
+    else:
+        log.warning("Ray's dashboard did not start; why is in dashboard.log among Ray's session logs "
+                    "(/tmp/ray/session_latest/logs)")
 
 
 def _submitted_job_env() -> dict:

@@ -60,6 +60,9 @@ def open_datasets(spec: Spec, executor: str, splits: tuple[str, ...] = shards.SP
     meta = shards.read_meta(path)  # shards were checked by spec validation
     fmt, columns = meta.get("format", "parquet"), reading.columns_of(meta)
     executors.configure_ray_data()
+    # sizing reads every shard's footer, and keeping the data reads it all: seconds on a large dataset
+    log.info("reading %s (%d shards of %s) ...", path, sum(len(shards.shard_paths(path, split, fmt)) for split in splits),
+             ", ".join(splits))
     found = {split: reading.split_shards(path, split, meta) for split in splits}
     nbytes = sum(s.nbytes for split in found.values() for s in split)
     store = ray_data.object_store_bytes()
