@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,7 +170,8 @@ def write(experiment_dir: str | Path, results: Results) -> list[Path]:
     experiment_dir = Path(experiment_dir)
     paths = [experiment_dir / TRIALS_FILE, experiment_dir / CURVES_FILE]
     for frame, path in zip((results.trials, results.curves), paths):
-        tmp = path.with_suffix(f".parquet.{os.getpid()}.tmp")   # `rank` may write while the sweep does
+        # `rank`, or the Python API's reader thread, may write while the sweep does
+        tmp = path.with_suffix(f".parquet.{os.getpid()}.{threading.get_ident()}.tmp")
         frame.to_parquet(tmp, index=False)
         tmp.replace(path)   # a reader never sees half a file
     return paths

@@ -320,6 +320,8 @@ class SavedState(ExperimentAnalysis):
 def saved_trials(experiment_dir: str | Path) -> list:
     """The trials of Tune's saved experiment state (statuses as saved, paths where the
     experiment now lies)."""
+    if not any(Path(experiment_dir).glob("experiment_state-*.json")):
+        return []   # a sweep that has just started: Tune saves its first state with its first trials
     logger = logging.getLogger(TUNE_ANALYSIS_LOGGER)
     level = logger.level
     logger.setLevel(logging.ERROR)

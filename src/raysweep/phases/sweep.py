@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Callable
 
 from ray import tune
 
@@ -18,13 +19,13 @@ from raysweep.analysis.store_writer import StoreWriter
 from raysweep.analysis.tensorboard import TENSORBOARD_DIR, TensorBoardWriter
 from raysweep.checks import is_missing
 from raysweep.experiment import journal
-from raysweep.runner import logs, ray_fixes, storage, tracking, tuning
+from raysweep.runner import live_status, logs, ray_fixes, storage, tracking, tuning
 from raysweep.runner.ended_trials import EndedTrialTrimmer
 from raysweep.runner.journal import TrialJournal
 from raysweep.runner.progress import ProgressLines
 from raysweep.runner.pruning import CheckpointPruner
 from raysweep.runner.session import start_ray
-from raysweep.runner.tracking import MLflowTracker
+from raysweep.runner.tracking import TrialRuns
 from raysweep.runner.watchdog import StallWatchdog
 from raysweep.search import searchers, space
 from raysweep.spec import Spec, SpecError
@@ -33,26 +34,32 @@ from raysweep.workloads import load_workload
 log = logging.getLogger("raysweep")
 
 
-def run(spec: Spec, *, address: str | None = None) -> Path:
+def run(spec: Spec, *, address: str | None = None, quiet: bool = False, dashboard: bool = False,
+        on_created: Callable[[Path], None] | None = None) -> Path:
     """Run a validated spec to the end; returns the experiment's local directory (for a
-    `storage_path` URI, its working copy, brought up to date)."""
+    `storage_path` URI, its working copy, brought up to date). `quiet`: no live status and no
+    per-trial lines (runner/live_status.py); `dashboard`: start Ray's dashboard and print its URL."""
+    live_status.configure(quiet=quiet)
     storage.check_room(spec)
     experiment_dir = experiment.create(spec)
+    if on_created:   # the Python API's background sweep learns where its results go
+        on_created(experiment_dir)
     experiment.record_provenance(experiment_dir, "run")
     experiment.write_data_warnings(experiment_dir, spec)
     for line in spec.warnings:
         log.warning("%s", line)
     with experiment.held(experiment_dir, "run"), logs.to_experiment_log(experiment_dir):
-        start_ray(address, spec)
+        start_ray(address, spec, dashboard=dashboard)
         prepared = tuning.prepare(spec, experiment_dir)
         log.info("sweep %s: %d trials at most at once, each with %s; results in %s", spec.name,
                  prepared.allocation.max_concurrent, prepared.allocation.trial, experiment.home(experiment_dir))
-        with ray_fixes.results_left_on_disk():
+        with ray_fixes.installed():
             _tuner(spec, prepared, experiment_dir).fit()
         return after_sweep(spec, experiment_dir)
 
 
-def resume(experiment_dir: str | Path, *, address: str | None = None) -> Path:
+def resume(experiment_dir: str | Path, *, address: str | None = None, quiet: bool = False,
+           dashboard: bool = False) -> Path:
     """Finish an interrupted sweep (a directory or a URI): unfinished trials continue, finished
     ones are not re-run. The experiment is held (experiment.held) before a bucket's working copy
     is brought up to date, so a second resume cannot rewrite the copy a live one works in."""
@@ -74,7 +81,7 @@ def resume(experiment_dir: str | Path, *, address: str | None = None) -> Path:
                 after_sweep(spec, experiment_dir)
             raise NothingToResume(f"nothing to resume: all {ended} trials of {stored} have ended; "
                                   f"`raysweep rank {stored}` ranks them")
-        return _resumed(spec, experiment_dir, stored, address)
+        return _resumed(spec, experiment_dir, stored, address, quiet=quiet, dashboard=dashboard)
 
 
 class NothingToResume(Exception):
@@ -89,12 +96,14 @@ def ended_trials(experiment_dir: Path) -> int:
     return len(ended)
 
 
-def _resumed(spec: Spec, experiment_dir: Path, stored: str, address: str | None) -> Path:
+def _resumed(spec: Spec, experiment_dir: Path, stored: str, address: str | None, *, quiet: bool,
+             dashboard: bool) -> Path:
+    live_status.configure(quiet=quiet)   # the callbacks are the first run's, unpickled by Tuner.restore
     with logs.to_experiment_log(experiment_dir):
         experiment.record_provenance(experiment_dir, "resume")
-        start_ray(address, spec)
+        start_ray(address, spec, dashboard=dashboard)
         prepared = tuning.prepare(spec, experiment_dir)
-        with ray_fixes.results_left_on_disk():
+        with ray_fixes.installed():
             tuner = tune.Tuner.restore(stored, trainable=prepared.trainable,
                                        resume_unfinished=True, resume_errored=False, restart_errored=False)
             tuner.fit()
@@ -107,8 +116,9 @@ def after_sweep(spec: Spec, experiment_dir: Path) -> Path:
     step that fails says so and the sweep still ends as its trials did: the store rebuilds on
     the next `rank`, and `export` finds the champion."""
     steps = [("gathering the results", lambda: gather(experiment_dir))]
-    if spec.tracking.mlflow and ended_trials(experiment_dir) >= planned_trials(spec):
-        steps.append(("logging the champion to MLflow", lambda: crown_champion(spec, experiment_dir)))
+    if spec.tracking.trackers and ended_trials(experiment_dir) >= planned_trials(spec):
+        names = " and ".join(tracking.TRACKERS[name].title for name in spec.tracking.trackers)
+        steps.append((f"logging the champion to {names}", lambda: crown_champion(spec, experiment_dir)))
     for what, step in steps:
         try:
             step()
@@ -119,9 +129,10 @@ def after_sweep(spec: Spec, experiment_dir: Path) -> Path:
 
 
 def crown_champion(spec: Spec, experiment_dir: Path) -> None:
-    """The champion `rank` and `export` name gets MLflow's champion tag and its checkpoint's files."""
+    """The champion `rank` and `export` name is marked in each tracker, with its checkpoint's files."""
     best = champion.select(experiment_dir)
-    tracking.crown(spec, experiment_dir, best.trial, champion.best_checkpoint_dir(experiment_dir, best))
+    tracking.crown(spec, experiment_dir, best.trial, champion.best_checkpoint_dir(experiment_dir, best),
+                   {"metric": best.metric, "value": best.value})
 
 
 def gather(experiment_dir: Path) -> Path:
@@ -172,10 +183,21 @@ def callbacks(spec: Spec, experiment_dir: Path, points: list[dict]) -> list[tune
         found.append(StallWatchdog(str(experiment_dir), spec.failure.stall_timeout_s))
     if spec.checkpoints.keep_top is not None:
         found.append(CheckpointPruner(spec.metric, spec.mode, spec.checkpoints.keep_top, tuple(spec.scientific)))
-    if spec.tracking.mlflow:
-        found.append(MLflowTracker(spec, str(experiment_dir)))
+    if spec.tracking.trackers:
+        found.append(TrialRuns(spec, str(experiment_dir)))
     return [*found, TensorBoardWriter(str(experiment_dir), spec.params, load_workload(spec.workload).METRICS),
             EndedTrialTrimmer(spec.metric)]
+
+
+def outcome(experiment_dir: Path, table=None) -> str:
+    """How a sweep ended: "interrupted" (trials unfinished, or planned and not started: Ctrl-C
+    between one trial's end and the next one's creation leaves none unfinished), "all failed",
+    or "finished"; what the commands' exit codes and the Python API's `Results.status` say."""
+    table = leaderboard.leaderboard(experiment_dir) if table is None else table
+    unfinished = int((table["status"] == "unfinished").sum()) if len(table) else 0
+    if unfinished or planned_trials(experiment.load_spec(experiment_dir)) > len(table):
+        return "interrupted"
+    return "all failed" if diagnose.all_failed(table) else "finished"
 
 
 def planned_trials(spec: Spec) -> int:
