@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 DEMO_DATA ?= data/glideator
 
-.PHONY: demo example example-loop test test-fast test-kill lint bench cluster-smoke install data clean browser
+.PHONY: demo example example-loop test test-fast test-kill lint bench wheel cluster-smoke install data clean browser
 
 install: $(VENV)/.installed
 
@@ -78,10 +78,21 @@ bench: $(VENV)/.installed $(DEMO_DATA)/meta.json
 	$(BIN)/python bench/trial_overhead.py
 	$(BIN)/python bench/model_families.py
 
+# The wheel the cluster files install on every node (cluster.yaml, cluster.local.yaml: `ray up`
+# copies dist/cluster/ to each node's ~/raysweep-dist). Built afresh, so the folder holds this
+# checkout's wheel only: `python -m build` makes the sdist, then the wheel from it (no build/ left
+# in the checkout), with this venv's setuptools (-x: build-system's `wheel` is not needed by it).
+wheel: $(VENV)/.installed
+	rm -rf dist/cluster
+	$(BIN)/python -m build --quiet --no-isolation -x --outdir dist/cluster .
+	rm dist/cluster/*.tar.gz
+	@ls dist/cluster/*.whl
+
 # `ray up cluster.local.yaml` for real on this machine: two nodes, each an sshd of its own in
-# private namespaces, a sweep through `ray job submit`, `ray down` (cluster/smoke.sh; about 90 s).
+# private namespaces that installs the wheel (`make wheel`) into a venv of its own, a sweep
+# through `ray job submit`, `ray down` (cluster/smoke.sh; about 2.5 minutes).
 # Needs root; installs Debian's openssh-server and rsync when missing.
-cluster-smoke: $(VENV)/.installed
+cluster-smoke: $(VENV)/.installed wheel
 	@[ "$$(id -u)" = 0 ] || { echo "make cluster-smoke needs root (sshd, namespaces)" >&2; exit 2; }
 	@test -x /usr/sbin/sshd && command -v rsync >/dev/null 2>&1 || \
 	  apt-get install -y -qq --no-install-recommends openssh-server rsync >/dev/null 2>&1 || \

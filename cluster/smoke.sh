@@ -1,21 +1,31 @@
 #!/bin/bash
-# `make cluster-smoke`: `ray up cluster.local.yaml` for real on this one machine, then a sweep
-# submitted with `ray job submit`, checked to have trained on both nodes and left its results
-# in the shared storage, then `ray down`.
+# `make cluster-smoke`: `ray up cluster.local.yaml` for real on this one machine, its nodes
+# installing raysweep from the wheel (`make wheel`, dist/cluster/), then a sweep submitted with
+# `ray job submit`, checked to have trained on both nodes with the wheel's raysweep and to have
+# left its results in the shared storage, then `ray down`.
 #
 # The head (127.0.0.1) and the worker (127.0.0.2) are each an sshd in its own PID and mount
 # namespace, inside cluster/isolate.sh's namespaces: `ray stop`, which kills every Ray process it
 # can see, sees only the node's own, and the kernel ends everything when this script exits.
 # root's home is a private directory too (keys, ~/.bashrc, ~/.ray), so nothing is left behind.
-# Needs root, openssh-server and rsync (the Makefile installs them) and `make install`.
-# Trials last several seconds each (the demo dataset, ten epochs), three at a time on a head of
-# one CPU and a worker of two, so the worker's trial processes start while there is work left.
+# Needs root, openssh-server and rsync (the Makefile installs them), `make install` and `make wheel`.
+#
+# The nodes' Python is a venv of their own, which sees the packages of raysweep's venv (torch,
+# Ray, ...) but not raysweep: a node gets torch and Ray as from PyPI without the downloads (the
+# namespaces have no network), and raysweep only as the setup commands install it, from the wheel.
+# Trials run three at a time on a head of one CPU and a worker of two, and each lasts long enough
+# (the demo dataset, 30 epochs) for the worker's trial processes to start while there is work
+# left: Tune reuses a trial's process (reuse_actors), so the head's, once free, takes over trials
+# whose process is still starting. With ten epochs, on a machine busy with other tests (a load of
+# 12 on 2 cores), the worker's processes took 30 s to start and the head ran all six trials.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$REPO/.venv/bin
 
 if [ -z "${RAYSWEEP_SMOKE_WORK:-}" ]; then
   [ "$(id -u)" = 0 ] || { echo "cluster-smoke needs root (sshd, namespaces)" >&2; exit 2; }
+  [ "$(ls "$REPO"/dist/cluster/raysweep-*.whl 2>/dev/null | wc -l)" = 1 ] || \
+    { echo "cluster-smoke installs dist/cluster/raysweep-*.whl on the nodes: run \`make wheel\` first" >&2; exit 2; }
   WORK=$(mktemp -d /tmp/rs-smoke-XXXX)
   trap 'rm -rf "$WORK"' EXIT
   RAYSWEEP_SMOKE_WORK=$WORK "$REPO/cluster/isolate.sh" "$WORK/ns" "$0"
@@ -63,9 +73,21 @@ CONF
     bash -c "$private_tmp exec /usr/sbin/sshd -D -e -f '$WORK/sshd_$name.conf'" > "$WORK/sshd_$name.log" 2>&1 &
 done
 
-# What every node's shell gets (ray up runs its commands through ~/.bashrc): raysweep's venv,
-# and one token for every node (cluster.local.yaml ships ~/.ray/auth_token).
-echo "export PATH=$BIN:\$PATH" >> ~/.bashrc
+step "the nodes' venv (raysweep's dependencies, no raysweep)"
+NODE_VENV=$WORK/node-venv
+"$BIN/python" -m venv --without-pip "$NODE_VENV"
+mkdir "$WORK/node-deps"
+for entry in "$("$BIN/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"/*; do
+  case ${entry##*/} in raysweep*|__editable__*|*.pth) ;; *) ln -s "$entry" "$WORK/node-deps/";; esac
+done
+echo "$WORK/node-deps" > "$("$NODE_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/node-deps.pth"
+# Ray's command, as pip would have written it: a node's Ray runs its workers with this Python.
+sed "1s|.*|#!$NODE_VENV/bin/python|" "$BIN/ray" > "$NODE_VENV/bin/ray" && chmod +x "$NODE_VENV/bin/ray"
+! "$NODE_VENV/bin/python" -c "import raysweep" 2>/dev/null || { echo "the nodes' venv sees a raysweep before the wheel" >&2; exit 1; }
+
+# What every node's shell gets (ray up runs its commands through ~/.bashrc): the nodes' venv
+# (python3, pip and ray), and one token for every node (cluster.local.yaml ships ~/.ray/auth_token).
+echo "export PATH=$NODE_VENV/bin:\$PATH" >> ~/.bashrc
 "$BIN/python" -c "import secrets; print(secrets.token_hex(32))" > ~/.ray/auth_token
 export PATH=$BIN:$PATH RAY_AUTH_MODE=token
 for address in 127.0.0.1 127.0.0.2; do
@@ -79,22 +101,39 @@ raysweep data glideator --out "$WORK/shared/data" >/dev/null
 cd "$REPO"
 step "ray up"
 ray up -y --no-config-cache cluster.local.yaml > "$WORK/ray_up.log" 2>&1 || { tail -40 "$WORK/ray_up.log"; exit 1; }
+[[ "$("$NODE_VENV/bin/python" -m pip show raysweep 2>&1)" == *"Location: $NODE_VENV/"* ]] || \
+  { echo "the head's setup commands did not install the wheel into the nodes' venv" >&2; tail -40 "$WORK/ray_up.log"; exit 1; }
 step "waiting for the worker to join"
-"$BIN/python" - 2>"$WORK/join.log" <<'PY' || { cat "$WORK/join.log"; exit 1; }
-import time, ray
+"$BIN/python" - "$NODE_VENV" 2>"$WORK/join.log" <<'PY' || { cat "$WORK/join.log"; exit 1; }
+import sys, time
+from pathlib import Path
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 ray.init(address="127.0.0.1:6379", log_to_driver=False)
 deadline = time.monotonic() + 180
 while sum(n["Alive"] for n in ray.nodes()) < 2:
     if time.monotonic() > deadline:
         raise SystemExit("the worker node did not join within 180 s")
     time.sleep(1)
-print("nodes:", sorted(n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]))
+
+@ray.remote(num_cpus=0)
+def raysweep_here() -> str:
+    import torch  # noqa: F401 - what a trial imports first: read once here, it loads faster for the sweep
+    import raysweep
+    return raysweep.__file__
+
+# The Python each node's Ray runs its workers (and so the trials) with imports the wheel's raysweep.
+found = {n["NodeManagerAddress"]: raysweep_here.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+         n["NodeID"], soft=False)).remote() for n in ray.nodes() if n["Alive"]}
+found = {address: ray.get(ref) for address, ref in sorted(found.items())}
+print("raysweep on the nodes:", found)
+assert all(Path(f).is_relative_to(sys.argv[1]) for f in found.values()), f"not the wheel's raysweep: {found}"
 PY
 
 step "ray job submit"
 ray job submit --address http://127.0.0.1:8265 --working-dir "$REPO" -- \
   raysweep run search_spaces/glideator_asha_random.yaml --set data.path="$WORK/shared/data" \
-  --set storage_path="$WORK/shared/results" --set search.num_samples=6 --set fixed.epochs=10 \
+  --set storage_path="$WORK/shared/results" --set search.num_samples=6 --set fixed.epochs=30 \
   --set scheduler.type=fifo --set resources.max_concurrent_trials=3 > "$WORK/job.log" 2>&1 \
   || { tail -60 "$WORK/job.log"; exit 1; }
 grep -E "^raysweep: sweep|^\[[0-9]+/|^results:" "$WORK/job.log" || true
