@@ -85,3 +85,21 @@ def test_the_notebook_launches_watches_and_plots_a_sweep(tmp_path, monkeypatch):
     board = raysweep.load(watched).leaderboard()
     assert len(board) == 6 and f"champion {board['trial'].iloc[0]}" in text
     assert len(raysweep.load(again).trials) == 2
+
+
+def test_overrides_of_a_loaded_spec_apply_to_it_as_given_not_as_lowered(cancer):
+    """A smoke run's spec (epochs 1 lowers ASHA's grace period) run again for longer gets the
+    file's grace period back, not the smoke run's."""
+    smoke = raysweep.load_spec(SPEC, {"data.path": str(cancer), "fixed.epochs": 1, **{k: v for k, v in SMALL.items()
+                                                                                       if k != "fixed.epochs"}})
+    assert smoke.scheduler.grace_period == 1
+    longer = raysweep.api._spec_of(smoke, {"fixed.epochs": 12})
+    assert longer.fixed["epochs"] == 12 and longer.scheduler.grace_period == 3 and longer.warnings == ()
+
+
+def test_a_notebooks_values_are_written_as_the_command_line_would(cancer):
+    import numpy as np
+
+    spec = raysweep.load_spec(SPEC, {"data.path": cancer, **SMALL, "params.dropout": {"type": "choice",
+                                                                                      "values": np.array([0.0, 0.25])}})
+    assert spec.data.path == str(cancer) and [p for p in spec.params if p.name == "dropout"][0].values == (0.0, 0.25)

@@ -83,7 +83,7 @@ def test_the_nodes_install_the_pinned_torch_and_ray(aws):
     assert torch_pin in setup, "the same torch as `make install`"
     assert setup.index(torch_pin) < setup.index("raysweep-dist"), "torch first: else pip picks its own build for the wheel"
     # The wheel brings Ray: the range runner/ray_fixes was verified on.
-    assert '"ray[default,data,train,tune]>=2.60.0,<2.61"' in (ROOT / "pyproject.toml").read_text()
+    assert '"ray[default,data,train,tune]==2.60.0"' in (ROOT / "pyproject.toml").read_text()
 
 
 @pytest.mark.parametrize("mistake, expected", [

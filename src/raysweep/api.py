@@ -15,6 +15,7 @@ sweep runs, so a kernel holds none of them between sweeps.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -43,12 +44,33 @@ def _as_set_lines(overrides: Overrides) -> list[str]:
     if overrides is None:
         return []
     if isinstance(overrides, Mapping):
-        return [f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
-                for key, value in overrides.items()]
+        return [f"{key}={_as_yaml(value)}" for key, value in overrides.items()]
     if isinstance(overrides, str):
         raise UserError(f"overrides: a mapping like {{'search.num_samples': 8}} or a list of 'key=value', "
                         f"got the string {overrides!r}")
     return [str(line) for line in overrides]
+
+
+def _plain(value):
+    """A notebook's values as YAML writes them: paths as strings, numpy's numbers and arrays as
+    Python's, tuples as lists."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist") and callable(value.tolist):   # a numpy scalar or array
+        return _plain(value.tolist())
+    return value
+
+
+def _as_yaml(value) -> str:
+    try:
+        text = yaml.safe_dump(_plain(value), default_flow_style=True, width=float("inf"))
+    except yaml.YAMLError as exc:
+        raise UserError(f"overrides: {value!r} cannot be written as a spec value ({exc})") from None
+    return text.strip().removesuffix("...").strip()
 
 
 def load_spec(path: str | Path, overrides: Overrides = None) -> Spec:
@@ -60,7 +82,8 @@ def load_spec(path: str | Path, overrides: Overrides = None) -> Spec:
 def _spec_of(spec_or_path: Spec | str | Path, overrides: Overrides) -> Spec:
     if isinstance(spec_or_path, Spec):
         if overrides:   # overrides apply to what the spec was made of
-            return validate(spec_or_path.raw, source=spec_or_path.source, overrides=_as_set_lines(overrides))
+            return validate(spec_or_path.given or spec_or_path.raw, source=spec_or_path.source,
+                            overrides=_as_set_lines(overrides))
         return spec_or_path
     return load_spec(spec_or_path, overrides)
 
@@ -122,14 +145,36 @@ def run(spec_or_path: Spec | str | Path, overrides: Overrides = None, *, address
     Ray's dashboard with a local Ray and prints its URL (as `raysweep run --dashboard`).
     """
     spec = _spec_of(spec_or_path, overrides)
+    _refused_while_one_runs()
+    _ray_for(spec, address, dashboard)
     if wait:
         return Results(sweep.run(spec, address=address, quiet=quiet, dashboard=dashboard))
     return Sweep(spec, address=address, quiet=quiet, dashboard=dashboard)
 
 
+# The sweep running in the background, if any. One sweep at a time per process: Ray's fixes,
+# the console's filters and the quiet setting are the process's.
+_background: list[Sweep] = []
+
+
+def _refused_while_one_runs() -> None:
+    if _background and not _background[-1].done():
+        raise UserError(f"the sweep {_background[-1].spec.name} runs in the background of this process; "
+                        "wait for it (sweep.wait()) before starting another")
+
+
+def _ray_for(spec: Spec, address: str | None, dashboard: bool) -> None:
+    """Start (or join) Ray for the API, in the caller's thread and without Ray's start-up chatter.
+    A local Ray starts with its dashboard whatever the first sweep needs: a later sweep in the
+    same kernel may use TorchTrainers, which need its State API, and Ray is started only once."""
+    with logs.console_filtered():
+        start_ray(address, spec if address else None, dashboard=dashboard)
+
+
 def resume(experiment_dir: str | Path, *, address: str | None = None, quiet: bool = False,
            dashboard: bool = False) -> Results:
     """Finish an interrupted sweep; one whose every trial has ended is returned as it is."""
+    _refused_while_one_runs()
     try:
         return Results(sweep.resume(experiment_dir, address=address, quiet=quiet, dashboard=dashboard))
     except sweep.NothingToResume:
@@ -139,14 +184,14 @@ def resume(experiment_dir: str | Path, *, address: str | None = None, quiet: boo
 class Sweep:
     """A sweep running in the background of this process (`run(..., wait=False)`).
 
-    Ray is started (or joined) here, in the caller's thread: Ray's own processes end with the
-    thread that started them (they share its fate), and the sweep's thread ends with the sweep.
+    Ray is started (or joined) first, in the caller's thread (`run`): Ray's own processes end with
+    the thread that started them (they share its fate), and the sweep's thread ends with the sweep.
     The driver loop runs in that thread of its own, so a notebook's cells stay free to look at it.
+    It runs to its end: Ctrl-C (a notebook's stop button) reaches the main thread only, so a
+    sweep to stop halfway is one to run with `wait=True`.
     """
 
     def __init__(self, spec: Spec, *, address: str | None, quiet: bool, dashboard: bool):
-        with logs.console_filtered():
-            start_ray(address, spec, dashboard=dashboard)
         self.spec = spec
         self._created = threading.Event()
         self._experiment_dir: Path | None = None
@@ -154,7 +199,10 @@ class Sweep:
         self._thread = threading.Thread(target=self._run, args=(address, quiet), name=f"raysweep {spec.name}",
                                         daemon=True)
         self._thread.start()
+        _background[:] = [self]
         self._created.wait()
+        if isinstance(self._ended, BaseException):   # it could not start (storage, a tracker): say so now
+            raise self._ended
 
     def _run(self, address: str | None, quiet: bool) -> None:
         def created(experiment_dir: Path) -> None:

@@ -232,7 +232,7 @@ def test_a_refuse_fix_that_does_not_fit_stops_the_sweep_in_one_line_and_replaces
     [line] = refused.value.lines
     assert line.startswith(f"Ray {ray.__version__}: raysweep cannot run without its fix 'every stopped trial saved' ")
     assert "(TuneController._schedule_trial_stop takes (self, trial), the fix expects (self, trial, exception=None);" in line
-    assert line.endswith("pip install 'ray[default,data,train,tune]>=2.60.0,<2.61'")
+    assert line.endswith("pip install 'ray[default,data,train,tune]==2.60.0'")
     assert all(now is then for (now, _), (then, _) in zip(held_now(), before))
     with pytest.raises(UserError):
         ray_fixes.check_ray()   # as `start_ray` asks, before Ray starts

@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from raysweep import cli, spec
 from raysweep.analysis import champion, store
+from raysweep.errors import UserError
 from raysweep.phases import sweep
 from raysweep.runner import tracking
 from raysweep.tracking import CHAMPION, TRACKERS, Where
@@ -146,3 +147,44 @@ def test_a_failing_step_after_the_sweep_leaves_it_finished(ray_session, tmp_path
     assert code == 0, out.err[-3000:]
     assert "logging the champion to MLflow failed (FileNotFoundError: checkpoint_000001 is gone)" in caplog.text
     assert "Traceback" not in out.out + out.err + caplog.text
+
+
+class Broken:
+    """A tracker whose server went away mid-sweep."""
+
+    def log(self, *args):
+        raise ConnectionError("tracking server at 127.0.0.1:5000 refused the connection")
+
+    def where(self):
+        return "nowhere"
+
+
+def test_a_tracker_that_fails_mid_sweep_is_dropped_with_one_warning_and_the_others_go_on(tmp_path, caplog):
+    logged = []
+
+    class Working(Broken):
+        def log(self, *args):
+            logged.append(args)
+
+    callback = tracking.TrialRuns.__new__(tracking.TrialRuns)
+    callback.trackers, callback.sweep = {"mlflow": {}, "wandb": {}}, None
+    callback._runs = {"mlflow": Broken(), "wandb": Working()}
+    trial = type("Trial", (), {"trial_id": "t1"})()
+    for epoch in (1, 2):
+        callback.on_trial_result(epoch, [], trial, {"epoch": epoch, "val_loss": 0.5})
+    assert list(callback.runs) == ["wandb"] and len(logged) == 2
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith("tracking: MLflow logs no more of this sweep (ConnectionError: tracking server")
+
+
+def test_online_without_a_key_is_one_line_before_any_trial(tmp_path, monkeypatch):
+    for name in ("WANDB_API_KEY", "WANDB_MODE", "COMET_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))   # no ~/.netrc from `wandb login`, no ~/.comet.config
+    where = Where(name="keys", experiment=str(tmp_path / "exp"), results=str(tmp_path))
+    with pytest.raises(UserError) as raised:   # UserError
+        TRACKERS["wandb"].open({}, where)
+    assert "tracking.wandb: no W&B API key" in str(raised.value) and "mode: offline" in str(raised.value)
+    with pytest.raises(UserError) as raised:
+        TRACKERS["comet"].open({"mode": "online"}, where)
+    assert "tracking.comet: no Comet API key" in str(raised.value)

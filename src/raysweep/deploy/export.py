@@ -124,6 +124,9 @@ def _staged(to: Path):
     try:
         yield draft
         if not to.exists():
+            umask = os.umask(0)
+            os.umask(umask)
+            draft.chmod(0o777 & ~umask)   # mkdtemp's 0700 would hide the model from a server run as another user
             draft.rename(to)
             return
         for path in draft.iterdir():

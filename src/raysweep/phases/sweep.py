@@ -7,6 +7,7 @@ print one line per finished trial and keep the results store and TensorBoard log
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Callable
@@ -129,10 +130,20 @@ def after_sweep(spec: Spec, experiment_dir: Path) -> Path:
 
 
 def crown_champion(spec: Spec, experiment_dir: Path) -> None:
-    """The champion `rank` and `export` name is marked in each tracker, with its checkpoint's files."""
+    """The champion `rank` and `export` name is marked in each tracker, with its checkpoint's files;
+    once (CROWNED_FILE): a `resume` of a finished sweep does not log the same files again."""
     best = champion.select(experiment_dir)
+    crowned = {"trial": best.trial, "trackers": sorted(spec.tracking.trackers)}
+    marker = Path(experiment_dir) / CROWNED_FILE
+    if marker.is_file() and json.loads(marker.read_text()) == crowned:
+        return
     tracking.crown(spec, experiment_dir, best.trial, champion.best_checkpoint_dir(experiment_dir, best),
                    {"metric": best.metric, "value": best.value})
+    marker.write_text(json.dumps(crowned))
+    experiment.push(experiment_dir, [CROWNED_FILE])
+
+
+CROWNED_FILE = "tracked_champion.json"   # the champion the trackers were last told of
 
 
 def gather(experiment_dir: Path) -> Path:

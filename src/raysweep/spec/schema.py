@@ -182,6 +182,9 @@ class Spec:
     io_search: IOSearch | None = None
     source: str = "<spec>"
     raw: dict = field(default_factory=dict, compare=False, repr=False)
+    # The mapping as given (overrides applied), before validation lowered a scheduler's bounds
+    # to the epochs (`raw`, the spec as run): the Python API applies further overrides to it.
+    given: dict = field(default_factory=dict, compare=False, repr=False)
     # What validation found that does not stop the sweep (datasets.teachability), and the
     # metrics the data leaves NaN in every trial, with why.
     warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)

@@ -60,11 +60,12 @@ def validate(raw: dict, *, source: str = "<spec>", overrides: list[str] = (),
     """A raw spec mapping (plus `--set` overrides) as a typed `Spec`, or a SpecError with every problem."""
     raw = copy.deepcopy(raw)
     set_by, override_problems = apply_overrides(raw, list(overrides))
+    given = copy.deepcopy(raw)   # before as_run lowers anything: what new overrides apply to (raysweep.api)
     problems = Problems(source, set_by=set_by)
     spec = _spec(problems, raw, check_data=check_data)
     if override_problems or problems.lines:
         raise SpecError(override_problems + problems.lines)
-    return dataclasses.replace(spec, raw=raw, warnings=tuple(problems.notes), undefined_metrics=problems.undefined)
+    return dataclasses.replace(spec, raw=raw, given=given, warnings=tuple(problems.notes), undefined_metrics=problems.undefined)
 
 
 def write_copy(raw: dict, out: str | Path, header: list[str]) -> Path:

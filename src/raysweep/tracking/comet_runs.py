@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from raysweep.errors import UserError
 from raysweep.tracking.runs import CHAMPION, Where
 
 OFFLINE_DIR = "comet"
@@ -32,6 +33,9 @@ class CometRuns:
         self.dir = Path(settings.get("dir") or (results / OFFLINE_DIR if results else Path.cwd() / OFFLINE_DIR)).resolve()
         self.runs: dict = {}   # trial id -> its open experiment
         self.logged = 0
+        if self.online and not comet_ml.get_config().get_string(None, "comet.api_key"):
+            raise UserError("tracking.comet: no Comet API key to log online with: set COMET_API_KEY where the sweep "
+                            "runs (or Comet's config file), or log offline (tracking.comet.mode: offline)")
 
     def _start(self, trial_id: str, mode: str):
         if not self.online:
@@ -81,6 +85,11 @@ class CometRuns:
                 run.log_asset(str(path), file_name=f"{CHAMPION}/{path.relative_to(checkpoint_dir)}")
         finally:
             run.end()
+
+    def close(self) -> None:
+        for run in self.runs.values():
+            run.end()
+        self.runs.clear()
 
     def where(self) -> str:
         place = f"{self.dir} (offline; `comet upload` sends them)" if not self.online else "Comet"

@@ -85,5 +85,8 @@ class MLflowRuns:
         self.client.set_tag(ours[0].info.run_id, CHAMPION_TAG, "true")
         self.client.log_artifacts(ours[0].info.run_id, str(checkpoint_dir), CHAMPION)
 
+    def close(self) -> None:
+        """An unfinished trial's run stays RUNNING in MLflow until a resumed sweep ends it."""
+
     def where(self) -> str:
         return f"MLflow: {len(self.runs)} runs in {self.uri}, experiment {self.experiment_name!r}"

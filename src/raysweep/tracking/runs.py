@@ -49,6 +49,10 @@ class Runs(Protocol):
         """Mark the trial's run as the champion and attach its checkpoint's files (`record`:
         the metric and value it won by), unmarking a champion an earlier part of the sweep named."""
 
+    def close(self) -> None:
+        """The sweep is over, or stopped: let go of the runs still open (unfinished trials' runs,
+        which a resumed sweep reopens)."""
+
     def where(self) -> str:
         """Where the runs went, for one log line."""
 

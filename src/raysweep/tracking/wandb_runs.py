@@ -12,10 +12,24 @@ newest champion.
 
 from __future__ import annotations
 
+import netrc
 import os
 from pathlib import Path
+from urllib.parse import urlparse
 
+from raysweep.errors import UserError
 from raysweep.tracking.runs import CHAMPION, Where
+
+
+def _has_key() -> bool:
+    """W&B's key where its client looks for it: WANDB_API_KEY, or the netrc entry `wandb login` writes."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    try:
+        return netrc.netrc().authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
 
 
 class WandbRuns:
@@ -29,6 +43,9 @@ class WandbRuns:
         self.dir = Path(settings.get("dir") or where.local_results() or Path.cwd()).resolve()
         self.runs: dict = {}   # trial id -> its open run
         self.logged = 0
+        if (self.mode or os.environ.get("WANDB_MODE", "online")) == "online" and not _has_key():
+            raise UserError("tracking.wandb: no W&B API key to log online with: run `wandb login` or set "
+                            "WANDB_API_KEY where the sweep runs, or log offline (tracking.wandb.mode: offline)")
 
     def _init(self, trial_id: str, **kwargs):
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -71,6 +88,11 @@ class WandbRuns:
             run.log_artifact(model, aliases=[CHAMPION])
         finally:
             run.finish()
+
+    def close(self) -> None:
+        for run in self.runs.values():
+            run.finish()
+        self.runs.clear()
 
     def where(self) -> str:
         place = f"{self.dir / 'wandb'} (offline; `wandb sync` uploads them)" if self.mode == "offline" else "W&B"

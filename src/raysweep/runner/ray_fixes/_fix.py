@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 # Ray's own package, as raysweep requires it (pyproject.toml), for the advice to install it.
-VERIFIED_RAY = "ray[default,data,train,tune]>=2.60.0,<2.61"
+VERIFIED_RAY = "ray[default,data,train,tune]==2.60.0"
 
 
 @dataclass(frozen=True)
