@@ -81,6 +81,8 @@ def test_the_notebook_launches_watches_and_plots_a_sweep(tmp_path, monkeypatch):
     assert "finished: trials seen as the sweep ran [0" in text     # it was watched from the first
     assert "--set search.num_samples=0: search.num_samples: must be an integer >= 1, got 0" in text
     assert "finished 2 trials" in text
+    # quiet=True: no per-trial lines, and no INFO lines though the data import set logging up to show them
+    assert "wrote tabular data" in text and "starting a local Ray" not in text and "finished 4 epochs" not in text
     watched, again = sorted((tmp_path / "results").glob("tabular_asha-*"))   # by the time they started
     board = raysweep.load(watched).leaderboard()
     assert len(board) == 6 and f"champion {board['trial'].iloc[0]}" in text

@@ -146,9 +146,10 @@ def run(spec_or_path: Spec | str | Path, overrides: Overrides = None, *, address
     """
     spec = _spec_of(spec_or_path, overrides)
     _refused_while_one_runs()
-    _ray_for(spec, address, dashboard)
-    if wait:
-        return Results(sweep.run(spec, address=address, quiet=quiet, dashboard=dashboard))
+    with logs.quiet_console(quiet):
+        _ray_for(spec, address, dashboard)
+        if wait:
+            return Results(sweep.run(spec, address=address, quiet=quiet, dashboard=dashboard))
     return Sweep(spec, address=address, quiet=quiet, dashboard=dashboard)
 
 
@@ -176,7 +177,8 @@ def resume(experiment_dir: str | Path, *, address: str | None = None, quiet: boo
     """Finish an interrupted sweep; one whose every trial has ended is returned as it is."""
     _refused_while_one_runs()
     try:
-        return Results(sweep.resume(experiment_dir, address=address, quiet=quiet, dashboard=dashboard))
+        with logs.quiet_console(quiet):
+            return Results(sweep.resume(experiment_dir, address=address, quiet=quiet, dashboard=dashboard))
     except sweep.NothingToResume:
         return load(experiment_dir)
 
@@ -210,7 +212,8 @@ class Sweep:
             self._created.set()
 
         try:
-            self._ended = sweep.run(self.spec, address=address, quiet=quiet, on_created=created)
+            with logs.quiet_console(quiet):
+                self._ended = sweep.run(self.spec, address=address, quiet=quiet, on_created=created)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller by wait()
             self._ended = exc
         finally:

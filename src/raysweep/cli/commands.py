@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import sys
 from pathlib import Path
@@ -89,19 +88,11 @@ def _finish(experiment_dir: Path) -> int:
     return exit_codes.OK
 
 
-def _quiet_console() -> None:
-    """`--quiet`: raysweep's progress messages (INFO) leave the console, warnings and errors stay;
-    the experiment's raysweep.log keeps every message (runner/logs.py)."""
-    for handler in logging.getLogger().handlers:
-        handler.setLevel(logging.WARNING)
-
-
 def _run(args: argparse.Namespace) -> int:
     s = spec_load(args.spec, args.set)
-    if args.quiet:
-        _quiet_console()
     try:
-        experiment_dir = sweep.run(s, address=args.address, quiet=args.quiet, dashboard=args.dashboard)
+        with logs.quiet_console(args.quiet):
+            experiment_dir = sweep.run(s, address=args.address, quiet=args.quiet, dashboard=args.dashboard)
     except KeyboardInterrupt:
         print("\ninterrupted; finish it with: raysweep resume <experiment dir printed above>",
               file=sys.stderr)
@@ -111,11 +102,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    if args.quiet:
-        _quiet_console()
     try:
-        experiment_dir = sweep.resume(args.experiment_dir, address=args.address, quiet=args.quiet,
-                                      dashboard=args.dashboard)
+        with logs.quiet_console(args.quiet):
+            experiment_dir = sweep.resume(args.experiment_dir, address=args.address, quiet=args.quiet,
+                                          dashboard=args.dashboard)
     except sweep.NothingToResume as done:
         print(done)
         return exit_codes.OK

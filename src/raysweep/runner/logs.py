@@ -51,6 +51,22 @@ def _ray_consoles() -> list[logging.Handler]:
 
 
 @contextmanager
+def quiet_console(quiet: bool = True) -> Iterator[None]:
+    """`--quiet` (and the Python API's `quiet=True`), for the duration: raysweep's progress messages
+    (INFO) leave the console, warnings and errors stay; the experiment's raysweep.log keeps every
+    message. Nothing changes where `quiet` is false."""
+    handlers = logging.getLogger().handlers if quiet else []
+    levels = [h.level for h in handlers]
+    for handler in handlers:
+        handler.setLevel(max(handler.level, logging.WARNING))
+    try:
+        yield
+    finally:
+        for handler, level in zip(handlers, levels):
+            handler.setLevel(level)
+
+
+@contextmanager
 def console_filtered() -> Iterator[None]:
     """For the duration: Ray's loggers show on the console only what `_console_shows` (the
     Python API starts Ray this way, in the caller's thread, before its sweep's log exists)."""
