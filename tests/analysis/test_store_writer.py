@@ -11,6 +11,7 @@ import pytest
 
 from raysweep import experiment, spec
 from raysweep.analysis import store, store_writer
+from raysweep.experiment import journal
 from raysweep.phases import sweep
 
 
@@ -101,7 +102,8 @@ def test_a_row_that_cannot_be_made_leaves_the_store_to_be_rebuilt(monkeypatch, t
 @pytest.mark.slow
 def test_the_rows_written_as_trials_end_are_those_a_rebuild_from_tunes_files_makes(raw_spec, tmp_path, monkeypatch):
     """A sweep's store, written a trial at a time (before anything loads it), against one built
-    from scratch; a rebuild reads the reports of no trial the store holds as ended."""
+    from scratch out of Tune's files (the trials journal, which holds each ended trial's reports,
+    taken away); a rebuild reads the reports of no trial the store or the journal holds as ended."""
     raw_spec["params"]["learning_rate"] = {"type": "grid", "values": [1e30, 1e-3, 1e-2, 3e-3]}
     raw_spec["scheduler"] = {"type": "asha", "grace_period": 1, "reduction_factor": 2}
     experiment_dir = sweep.run(spec.validate(raw_spec, overrides=["search.num_samples=1"]))
@@ -113,6 +115,7 @@ def test_the_rows_written_as_trials_end_are_those_a_rebuild_from_tunes_files_mak
     copy = tmp_path / experiment_dir.name
     shutil.copytree(experiment_dir, copy)
     store.remove(copy)
+    shutil.rmtree(copy / journal.DIRS[journal.ENDED])
     read = []
     reports = experiment.trial_reports
     monkeypatch.setattr(experiment, "trial_reports", lambda d: read.append(d) or reports(d))
@@ -128,3 +131,5 @@ def test_the_rows_written_as_trials_end_are_those_a_rebuild_from_tunes_files_mak
     read.clear()
     store.write(copy, rebuilt)
     assert len(store.build(copy).trials) == 4 and read == []
+    store.remove(experiment_dir)   # the journal alone: its ended trials' reports, none read from their folders
+    assert len(store.build(experiment_dir).trials) == 4 and read == []
