@@ -111,6 +111,7 @@ def _timed_once(call, *, repeats: int, warmup: int = 3) -> float:
     return time.perf_counter() - start
 
 
+@pytest.mark.slow   # twelve models exported and checked: seconds each
 @pytest.mark.parametrize("case", list(CASES))
 def test_every_torchscript_workload_exports_onnx_within_1e4_of_the_eager_model(case, tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "median_seconds", _timed_once)

@@ -59,6 +59,7 @@ def held_out(ray_session, tmp_path_factory):
     return data, kept, write_spec(root, raw), root
 
 
+@pytest.mark.slow   # a real sweep
 def test_no_sweep_or_analysis_reads_the_test_split_and_evaluate_scores_it_once(held_out, tmp_path, capsys):
     data, kept, spec_file, root = held_out
     assert cli.main(["validate", str(spec_file)]) == 0
@@ -103,6 +104,7 @@ def test_no_sweep_or_analysis_reads_the_test_split_and_evaluate_scores_it_once(h
     assert later["test"]["metrics"] == record["champion"]["test"]
 
 
+@pytest.mark.slow   # the sweep of the test above
 def test_the_ensemble_votes_with_its_members_and_predicts(held_out, tmp_path, capsys):
     data, _, _, root = held_out
     experiment_dir = next((root / "results").iterdir())

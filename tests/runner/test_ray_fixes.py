@@ -111,6 +111,7 @@ def test_shutting_down_kills_the_autoscaler_monitor_without_a_grace_it_spends_ha
     assert monitor.wait(timeout=5) == -9 and not told.exists()
 
 
+@pytest.mark.slow   # starts Ray (ray_session)
 def test_the_next_trial_is_chosen_among_the_live_ones_in_the_order_they_were_created(ray_session, tmp_path, fixed_ray):
     """FIFO (and ASHA) must not walk the ended trials, which grow with the sweep, to find a
     waiting one; and it must pick the one Tune would have: the first created still waiting."""
@@ -152,6 +153,7 @@ def test_the_next_trial_is_chosen_among_the_live_ones_in_the_order_they_were_cre
     assert FIFOScheduler().choose_trial_to_run(controller._wrapped()) is trials[31]
 
 
+@pytest.mark.slow   # a real sweep
 def test_the_analysis_a_sweep_hands_back_reads_no_trials_reports(experiment):
     """tune.run's ExperimentAnalysis (which a sweep drops) must not read every trial's files;
     outside a sweep's fit (lr-find reads its results from it) it reads them as before. And the
