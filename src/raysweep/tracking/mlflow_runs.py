@@ -49,7 +49,9 @@ class MLflowRuns:
         return self.client.search_runs([self.experiment_id], f"tags.`raysweep.experiment` = '{self.sweep.experiment}'"
                                        + (f" and tags.`raysweep.trial` = '{trial_id}'" if trial_id else "") + extra)
 
-    def _run(self, trial_id: str) -> str:
+    def _run(self, trial_id: str, params: dict | None = None) -> str:
+        """The trial's run id: the one this sweep (or its first part, before a resume) began, found
+        by its tags once, else a new run with the trial's `params`."""
         if trial_id not in self.runs:
             existing = self._find(trial_id)
             if existing:   # a resumed sweep goes on logging to the run its first part began
@@ -58,14 +60,12 @@ class MLflowRuns:
                 run = self.client.create_run(self.experiment_id, run_name=trial_id,
                                              tags={"raysweep.trial": trial_id, "raysweep.experiment": self.sweep.experiment})
                 self.runs[trial_id] = run.info.run_id
+                for key, value in sorted((params or {}).items()):
+                    self.client.log_param(run.info.run_id, key, value)
         return self.runs[trial_id]
 
     def start(self, trial_id: str, params: dict) -> None:
-        known = trial_id in self.runs or self._find(trial_id)
-        run_id = self._run(trial_id)
-        if not known:
-            for key, value in sorted(params.items()):
-                self.client.log_param(run_id, key, value)
+        self._run(trial_id, params)
 
     def log(self, trial_id: str, metrics: dict[str, float], epoch: int) -> None:
         run_id = self._run(trial_id)
