@@ -116,12 +116,14 @@ def read_rows(data_dir: str | Path, meta: dict, split: str, limit: int | None = 
     return batching.arrow_to_torch(table.slice(0, limit) if limit else table)
 
 
-def predictor(experiment_dir: str | Path) -> tuple[Champion, Workload, dict, Callable[[str], tuple]]:
-    """(champion, workload, meta, predict): the best trial's model, loaded once, and
+def predictor(experiment_dir: str | Path, metric: str | None = None,
+              mode: str | None = None) -> tuple[Champion, Workload, dict, Callable[[str], tuple]]:
+    """(champion, workload, meta, predict): the best trial's model (on `metric`, default the
+    spec's), loaded once, and
     `predict(split)` -> (outputs, labels) on a split of its data, outputs as the workload's
     compute_metrics takes them (a PyTorch classifier's logits, a model family's probabilities)."""
     experiment_dir = Path(experiment_dir)
-    best = select(experiment_dir)
+    best = select(experiment_dir, metric, mode)
     s = experiment.load_spec(experiment_dir)
     workload = load_workload(s.workload)
     meta = shards.read_meta(s.data.path)

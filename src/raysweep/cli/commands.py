@@ -19,7 +19,8 @@ from raysweep import experiment
 from raysweep.analysis import diagnose, leaderboard, store
 from raysweep.checks import did_you_mean
 from raysweep.cli import exit_codes
-from raysweep.deploy import ensemble, evaluate, export
+from raysweep.deploy import ensemble, evaluate, export, registry
+from raysweep.errors import UserError
 from raysweep.phases import io_search, lr_find, sweep
 from raysweep.runner import logs
 from raysweep.spec import SpecError
@@ -184,8 +185,26 @@ def _export(args: argparse.Namespace) -> int:
     return exit_codes.OK
 
 
+def _model_to_run(args: argparse.Namespace) -> Path:
+    """The model directory `predict` runs: the one named, or the champion `registry:NAME` names."""
+    if args.model_dir and args.model:
+        raise UserError(f"predict takes one model: {args.model_dir} or --model {args.model}, not both")
+    given = args.model or args.model_dir
+    if not given:
+        raise UserError("predict needs a model: an exported model directory, or --model registry:NAME for the "
+                        "champion `raysweep champion` registered")
+    if not given.startswith(registry.SCHEME):
+        return Path(given)
+    name = given.removeprefix(registry.SCHEME)
+    where = registry.find(args.registry)
+    version, model_dir = registry.open_registry(where).fetch(name)
+    print(f"registry:{name} is version {version.version} in {where}: trial {version.record.get('trial')} of "
+          f"{version.record.get('experiment')}")
+    return model_dir
+
+
 def _predict(args: argparse.Namespace) -> int:
-    frame, metrics = export.predict(args.model_dir, args.data, split=args.split, out=args.out,
+    frame, metrics = export.predict(_model_to_run(args), args.data, split=args.split, out=args.out,
                                     runtime_format=args.runtime_format)
     print(f"{len(frame)} predictions for {args.data} ({args.split})" + (f" written to {args.out}" if args.out else ""))
     if metrics:

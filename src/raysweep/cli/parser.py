@@ -13,7 +13,8 @@ from raysweep.workloads.contract import COMMON_DATA_OPTIONS
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 DESCRIPTION = ("Hyperparameter sweeps of PyTorch workloads on Ray. In the order a study uses them: data, then "
                "validate, lr-find and io-search, run (resume to finish one interrupted), then rank, report and "
-               "plots, export, ensemble and predict, and evaluate once on the held-out test split.")
+               "plots, export, ensemble and predict, evaluate once on the held-out test split, and champion across "
+               "experiments into a model registry.")
 EPILOG = "`raysweep COMMAND --help` shows a command's arguments; search_spaces/ holds specs ready to run."
 
 
@@ -151,8 +152,32 @@ def build_parser(user_data: tuple[str, DataCommand] | None = None) -> argparse.A
                      help="a PyTorch model's format (default torchscript): onnx is checked with onnxruntime against "
                           "the eager model on the val split; needs pip install 'raysweep[onnx]'")
 
-    pred = sub.add_parser("predict", help="predict a dataset split with an exported model")
-    pred.add_argument("model_dir")
+    champ = sub.add_parser("champion", help="the best trial across experiments, scored once on test, registered as "
+                           "the champion where it beats the one registered (--show: the registry's history)")
+    champ.add_argument("experiments", nargs="*", metavar="EXPERIMENT",
+                       help="experiment directories, globs ('results/families-*'), URIs, or a folder of them")
+    champ.add_argument("--since", metavar="AGE", help="only experiments run in the last AGE (14d, 36h, 2w)")
+    champ.add_argument("--metric", help="choose on this validation metric (default: the newest experiment's)")
+    champ.add_argument("--mode", choices=("min", "max"))
+    champ.add_argument("--min-metric", type=float, metavar="X",
+                       help="deployment threshold on the test split: register nothing (exit 1) unless the "
+                            "champion's test score reaches X")
+    champ.add_argument("--name", help="the registered model (default: WORKLOAD-DATASET, one per workload and dataset)")
+    champ.add_argument("--registry", metavar="WHERE",
+                       help="a folder, or an MLflow tracking URI (default: the sweeps' MLflow store where they track "
+                            "with MLflow, else results/registry; $RAYSWEEP_REGISTRY for --show and predict)")
+    champ.add_argument("--format", dest="export_format", choices=("torchscript", "onnx", "both"),
+                       help="the registered PyTorch model's format (default torchscript)")
+    champ.add_argument("--again", action="store_true",
+                       help="score on test an experiment whose test split was scored already for another trial")
+    champ.add_argument("--show", action="store_true", help="list each registered model's versions and its champion")
+
+    pred = sub.add_parser("predict", help="predict a dataset split with an exported model, or the registered champion")
+    pred.add_argument("model_dir", nargs="?", help="an exported model directory (or registry:NAME)")
+    pred.add_argument("--model", metavar="registry:NAME", help="the champion registered as NAME (raysweep champion), "
+                      "or a model directory")
+    pred.add_argument("--registry", metavar="WHERE", help="where NAME is registered (default: $RAYSWEEP_REGISTRY, "
+                      "else results/registry or results/mlflow.db)")
     pred.add_argument("--data", required=True, help="a raysweep dataset directory (Parquet shards)")
     pred.add_argument("--split", default="val", choices=("train", "val", "test"), help="train, val or test (default val)")
     pred.add_argument("--out", help="write the predictions as Parquet")

@@ -45,8 +45,10 @@ def test_scores(scores: dict[str, float], labels, probs, threshold: float | None
     return out
 
 
-def evaluate(experiment_dir: str | Path, models: tuple[str | Path, ...] = (), *, again: bool = False) -> dict:
-    """Score the champion and `models` on the test split; returns what test_evaluation.json records."""
+def evaluate(experiment_dir: str | Path, models: tuple[str | Path, ...] = (), *, again: bool = False,
+             metric: str | None = None, mode: str | None = None) -> dict:
+    """Score the champion (the best trial on `metric`, default the spec's) and `models` on the
+    test split; returns what test_evaluation.json records."""
     experiment_dir = Path(experiment_dir)
     record_path = experiment_dir / EVALUATION_FILE
     if record_path.is_file() and not again:
@@ -60,7 +62,7 @@ def evaluate(experiment_dir: str | Path, models: tuple[str | Path, ...] = (), *,
     if not rows or not shards.shard_paths(s.data.path, TEST_SPLIT, meta.get("format", "parquet")):
         raise UserError(f"{s.data.path} has no test split. Re-import the table with --test-fraction 0.2 (or "
                         "--split-by a column that names test rows); the demo generators write one")
-    best, workload, _, predict = champion.predictor(experiment_dir)   # the model, loaded once
+    best, workload, _, predict = champion.predictor(experiment_dir, metric, mode)   # the model, loaded once
     if not callable(getattr(workload, "compute_metrics", None)):
         raise UserError(f"{s.workload} has no compute_metrics(outputs, labels, meta) to score the test split with; "
                         "add it to the workload (an own loop scores val itself, but evaluate scores test here)")
@@ -74,7 +76,7 @@ def evaluate(experiment_dir: str | Path, models: tuple[str | Path, ...] = (), *,
     probs = champion.probabilities(workload, outputs) if threshold is not None else None
     scored = datetime.now(timezone.utc).isoformat(timespec="seconds")
     record = {"scored": scored, "split": TEST_SPLIT, "rows": rows, "data": location.absolute(s.data.path),
-              "champion": {"trial": best.trial, "validation": {best.metric: best.value},
+              "champion": {"trial": best.trial, "validation": {best.metric: best.value}, "mode": best.mode,
                            "test": test_scores(scores, labels, probs, threshold, beta)},
               "models": {}}
     for model_dir in map(Path, models):

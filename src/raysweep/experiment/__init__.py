@@ -46,7 +46,7 @@ from ray.tune import ExperimentAnalysis
 from ray.tune.experiment.trial import Trial
 
 from raysweep import __version__
-from raysweep.datasets import location
+from raysweep.datasets import fingerprint, location
 from raysweep.errors import UserError
 from raysweep.spec import SNAPSHOT_FILE, Spec, SpecError, load
 
@@ -56,6 +56,7 @@ HOME_FILE = ".raysweep_home"    # in a working copy: the URI of the experiment i
 LOCK_FILE = ".raysweep.lock"    # held by the process that runs or resumes the experiment (held())
 STALLED_FILE = "stalled.json"   # trials stopped for reporting nothing too long (runner/watchdog.py)
 DATA_WARNINGS_FILE = "data_warnings.json"   # what validation found the data cannot teach (datasets.teachability)
+DATA_FINGERPRINT_FILE = "data_fingerprint.json"   # which val and test data the sweep ran on (datasets.fingerprint)
 REPORT_FILE = "report.html"     # `raysweep report` (analysis/report.py)
 PLOTS_DIR = "plots"             # `raysweep plots` (analysis/plots.py)
 TUNE_STATE_GLOB = "experiment_state-*.json"   # Tune's experiment state, the truth about its trials
@@ -151,6 +152,30 @@ def write_data_warnings(experiment_dir: Path, spec: Spec) -> None:
         (Path(experiment_dir) / DATA_WARNINGS_FILE).write_text(json.dumps(
             {"warnings": list(spec.warnings), "undefined": spec.undefined_metrics}, indent=2))
         push(experiment_dir, [DATA_WARNINGS_FILE])
+
+
+def write_data_fingerprint(experiment_dir: Path, spec: Spec) -> None:
+    """Record which val and test data the sweep judges its trials on, as the sweep starts:
+    `raysweep champion` compares experiments on the same val data, the registry on the same test."""
+    record = {**fingerprint.fingerprints(spec.data.path),
+              "taken": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    (Path(experiment_dir) / DATA_FINGERPRINT_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    push(experiment_dir, [DATA_FINGERPRINT_FILE])
+
+
+def data_fingerprint(experiment_dir: str | Path) -> dict | None:
+    """{"val", "test", "path", "taken"} as the sweep recorded them; None for an experiment run
+    before raysweep recorded one."""
+    path = Path(experiment_dir) / DATA_FINGERPRINT_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def created(experiment_dir: str | Path) -> datetime:
+    """When the sweep began: its first provenance entry (else the spec snapshot's time), in UTC."""
+    runs = read_provenance(Path(experiment_dir))
+    if runs and runs[0].get("started"):
+        return datetime.fromisoformat(runs[0]["started"])
+    return datetime.fromtimestamp((Path(experiment_dir) / SNAPSHOT_FILE).stat().st_mtime, timezone.utc)
 
 
 def data_warnings(experiment_dir: str | Path) -> dict:

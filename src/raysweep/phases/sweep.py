@@ -47,6 +47,7 @@ def run(spec: Spec, *, address: str | None = None, quiet: bool = False, dashboar
         on_created(experiment_dir)
     experiment.record_provenance(experiment_dir, "run")
     experiment.write_data_warnings(experiment_dir, spec)
+    experiment.write_data_fingerprint(experiment_dir, spec)
     for line in spec.warnings:
         log.warning("%s", line)
     with experiment.held(experiment_dir, "run"), logs.to_experiment_log(experiment_dir):

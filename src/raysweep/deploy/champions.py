@@ -1,0 +1,274 @@
+"""`raysweep champion`: the best model across experiments, scored once on test, and registered.
+
+    raysweep champion 'results/families-*' [--since 14d] [--metric M --mode min|max] [--min-metric X]
+
+Seed 002's deployment step, for a team that sweeps for weeks: look at the recent experiments,
+pick the best trial on validation, score it once on the held-out test split, check the deployment
+threshold there, and register it as the champion where it beats the one in production.
+
+- **Comparable experiments only.** Validation scores rank trials only when they come from the
+  same rows: the candidates are the experiments whose val fingerprint (recorded when each sweep
+  started, datasets/fingerprint.py) is the newest experiment's; the others are listed and left
+  out with the reason.
+- **Once on test.** The chosen trial is scored on the test split through `raysweep evaluate`,
+  which keeps its rule: an experiment scored on test already is refused a second look at another
+  trial (without --again); the same trial's recorded score is reused, not taken again.
+- **The threshold, then the registry.** Below `--min-metric` on test nothing is registered. A
+  champion replaces the registered one only when it beats it on the same test split (the test
+  fingerprints agree); otherwise the old one stays and the decision says by how much the
+  challenger fell short. Each decision is written to the challenger's experiment
+  (`champion_decision.json`).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import re
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from raysweep import experiment
+from raysweep.analysis import champion
+from raysweep.analysis.champion import Champion
+from raysweep.datasets import fingerprint, location
+from raysweep.deploy import evaluate, export
+from raysweep.deploy.registry import Registry, Version, for_experiment, model_name, open_registry
+from raysweep.errors import UserError
+from raysweep.spec import SNAPSHOT_FILE, SpecError
+
+DECISION_FILE = "champion_decision.json"
+SINCE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# What decide() can conclude; the CLI's exit code follows (below the threshold or not comparable: 1).
+REGISTERED, REJECTED, ALREADY, BELOW_THRESHOLD, NOT_COMPARABLE = (
+    "registered", "rejected", "already the champion", "below the threshold", "not comparable")
+
+
+@dataclass
+class Candidate:
+    """One experiment: its best trial, or why it is left out."""
+
+    experiment_dir: Path
+    created: datetime
+    best: Champion | None = None
+    data: dict | None = None        # its data fingerprints, as its sweep recorded them
+    left_out: str | None = None
+
+
+@dataclass
+class Decision:
+    outcome: str
+    reason: str
+    challenger: Candidate
+    name: str = ""
+    registry: str = ""
+    test_metric: str = ""
+    test: float | None = None
+    scores: dict = field(default_factory=dict)   # the challenger's test scores
+    evaluation: dict = field(default_factory=dict)
+    current: Version | None = None               # the champion it was weighed against
+    version: Version | None = None               # what was registered
+    margin: float | None = None                  # test score above the champion's (negative: short of it)
+
+    def record(self) -> dict:
+        c = self.challenger
+        return {"decided": datetime.now(timezone.utc).isoformat(timespec="seconds"), "outcome": self.outcome,
+                "reason": self.reason, "trial": c.best.trial if c.best else None, "registered_model": self.name,
+                "registry": self.registry, "test_metric": self.test_metric, "test": self.test,
+                "champion": None if self.current is None else {"version": self.current.version,
+                                                               "trial": self.current.record.get("trial"),
+                                                               "test": self.current.record.get("test")},
+                "version": None if self.version is None else self.version.version, "margin": self.margin}
+
+
+def parse_since(text: str) -> timedelta:
+    """`14d`, `36h`, `2w`, `90m` as a time span."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*", text or "")
+    if not found:
+        raise UserError(f"--since {text}: give a number and a unit, m, h, d or w (e.g. 14d for the last two weeks)")
+    return timedelta(**{SINCE_UNITS[found[2]]: float(found[1])})
+
+
+def _is_sweep(directory: Path) -> bool:
+    """A sweep's experiment (run records it), not an lr-find's or an io-search's."""
+    return any(r.get("event") == "run" for r in experiment.read_provenance(directory))
+
+
+def gather(paths: list[str]) -> tuple[list[Path], list[Candidate]]:
+    """The experiments named by directories, globs, URIs or folders of experiments (e.g.
+    `results`); returns them and, as left out, named ones that are not sweeps."""
+    found: dict[Path, None] = {}
+    left_out = []
+    for given in paths:
+        if location.is_uri(given):
+            found[experiment.local_dir(given)] = None
+            continue
+        matches = sorted(glob.glob(given)) if glob.has_magic(given) else [given]
+        if not matches:
+            raise UserError(f"{given}: matches no experiment directory")
+        for match in map(Path, matches):
+            if (match / SNAPSHOT_FILE).is_file():
+                if _is_sweep(match):
+                    found[match.resolve()] = None
+                else:
+                    left_out.append(Candidate(match, experiment.created(match), left_out="not a sweep (lr-find or "
+                                              "io-search write no trials to choose from)"))
+            elif match.is_dir():   # a folder of experiments: the sweeps in it
+                for child in sorted(match.iterdir()):
+                    if (child / SNAPSHOT_FILE).is_file() and _is_sweep(child):
+                        found[child.resolve()] = None
+            elif not glob.has_magic(given):
+                raise UserError(f"{given}: not an experiment directory, a folder of them, a glob or a URI")
+    if not found and not left_out:
+        raise UserError(f"{' '.join(paths)}: holds no sweep's experiment; give experiment directories (raysweep run "
+                        "prints where it wrote one), a folder of them such as results, or a glob")
+    return list(found), left_out
+
+
+def candidates(dirs: list[Path], *, metric: str | None, mode: str | None,
+               since: timedelta | None = None) -> tuple[list[Candidate], list[Candidate], str, str]:
+    """(comparable experiments best first, those left out, metric, mode). The metric and mode
+    default to the newest experiment's spec; the val data to compare on is the newest's."""
+    found = sorted((Candidate(d, experiment.created(d)) for d in dirs), key=lambda c: c.created, reverse=True)
+    if not found:
+        return [], [], metric or "", mode or ""
+    newest = experiment.load_spec(found[0].experiment_dir)
+    metric, mode = metric or newest.metric, mode or newest.mode
+    now = datetime.now(timezone.utc)
+    reference = None
+    for c in found:
+        c.data = experiment.data_fingerprint(c.experiment_dir)
+        if since is not None and c.created < now - since:
+            c.left_out = f"older than {_span(since)} (run {c.created:%Y-%m-%d %H:%M})"
+        elif c.data is None:
+            c.left_out = "records no data fingerprint (run before raysweep recorded one); run its spec again"
+        else:
+            try:
+                c.best = champion.select(c.experiment_dir, metric, mode)
+            except SpecError as exc:
+                c.left_out = "; ".join(exc.lines)
+                continue
+            reference = reference or c.data
+            if c.data["val"] != reference["val"]:
+                c.left_out = (f"validated on other data: {c.data['path']} (val {fingerprint.short(c.data['val'])}), "
+                              f"not {reference['path']} (val {fingerprint.short(reference['val'])}) as the newest is")
+                c.best = None
+    comparable = [c for c in found if c.left_out is None]
+    comparable.sort(key=lambda c: c.best.value, reverse=mode == "max")
+    return comparable, [c for c in found if c.left_out is not None], metric, mode
+
+
+def _span(since: timedelta) -> str:
+    days = since.total_seconds() / 86400
+    return f"{days:g}d" if days >= 1 else f"{since.total_seconds() / 3600:g}h"
+
+
+def format_candidates(comparable: list[Candidate], metric: str) -> str:
+    rows = [{"": i + 1, "experiment": c.experiment_dir.name, "run": f"{c.created:%Y-%m-%d %H:%M}",
+             "trial": c.best.trial, **({"family": c.best.config["family"]} if "family" in c.best.config else {}),
+             metric: f"{c.best.value:.4g}", "val data": fingerprint.short(c.data["val"])}
+            for i, c in enumerate(comparable)]
+    return pd.DataFrame(rows).fillna("").to_string(index=False)
+
+
+def test_metric_of(metric: str, scores: dict) -> str:
+    """The name a validation metric has among the test split's scores (evaluate's `test_scores`):
+    no `val_` prefix, and for a binary F-beta the score at the threshold chosen on val."""
+    name = metric.removeprefix("val_")
+    if name == "fbeta" and "fbeta_at_threshold" in scores:
+        return "fbeta_at_threshold"
+    if name not in scores:
+        raise UserError(f"the test split's scores hold no {name} to judge {metric} by (they hold "
+                        f"{', '.join(scores)}); choose with --metric one of val_{', val_'.join(scores)}")
+    return name
+
+
+def _beats(value: float, other: float, mode: str) -> bool:
+    return value > other if mode == "max" else value < other
+
+
+def _test_scores(c: Candidate, metric: str, mode: str, again: bool) -> dict:
+    """The champion trial's test record: the one `evaluate` made of this trial, else a new one."""
+    path = c.experiment_dir / evaluate.EVALUATION_FILE
+    if path.is_file() and not again:
+        record = json.loads(path.read_text())
+        if record.get("champion", {}).get("trial") == c.best.trial:
+            return record
+    record = evaluate.evaluate(c.experiment_dir, again=again, metric=metric, mode=mode)
+    experiment.push(c.experiment_dir, [evaluate.EVALUATION_FILE])
+    return record
+
+
+def decide(c: Candidate, *, metric: str, mode: str, min_metric: float | None = None, name: str | None = None,
+           registry: str | None = None, again: bool = False, export_format: str | None = None) -> Decision:
+    """Score the chosen candidate once on test, check the threshold, weigh it against the
+    registered champion and register it where it wins."""
+    s = experiment.load_spec(c.experiment_dir)
+    evaluation = _test_scores(c, metric, mode, again)
+    scores = evaluation["champion"]["test"]
+    test_metric = test_metric_of(metric, scores)
+    value = float(scores[test_metric])
+    name = name or model_name(s.workload, c.data["path"])
+    where = registry or for_experiment(s)
+    decision = Decision("", "", c, name, where, test_metric, value, scores, evaluation)
+    if min_metric is not None and not (value == min_metric or _beats(value, min_metric, mode)):
+        bound = "at least" if mode == "max" else "at most"
+        decision.outcome, decision.reason = BELOW_THRESHOLD, (
+            f"trial {c.best.trial} has {test_metric} {value:.4g} on test; the threshold asks for {bound} "
+            f"{min_metric:g}. Nothing registered.")
+        return _written(decision)
+    kept: Registry = open_registry(where)
+    current = decision.current = kept.current(name)
+    home = experiment.home(c.experiment_dir)
+    if current is not None:
+        was = current.record
+        if (was.get("experiment"), was.get("trial")) == (home, c.best.trial):
+            decision.outcome, decision.reason = ALREADY, (
+                f"trial {c.best.trial} is {name}'s champion already (version {current.version})")
+            return _written(decision)
+        if was.get("data", {}).get("test") != c.data["test"] or test_metric not in was.get("test_scores", {}):
+            decision.outcome, decision.reason = NOT_COMPARABLE, (
+                f"{name} version {current.version} was scored on another test split or metric (test "
+                f"{fingerprint.short(was.get('data', {}).get('test'))}, {', '.join(was.get('test_scores', {}))}), the "
+                f"challenger on test {fingerprint.short(c.data['test'])} by {test_metric}: they cannot be compared. "
+                "Register it under a name of its own (--name), or score both on one test split")
+            return _written(decision)
+        before = float(was["test_scores"][test_metric])
+        decision.margin = value - before if mode == "max" else before - value
+        if not _beats(value, before, mode):
+            short = "equals it" if decision.margin == 0 else f"falls short by {abs(decision.margin):.4g}"
+            decision.outcome, decision.reason = REJECTED, (
+                f"the challenger, trial {c.best.trial}, has {test_metric} {value:.4g} on test and {short}: "
+                f"version {current.version} (trial {was.get('trial')}, {before:.4g}) stays the champion")
+            return _written(decision)
+    with tempfile.TemporaryDirectory(prefix="raysweep-champion-") as scratch:
+        model_dir = export.export(c.experiment_dir, Path(scratch) / "model", metric=metric, mode=mode,
+                                  trial=c.best.trial, export_format=export_format)
+        card = json.loads((model_dir / export.CARD_FILE).read_text())
+        record = {"experiment": home, "trial": c.best.trial, "workload": s.workload,
+                  "family": c.best.config.get("family"), "metric": metric, "mode": mode, "validation": c.best.value,
+                  "test_metric": test_metric, "test": value, "test_scores": scores,
+                  "scored": evaluation["scored"], "rows": evaluation["rows"],
+                  "data": {"path": c.data["path"], "val": c.data["val"], "test": c.data["test"]},
+                  "registered": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "replaced": None if current is None else current.version, "margin": decision.margin,
+                  "card_metrics": {k: v for k, v in card.get("metrics", {}).items() if isinstance(v, (int, float))}}
+        decision.version = kept.register(name, record, model_dir)
+    above = ("" if current is None else
+             f", {decision.margin:.4g} better than version {current.version}'s {current.record['test']:.4g}")
+    decision.outcome, decision.reason = REGISTERED, (
+        f"{name} version {decision.version.version} is the champion: trial {c.best.trial}, {test_metric} "
+        f"{value:.4g} on test{above}")
+    return _written(decision)
+
+
+def _written(decision: Decision) -> Decision:
+    """Record the decision in the challenger's experiment (pushed where it lives at a URI)."""
+    directory = decision.challenger.experiment_dir
+    (directory / DECISION_FILE).write_text(json.dumps(decision.record(), indent=2, default=str) + "\n")
+    experiment.push(directory, [DECISION_FILE])
+    return decision
