@@ -110,6 +110,9 @@ def test_two_sweeps_into_one_registered_champion(sweeps, table, tmp_path, capsys
     assert "rejected:" in out and f"falls short by {short:.4g}" in out and "version 2" in out
     assert int(client.get_model_version_by_alias(name, "champion").version) == 2
     assert len(client.search_model_versions(f"name = '{name}'")) == 2
+    assert cli.main(["report", str(weak)]) == 0
+    page = (weak / "report.html").read_text()
+    assert "<h2>Champion</h2>" in page and "falls short by" in page
 
     # The history, and the champion predicting from the registry.
     assert cli.main(["champion", "--show"]) == 0
@@ -117,7 +120,7 @@ def test_two_sweeps_into_one_registered_champion(sweeps, table, tmp_path, capsys
     assert name in shown and strong_test["trial"] in shown and weak_test["trial"] in shown
     assert cli.main(["predict", "--model", f"registry:{name}", "--data", str(table), "--split", "test"]) == 0
     out = capsys.readouterr().out
-    assert "is version 2" in out and "114 predictions" in out
+    assert "is version 2" in out and "114 predictions" in out and "test_auc " in out
 
 
 def test_experiments_on_other_data_or_too_old_are_left_out_with_the_reason(sweeps, tmp_path, capsys):

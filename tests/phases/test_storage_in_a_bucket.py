@@ -4,6 +4,7 @@ from the bucket, then ranked and exported from it, with nothing on the local dis
 from __future__ import annotations
 
 import copy
+import json
 import os
 import signal
 import subprocess
@@ -48,7 +49,7 @@ def test_an_experiment_in_a_bucket_runs_resumes_ranks_and_exports(s3, tmp_path, 
     (name,) = bucket_listing(s3, "results")
     uri = f"s3://{BUCKET}/results/{name}"
     stored = bucket_listing(s3, f"results/{name}")
-    assert {"raysweep_spec.yaml", "provenance.json"} <= stored
+    assert {"raysweep_spec.yaml", "provenance.json", "data_fingerprint.json"} <= stored
     assert any(n.startswith("experiment_state-") for n in stored), "Tune wrote its state to the bucket"
     assert not (tmp_path / "results").exists() and not (tmp_path / "s3:").exists()
 
@@ -65,3 +66,11 @@ def test_an_experiment_in_a_bucket_runs_resumes_ranks_and_exports(s3, tmp_path, 
     assert all(e == [1, 2, 3, 4] for e in epochs), f"every epoch once, across the interruption: {epochs}"
     assert cli.main(["export", uri, "--to", str(tmp_path / "model")]) == 0
     assert (tmp_path / "model" / "model.pt").is_file()
+
+    # The champion across experiments takes a URI too: scored on the bucket's test split, registered
+    # in a folder, its test record and the decision uploaded to the experiment.
+    assert cli.main(["champion", uri, "--registry", str(tmp_path / "registry")]) == 0
+    assert "registered: glideator-tiny version 1" in capsys.readouterr().out
+    kept = json.loads((tmp_path / "registry" / "registry.json").read_text())["models"]["glideator-tiny"]
+    assert kept["versions"][0]["record"]["experiment"] == uri and kept["versions"][0]["record"]["test_metric"] == "loss"
+    assert {"test_evaluation.json", "champion_decision.json"} <= bucket_listing(s3, f"results/{name}")

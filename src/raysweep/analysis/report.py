@@ -115,6 +115,10 @@ def write(experiment_dir: str | Path, out: str | Path | None = None, top: int = 
         if len(failed_rows):
             every = f" (every trial with its error: {experiment_dir / store.TRIALS_FILE})"
             parts.append("<h2>Failed trials</h2>" + _table(failed_rows[["trial", "status", "error"]], top, every))
+    decided = experiment.champion_decision(experiment_dir)
+    if decided:
+        parts.append("<h2>Champion</h2><p>" + _e(f"raysweep champion, {decided['decided']}: {decided['outcome']}: "
+                                                   f"{decided['reason']}") + "</p>")
     parts.append("<h2>Plots</h2>" + "".join(_image(path, TITLES.get(name, name)) for name, path in drawn.items()))
     parts.append("<h2>Spec</h2><pre>" + _e(yaml.safe_dump(spec.raw, sort_keys=False)) + "</pre>")
     parts.append("<h2>Provenance</h2>" + _provenance(experiment_dir, spec))

@@ -19,7 +19,8 @@ def _show(args: argparse.Namespace) -> int:
         print(f"{where}: no registered models yet; raysweep champion EXPERIMENT... registers one")
         return exit_codes.OK
     for name in dict.fromkeys(v.name for v in versions):
-        rows = [{"": "*" if v.champion else "", "version": v.version, "registered": v.record.get("registered", "")[:16],
+        rows = [{"": "*" if v.champion else "", "version": v.version,
+                 "registered": v.record.get("registered", "")[:16].replace("T", " "),
                  "experiment": str(v.record.get("experiment", "")).rstrip("/").rsplit("/", 1)[-1],
                  "trial": v.record.get("trial"), **({"family": v.record["family"]} if v.record.get("family") else {}),
                  v.record.get("metric", "val"): f"{v.record.get('validation', float('nan')):.4g}",

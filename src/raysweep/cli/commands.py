@@ -207,8 +207,8 @@ def _predict(args: argparse.Namespace) -> int:
     frame, metrics = export.predict(_model_to_run(args), args.data, split=args.split, out=args.out,
                                     runtime_format=args.runtime_format)
     print(f"{len(frame)} predictions for {args.data} ({args.split})" + (f" written to {args.out}" if args.out else ""))
-    if metrics:
-        print("  " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    if metrics:   # scored on the split asked for: test_auc, not val_auc, for --split test
+        print("  " + "  ".join(f"{args.split}_{k.removeprefix('val_')} {v:.4g}" for k, v in metrics.items()))
     if not args.out:
         print(frame.head(5).to_string(index=False))
     return exit_codes.OK

@@ -41,7 +41,7 @@ from raysweep.deploy.registry import Registry, Version, for_experiment, model_na
 from raysweep.errors import UserError
 from raysweep.spec import SNAPSHOT_FILE, SpecError
 
-DECISION_FILE = "champion_decision.json"
+DECISION_FILE = experiment.CHAMPION_DECISION_FILE
 SINCE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 # What decide() can conclude; the CLI's exit code follows (below the threshold or not comparable: 1).
 REGISTERED, REJECTED, ALREADY, BELOW_THRESHOLD, NOT_COMPARABLE = (

@@ -57,6 +57,7 @@ LOCK_FILE = ".raysweep.lock"    # held by the process that runs or resumes the e
 STALLED_FILE = "stalled.json"   # trials stopped for reporting nothing too long (runner/watchdog.py)
 DATA_WARNINGS_FILE = "data_warnings.json"   # what validation found the data cannot teach (datasets.teachability)
 DATA_FINGERPRINT_FILE = "data_fingerprint.json"   # which val and test data the sweep ran on (datasets.fingerprint)
+CHAMPION_DECISION_FILE = "champion_decision.json"  # what `raysweep champion` decided of this experiment's best trial
 REPORT_FILE = "report.html"     # `raysweep report` (analysis/report.py)
 PLOTS_DIR = "plots"             # `raysweep plots` (analysis/plots.py)
 TUNE_STATE_GLOB = "experiment_state-*.json"   # Tune's experiment state, the truth about its trials
@@ -167,6 +168,12 @@ def data_fingerprint(experiment_dir: str | Path) -> dict | None:
     """{"val", "test", "path", "taken"} as the sweep recorded them; None for an experiment run
     before raysweep recorded one."""
     path = Path(experiment_dir) / DATA_FINGERPRINT_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def champion_decision(experiment_dir: str | Path) -> dict | None:
+    """The last decision `raysweep champion` (deploy/champions.py) made of this experiment's best trial."""
+    path = Path(experiment_dir) / CHAMPION_DECISION_FILE
     return json.loads(path.read_text()) if path.is_file() else None
 
 
