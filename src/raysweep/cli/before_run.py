@@ -14,6 +14,7 @@ from raysweep.cli import exit_codes
 from raysweep.datasets import describe, inspection, location, teachability
 from raysweep.datasets.shards import DataError
 from raysweep.errors import UserError
+from raysweep.search.schedulers import SCHEDULERS
 from raysweep.spec import load as spec_load
 from raysweep.workloads import WORKLOADS, load_workload, references
 
@@ -63,6 +64,20 @@ def _task(args: argparse.Namespace) -> str | None:
         return None
 
 
+def _objectives(s) -> str:
+    """What the sweep optimises: one metric, or several (a Pareto front) and which one stops trials."""
+    if not s.multi_objective:
+        said = f"optimising {s.metric} ({s.mode})"
+    else:
+        said = (f"optimising {len(s.objectives)} objectives, a Pareto front: "
+                + ", ".join(f"{o.metric} ({o.mode})" for o in s.objectives))
+        if SCHEDULERS[s.scheduler.type].stops_early:
+            said += f"; the {s.scheduler.type} scheduler stops trials on the first, {s.metric}"
+    if s.constraints:
+        said += "; subject to " + ", ".join(c.text for c in s.constraints)
+    return said
+
+
 def _validate(args: argparse.Namespace) -> int:
     s = spec_load(args.spec, args.set)
     for line in s.warnings:
@@ -78,7 +93,7 @@ def _validate(args: argparse.Namespace) -> int:
     print(f"{args.spec}: OK. {s.workload}: {s.search.algorithm} search over {tuned}; "
           f"{s.search.num_samples} samples" + (f" ({points} given points first)" if points else "")
           + (f", warm start from {s.search.warm_start.experiment}" if s.search.warm_start else "")
-          + f", {s.scheduler.type} scheduler, executor {s.executor}, optimising {s.metric} ({s.mode})."
+          + f", {s.scheduler.type} scheduler, executor {s.executor}, {_objectives(s)}."
           + (f" io-search: {len(dict(s.io_search.grid))} settings varied." if s.io_search else ""))
     return exit_codes.OK
 

@@ -145,5 +145,6 @@ def searcher(spec: Spec, *, max_concurrent: int, points: list[dict]) -> SearchPl
     request = Request(params=spec.params, fixed=fixed_values(spec), metric=spec.metric, mode=spec.mode,
                       seed=spec.search.seed, points=points, max_concurrent=max_concurrent,
                       num_samples=spec.search.num_samples, shuffle_grid=kind.stops_early,
-                      scheduler_pauses=kind.pauses)
+                      scheduler_pauses=kind.pauses, objectives=spec.objectives, constraints=spec.constraints,
+                      sampler=spec.search.sampler)
     return SEARCHERS[spec.search.algorithm].build(request)

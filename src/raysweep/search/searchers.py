@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Callable, Literal, get_args
 
 from raysweep.search import space
+from raysweep.search.objectives import Constraint, Objective
 from raysweep.search.space import Param
 
 
@@ -54,6 +55,9 @@ class Request:
     num_samples: int = 1
     shuffle_grid: bool = False       # the scheduler stops trials early: grid cells in a seeded random order
     scheduler_pauses: bool = False   # synchronous brackets: paused trials must not hold back new ones
+    objectives: tuple[Objective, ...] = ()     # every objective, the first being (metric, mode)
+    constraints: tuple[Constraint, ...] = ()   # for the samplers that take constraint values
+    sampler: str | None = None                 # optuna: one of SAMPLERS (None: tpe)
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class Searcher:
     grid: GridRule
     branches: bool
     pausing: bool = False
+    objectives: bool = False       # takes several objectives (the Pareto front), not only the first
     default_num_samples: int = 8   # a grid enumerates its values once; then it counts repeats
 
     def __post_init__(self):
@@ -282,18 +287,20 @@ def build_bohb(request: Request) -> SearchPlan:
 
 
 SEARCHERS: dict[str, Searcher] = {
-    "random": Searcher(build_random, grid="marked", branches=True, pausing=True),
-    "grid": Searcher(build_grid, grid="every", branches=False, default_num_samples=1, pausing=True),
-    "optuna": Searcher(build_optuna, grid="refused", branches=True),
+    "random": Searcher(build_random, grid="marked", branches=True, pausing=True, objectives=True),
+    "grid": Searcher(build_grid, grid="every", branches=False, default_num_samples=1, pausing=True, objectives=True),
+    "optuna": Searcher(build_optuna, grid="refused", branches=True, objectives=True),
     "hyperopt": Searcher(build_hyperopt, grid="refused", branches=True),
     "bohb": Searcher(build_bohb, grid="refused", branches=False, pausing=True),
 }
 
 
-def accepting(*, grid: GridRule | None = None, branches: bool | None = None) -> list[str]:
+def accepting(*, grid: GridRule | None = None, branches: bool | None = None,
+              objectives: bool | None = None) -> list[str]:
     """The searchers whose rules match, in registry order (for messages that name the fix)."""
     return [name for name, s in SEARCHERS.items()
-            if (grid is None or s.grid == grid) and (branches is None or s.branches == branches)]
+            if (grid is None or s.grid == grid) and (branches is None or s.branches == branches)
+            and (objectives is None or s.objectives == objectives)]
 
 
 def planned_trials(algorithm: str, params: tuple[Param, ...], num_samples: int, points: list[dict] = ()) -> int:

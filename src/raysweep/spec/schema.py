@@ -11,6 +11,7 @@ from typing import Any
 
 from raysweep.datasets import shards
 from raysweep.search import space
+from raysweep.search.objectives import Constraint, Objective
 from raysweep.search.schedulers import SCHEDULERS
 from raysweep.search.space import Param
 from raysweep.tracking import TRACKERS
@@ -29,11 +30,11 @@ IO_SEARCH_KEYS = ("steps", "warmup_steps", "grid")
 IO_CONFIG_KNOBS = ("batch_size", "prefetch_batches", "shuffle_buffer")
 IO_KNOBS = IO_CONFIG_KNOBS + ("data_path", "read_parallelism", "materialize", "cpus_per_worker")
 
-TOP_KEYS = ("name", "workload", "data", "metric", "mode", "fixed", "params", "search",
+TOP_KEYS = ("name", "workload", "data", "metric", "mode", "constraints", "fixed", "params", "search",
             "scheduler", "resources", "failure", "checkpoints", "tracking", "storage_path", "lr_find", "io_search")
 SECTION_KEYS = {
     "data": ("path", "format", "materialize", "read_parallelism"),
-    "search": ("algorithm", "num_samples", "seed", "points_to_evaluate", "warm_start"),
+    "search": ("algorithm", "num_samples", "seed", "points_to_evaluate", "warm_start", "sampler"),
     "scheduler": ("type", *dict.fromkeys(k for kind in SCHEDULERS.values() for k in kind.keys)),
     "resources": ("workers_per_trial", "cpus_per_worker", "gpus_per_worker",
                   "max_concurrent_trials", "executor"),
@@ -75,6 +76,7 @@ class Search:
     seed: int | None = 0
     points_to_evaluate: tuple[dict, ...] = ()   # evaluated first, in this order
     warm_start: WarmStart | None = None
+    sampler: str | None = None   # algorithm optuna: one of raysweep.search.SAMPLERS (None: tpe)
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ class Spec:
     name: str
     workload: str
     data: Data
-    metric: str
+    metric: str        # the first objective: what schedulers stop on and early stopping watches
     mode: str
     fixed: dict[str, Any]
     params: tuple[Param, ...]
@@ -181,6 +183,9 @@ class Spec:
     lr_find: LRFind = LRFind()
     io_search: IOSearch | None = None
     source: str = "<spec>"
+    # Every objective, the first being (metric, mode); several: the Pareto front (search.objectives).
+    objectives: tuple[Objective, ...] = ()
+    constraints: tuple[Constraint, ...] = ()
     raw: dict = field(default_factory=dict, compare=False, repr=False)
     # The mapping as given (overrides applied), before validation lowered a scheduler's bounds
     # to the epochs (`raw`, the spec as run): the Python API applies further overrides to it.
@@ -189,6 +194,14 @@ class Spec:
     # metrics the data leaves NaN in every trial, with why.
     warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
     undefined_metrics: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self):
+        if not self.objectives:   # a Spec made with one metric, as before several could be given
+            object.__setattr__(self, "objectives", (Objective(self.metric, self.mode),))
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
 
     @property
     def executor(self) -> str:

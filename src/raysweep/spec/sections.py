@@ -50,6 +50,14 @@ def search(problems: Problems, s: dict, params: list[Param]) -> Search:
                   points_to_evaluate=tuple(points), warm_start=warm_start(problems, s.get("warm_start")))
 
 
+def objectives_fit(problems: Problems, goals: tuple, algorithm: str) -> None:
+    """Several objectives need a searcher that handles them (`Searcher.objectives`)."""
+    rules = SEARCHERS.get(algorithm)
+    if len(goals) > 1 and rules is not None and not rules.objectives:
+        problems.bad("metric", f"search.algorithm {algorithm!r} optimises one metric; with several objectives use "
+                     f"search.algorithm: {_either(searchers.accepting(objectives=True))}")
+
+
 def searcher_rules(problems: Problems, algorithm: str, params: list[Param]) -> None:
     """What the searcher accepts (`raysweep.search.SEARCHERS`): grid values and branches."""
     rules = SEARCHERS[algorithm]

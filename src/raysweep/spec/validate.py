@@ -18,7 +18,8 @@ import yaml
 from raysweep.checks import did_you_mean, is_int
 from raysweep.datasets import location
 from raysweep.datasets.shards import META_FILE
-from raysweep.search import space
+from raysweep.search import objectives, space
+from raysweep.search.objectives import Constraint, Objective
 from raysweep.search.space import Param
 from raysweep.spec import data_checks, phase_sections, sections
 from raysweep.spec.data_checks import readable_meta
@@ -26,7 +27,7 @@ from raysweep.spec.parsing import apply_overrides, read_mapping
 from raysweep.spec.problems import Problems, SpecError, check_type, type_name
 from raysweep.spec.schema import DATA_FORMATS, SECTION_KEYS, TOP_KEYS, Data, Spec
 from raysweep.trainables import PHASES, Kind, kind_of
-from raysweep.training import optimizers
+from raysweep.training import latency, optimizers
 from raysweep.workloads import (
     WORKLOADS,
     check_reference,
@@ -93,7 +94,10 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
     params = check_params(problems, raw.get("params") or {}, hints, fixed, values)
     search = sections.search(problems, section(problems, raw, "search"), params)
     data, meta = check_data_section(problems, section(problems, raw, "data"), workload, check_data)
-    metric, mode = objective(problems, raw, workload)
+    goals = objective(problems, raw, workload, fixed)
+    metric, mode = (goals[0].metric, goals[0].mode) if goals else (None, None)
+    required = constraints(problems, raw, workload, fixed)
+    sections.objectives_fit(problems, goals, search.algorithm)
     epochs, epochs_key = check_epochs(problems, fixed, workload)
     scheduler = sections.scheduler(problems, section(problems, raw, "scheduler"), epochs, params, search.algorithm,
                                    epochs_key=epochs_key)
@@ -125,7 +129,8 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
     return Spec(name=name, workload=workload, data=data, metric=metric, mode=mode,
                 fixed=fixed, params=tuple(params), search=search, scheduler=scheduler,
                 resources=resources, failure=failure, checkpoints=checkpoints, tracking=tracking,
-                storage_path=storage, lr_find=lr_find, io_search=io_search, source=problems.source)
+                storage_path=storage, lr_find=lr_find, io_search=io_search, source=problems.source,
+                objectives=goals, constraints=required)
 
 
 def check_epochs(problems: Problems, fixed: dict, workload: str | None) -> tuple[int | None, str]:
@@ -239,21 +244,74 @@ def check_params(problems: Problems, params, hints: dict, fixed: dict, values: d
     return space.parse_params(params, hints=hints, fixed=fixed, bad=problems.bad, check_value=check_value)
 
 
-def objective(problems: Problems, raw: dict, workload: str | None) -> tuple[str, str]:
-    """`metric` must be one the workload reports, and `mode` its direction."""
+def objective(problems: Problems, raw: dict, workload: str | None,
+              fixed: dict | None = None) -> tuple[Objective, ...]:
+    """`metric` (one name, or a list: several objectives) must be what the workload reports
+    (latency_ms and parameters too where `fixed.measure_latency` is on), and `mode` (one, or a
+    list as long) each one's direction."""
     metric, mode = raw.get("metric"), raw.get("mode")
-    metrics = load_workload(workload).METRICS if workload else {}
-    if not isinstance(metric, str):
-        problems.bad("metric", f"required: the reported metric to optimise, one of {', '.join(metrics)}")
-    elif metrics and metric not in metrics:
-        problems.bad("metric", f"{references.label(workload)} does not report {metric!r}.{did_you_mean(metric, metrics)}"
-                     f" Known: {', '.join(metrics)}.")
-    if mode not in ("min", "max"):
-        problems.bad("mode", f"must be 'min' or 'max', got {mode!r}")
-    elif metric in metrics and metrics[metric] != mode:
-        problems.bad("mode", f"{metric} is better when {'lower' if metrics[metric] == 'min' else 'higher'}; "
-                     f"set mode: {metrics[metric]}")
-    return metric, mode
+    metrics = reported_metrics(workload, fixed or {})
+    several = isinstance(metric, list)
+    names = metric if several else [metric]
+    modes = mode if isinstance(mode, list) else [mode]
+    if several and not metric:
+        problems.bad("metric", "an empty list: name one metric, or several to search a Pareto front")
+        return ()
+    if several != isinstance(mode, list) or len(names) != len(modes):
+        problems.bad("mode", f"one mode per metric: metric {metric!r} takes mode "
+                     + (f"[{', '.join(metrics.get(n, 'min') if isinstance(n, str) else 'min' for n in names)}]"
+                        if several else "min or max") + f", got {mode!r}")
+        return ()
+    found = []
+    for i, (name, direction) in enumerate(zip(names, modes)):
+        key, mode_key = (f"metric[{i}]", f"mode[{i}]") if several else ("metric", "mode")
+        if not isinstance(name, str):
+            problems.bad(key, f"required: the reported metric to optimise, one of {', '.join(metrics)}")
+            continue
+        if metrics and name not in metrics:
+            problems.bad(key, f"{references.label(workload)} does not report {name!r}.{did_you_mean(name, metrics)}"
+                         f" Known: {', '.join(metrics)}.")
+        if name in names[:i]:
+            problems.bad(key, f"{name} is an objective already; name each metric once")
+        if direction not in ("min", "max"):
+            problems.bad(mode_key, f"must be 'min' or 'max', got {direction!r}")
+        elif name in metrics and metrics[name] != direction:
+            problems.bad(mode_key, f"{name} is better when {'lower' if metrics[name] == 'min' else 'higher'}; "
+                         f"set {'its mode' if several else 'mode'}: {metrics[name]}")
+        found.append(Objective(name, direction))
+    return tuple(found)
+
+
+def reported_metrics(workload: str | None, fixed: dict) -> dict[str, str]:
+    """The metrics a trial of this workload reports, each with its direction."""
+    metrics = dict(load_workload(workload).METRICS) if workload else {}
+    if fixed.get("measure_latency"):
+        metrics.update(latency.METRICS)
+    return metrics
+
+
+def constraints(problems: Problems, raw: dict, workload: str | None, fixed: dict) -> tuple[Constraint, ...]:
+    """`constraints: ["latency_ms <= 5", "val_auc >= 0.8"]`, each on a metric the trials report."""
+    given = raw.get("constraints")
+    if given is None:
+        return ()
+    if not isinstance(given, list):
+        problems.bad("constraints", f"must be a list of 'METRIC OP NUMBER' strings, e.g. ['latency_ms <= 5'], "
+                     f"got {given!r}")
+        return ()
+    metrics = reported_metrics(workload, fixed)
+    found = []
+    for i, text in enumerate(given):
+        try:
+            constraint = objectives.parse_constraint(text)
+        except ValueError as exc:
+            problems.bad(f"constraints[{i}]", str(exc))
+            continue
+        if metrics and constraint.metric not in metrics:
+            problems.bad(f"constraints[{i}]", f"{references.label(workload)} does not report {constraint.metric!r}."
+                         f"{did_you_mean(constraint.metric, metrics)} Known: {', '.join(metrics)}.")
+        found.append(constraint)
+    return tuple(found)
 
 
 def check_data_section(problems: Problems, d: dict, workload: str | None,

@@ -14,7 +14,7 @@ from raysweep.training import losses, optimizers, precision, schedules
 
 # String hyperparameters shared by every workload and the values they take (checked by validate).
 CHOICES = {"lr_schedule": schedules.SCHEDULES, "precision": precision.PRECISIONS,
-           "optimizer": tuple(optimizers.OPTIMIZERS)}
+           "optimizer": tuple(optimizers.OPTIMIZERS), "latency_every": ("epoch", "last")}
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,10 @@ class TrainingConfig:
     early_stopping_min_delta: float = 0.0  # an improvement must beat the best by more than this
     early_stopping_metric: str = "val_loss"  # a metric the workload reports (its METRICS gives the mode)
     fbeta_beta: float = 1.0           # the beta of val_fbeta: < 1 weighs precision higher, > 1 recall
+    measure_latency: bool = False     # report latency_ms and parameters (training/latency.py)
+    latency_batch_size: int = 1       # rows per timed forward pass
+    latency_batches: int = 20         # timed passes (after as many warm-up passes); their median is latency_ms
+    latency_every: str = "epoch"      # epoch: measured after every epoch | last: after the last epoch only
     shuffle_buffer: int = 4096        # rows permuted together before batching; 0 = no shuffle
     prefetch_batches: int = 1         # blocks fetched (a streamed split: shards read) ahead of the loop
     seed: int = 0
