@@ -159,3 +159,18 @@ def test_a_folder_registry_without_mlflow(sweeps, table, tmp_path, capsys):
     assert cli.main(["predict", "--model", "registry:nope", "--registry", str(registry), "--data", str(table)]) == 2
     err = capsys.readouterr().err
     assert "no registered model 'nope'" in err and "cancer" in err and "Traceback" not in err
+
+
+def test_a_second_look_at_a_scored_test_split_is_refused_without_again(sweeps, tmp_path, capsys):
+    results, weak, strong = sweeps
+    looked = tmp_path / "looked"
+    shutil.copytree(strong, looked)
+    record = json.loads((looked / "test_evaluation.json").read_text())
+    record["champion"]["trial"] = "another_trial"   # the test split was scored for another trial before
+    (looked / "test_evaluation.json").write_text(json.dumps(record))
+    registry = tmp_path / "registry"
+    assert cli.main(["champion", str(looked), "--registry", str(registry)]) == 2
+    err = capsys.readouterr().err
+    assert "was scored on its test split already" in err and "--again" in err and not registry.exists()
+    assert cli.main(["champion", str(looked), "--registry", str(registry), "--again"]) == 0
+    assert "registered: " in capsys.readouterr().out

@@ -37,7 +37,8 @@ from raysweep.analysis import champion
 from raysweep.analysis.champion import Champion
 from raysweep.datasets import fingerprint, location
 from raysweep.deploy import evaluate, export
-from raysweep.deploy.registry import Registry, Version, for_experiment, model_name, open_registry
+from raysweep.deploy.model_versions import Registry, Version
+from raysweep.deploy.registry import for_experiment, model_name, open_registry
 from raysweep.errors import UserError
 from raysweep.spec import SNAPSHOT_FILE, SpecError
 

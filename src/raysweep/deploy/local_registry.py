@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
-from raysweep.deploy.registry import Version, not_registered
+from raysweep.deploy.model_versions import Version, not_registered
 from raysweep.errors import UserError
 
 RECORD_FILE = "registry.json"

@@ -16,7 +16,7 @@ import logging
 import os
 from pathlib import Path
 
-from raysweep.deploy.registry import CHAMPION_ALIAS, LOCATION_HELP, Version, not_registered
+from raysweep.deploy.model_versions import CHAMPION_ALIAS, LOCATION_HELP, Version, not_registered
 from raysweep.errors import UserError
 from raysweep.tracking.mlflow_runs import LOCAL_ARTIFACTS
 

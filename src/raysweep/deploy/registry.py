@@ -10,7 +10,7 @@ and trial, the validation metric it was chosen on, its score on the held-out tes
 fingerprints of the data (datasets/fingerprint.py). The alias `champion` names the version in
 production; a new version takes it only when it beats the champion on the same test split.
 
-Two kinds keep that record, behind one `Registry` contract:
+Two kinds keep that record, behind one `Registry` contract (model_versions.py):
 - MLflow's Model Registry (mlflow_registry.py), where the sweeps track with MLflow or a
   tracking URI is given: the version's source is the model directory logged to the trial's run;
   its tags hold the record; `champion` is an MLflow alias.
@@ -22,50 +22,19 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from raysweep.datasets import location
+from raysweep.deploy.local_registry import RECORD_FILE, LocalRegistry
+from raysweep.deploy.mlflow_registry import MLflowRegistry
+from raysweep.deploy.model_versions import CHAMPION_ALIAS, LOCATION_HELP, Registry, Version, not_registered
 from raysweep.errors import UserError
-from raysweep.tracking.mlflow_runs import local_uri
+from raysweep.tracking.mlflow_runs import LOCAL_DB, local_uri
 
-CHAMPION_ALIAS = "champion"
 LOCAL_DIR = "registry"             # the folder registry's default name, beside the results
 ENVIRONMENT = "RAYSWEEP_REGISTRY"  # where --show and predict look without --registry
 SCHEME = "registry:"               # `predict --model registry:NAME`
 MLFLOW_SCHEMES = ("sqlite:", "http:", "https:", "postgresql", "mysql", "mssql", "databricks")
-LOCATION_HELP = ("a folder for raysweep's own registry, or an MLflow tracking URI (sqlite:///path/mlflow.db, "
-                 "http://127.0.0.1:5000)")
-
-
-@dataclass(frozen=True)
-class Version:
-    """One registered version: its number, where its model directory is, and the record made of it."""
-
-    name: str
-    version: int
-    model: str        # its model directory: a folder, or an MLflow artifact URI
-    record: dict      # experiment, trial, workload, metric, mode, validation, test_metric, test, data, ...
-    champion: bool    # holds the alias now
-
-
-class Registry(Protocol):
-    """Where registered models are kept (a folder, or MLflow's Model Registry)."""
-
-    location: str
-
-    def current(self, name: str) -> Version | None:
-        """The version the alias `champion` names; None where the model has none yet."""
-
-    def register(self, name: str, record: dict, model_dir: Path) -> Version:
-        """A new version of `name` from an exported model directory, with the alias moved to it."""
-
-    def versions(self, name: str | None = None) -> list[Version]:
-        """Every version of `name` (of every model without one), by name, oldest first."""
-
-    def fetch(self, name: str) -> tuple[Version, Path]:
-        """The champion's version and its model directory on this machine (downloaded once)."""
 
 
 def is_mlflow(where: str) -> bool:
@@ -75,13 +44,9 @@ def is_mlflow(where: str) -> bool:
 def open_registry(where: str) -> Registry:
     """The registry at `where`: an MLflow tracking URI, or a folder."""
     if is_mlflow(where):
-        from raysweep.deploy.mlflow_registry import MLflowRegistry
-
         return MLflowRegistry(where)
     if location.is_uri(where):
         raise UserError(f"--registry {where}: a registry is {LOCATION_HELP}; a bucket is not one")
-    from raysweep.deploy.local_registry import LocalRegistry
-
     return LocalRegistry(Path(where))
 
 
@@ -105,9 +70,6 @@ def find(where: str | None, results: Path = Path("results")) -> str:
     where = where or os.environ.get(ENVIRONMENT)
     if where:
         return where
-    from raysweep.deploy.local_registry import RECORD_FILE
-    from raysweep.tracking.mlflow_runs import LOCAL_DB
-
     if (results / LOCAL_DIR / RECORD_FILE).is_file():
         return str(results / LOCAL_DIR)
     if (results / LOCAL_DB).is_file():
@@ -124,7 +86,5 @@ def model_name(workload: str, data_path: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{stem}-{dataset}")
 
 
-def not_registered(name: str, where: str, known: list[str]) -> UserError:
-    shown = ", ".join(known) if known else "none yet"
-    return UserError(f"{where} has no registered model {name!r} (registered: {shown}); raysweep champion "
-                     "EXPERIMENT... registers one")
+__all__ = ["CHAMPION_ALIAS", "Registry", "Version", "find", "for_experiment", "is_mlflow", "model_name", "not_registered",
+           "open_registry"]

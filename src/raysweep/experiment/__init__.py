@@ -157,7 +157,10 @@ def write_data_warnings(experiment_dir: Path, spec: Spec) -> None:
 
 def write_data_fingerprint(experiment_dir: Path, spec: Spec) -> None:
     """Record which val and test data the sweep judges its trials on, as the sweep starts:
-    `raysweep champion` compares experiments on the same val data, the registry on the same test."""
+    `raysweep champion` compares experiments on the same val data, the registry on the same test.
+    A loop that reads its own data.path (no meta.json, no shards raysweep knows) has none."""
+    if not spec.data.read:
+        return
     record = {**fingerprint.fingerprints(spec.data.path),
               "taken": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     (Path(experiment_dir) / DATA_FINGERPRINT_FILE).write_text(json.dumps(record, indent=2) + "\n")
