@@ -5,12 +5,17 @@
 | random    | BasicVariantGenerator; with branches, OptunaSearch | enumerated, the rest   | yes                |
 |           | with Optuna's RandomSampler (define-by-run)        | sampled                |                    |
 | grid      | BasicVariantGenerator, every value enumerated      | every parameter        | no                 |
-| optuna    | OptunaSearch with TPE (define-by-run)              | refused                | yes                |
+| optuna    | OptunaSearch with `search.sampler` (define-by-run; | refused                | yes                |
+|           | default TPE; search/samplers.py)                   |                        |                    |
 | hyperopt  | HyperOptSearch with TPE (nested hp.choice)         | refused                | yes                |
 | bohb      | TuneBOHB (with `scheduler.type: bohb`)             | refused                | no                 |
 
 Optuna's define-by-run space and HyperOpt's nested choices sample a branch's sub-parameters
 only on that branch, so a trial's config holds just the parameters that exist for it.
+Optuna gets every objective (a study with several directions where the spec names several:
+Ray's OptunaSearch takes lists of metrics and modes, and keeps them when the Tuner's single
+metric, the first objective that schedulers stop on, reaches `set_search_properties`, as it
+already holds its space) and each trial's constraint values (search/optuna_constraints.py).
 Tune ignores `TuneConfig.max_concurrent_trials` when given a searcher, so the limit goes into
 BasicVariantGenerator or a ConcurrencyLimiter around the others.
 
@@ -36,8 +41,10 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable, Literal, get_args
 
-from raysweep.search import space
+from raysweep.search import optuna_constraints, space
 from raysweep.search.objectives import Constraint, Objective
+from raysweep.search.samplers import DEFAULT as DEFAULT_SAMPLER
+from raysweep.search.samplers import SAMPLERS
 from raysweep.search.space import Param
 
 
@@ -58,6 +65,11 @@ class Request:
     objectives: tuple[Objective, ...] = ()     # every objective, the first being (metric, mode)
     constraints: tuple[Constraint, ...] = ()   # for the samplers that take constraint values
     sampler: str | None = None                 # optuna: one of SAMPLERS (None: tpe)
+
+    @property
+    def goals(self) -> tuple[Objective, ...]:
+        """Every objective; a Request made with only `metric` and `mode` has that one."""
+        return self.objectives or (Objective(self.metric, self.mode),)
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,7 @@ class Searcher:
     branches: bool
     pausing: bool = False
     objectives: bool = False       # takes several objectives (the Pareto front), not only the first
+    samplers: bool = False         # takes `search.sampler` (raysweep.search.samplers.SAMPLERS)
     default_num_samples: int = 8   # a grid enumerates its values once; then it counts repeats
 
     def __post_init__(self):
@@ -218,18 +231,28 @@ def _variants(request: Request, *, grid_every: bool) -> SearchPlan:
                       len(points))
 
 
-def _optuna(request: Request, *, tpe: bool) -> SearchPlan:
+def _optuna(request: Request, *, sampler: str) -> SearchPlan:
+    """Ray Tune's OptunaSearch over the define-by-run space with one of SAMPLERS, seeded, given
+    every objective and (ConstrainedOptunaSearch) every trial's constraint values."""
     import optuna
     from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
 
     # Optuna announces each study it creates ("A new study created in memory") at INFO on the
     # console; the sweep's own lines say what matters.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=request.seed) if tpe else optuna.samplers.RandomSampler(seed=request.seed)
-    searcher = OptunaSearch(OptunaSpace(request.params), sampler=sampler, points_to_evaluate=_encoded_points(request),
-                            metric=request.metric, mode=request.mode)
-    if request.scheduler_pauses and not tpe:
+    entry, goals = SAMPLERS[sampler], request.goals
+    if len(goals) > 1 and not entry.objectives:
+        raise ValueError(f"the {sampler} sampler optimises one objective, got {len(goals)} (validate refuses this)")
+    # Only the samplers that steer by constraints get their values (the others warn each trial
+    # that they will not use them); validate has said so.
+    constraints = request.constraints if entry.constraints else ()
+    several = len(goals) > 1
+    searcher = optuna_constraints.ConstrainedOptunaSearch(
+        OptunaSpace(request.params), sampler=entry.build(request.seed, optuna_constraints.constraints_func(constraints)),
+        points_to_evaluate=_encoded_points(request), constraints=constraints,
+        metric=[g.metric for g in goals] if several else goals[0].metric,
+        mode=[g.mode for g in goals] if several else goals[0].mode)
+    if request.scheduler_pauses and sampler == "random":
         # Random draws learn nothing from results, so all may be drawn at once; the limiter
         # would count paused trials (Searcher.pausing), the trials' resources bound them instead.
         return SearchPlan(request.fixed, searcher, request.num_samples)
@@ -240,7 +263,7 @@ def _optuna(request: Request, *, tpe: bool) -> SearchPlan:
 def build_random(request: Request) -> SearchPlan:
     """Tune's seeded variant generator; Optuna's RandomSampler where branches need define-by-run."""
     if space.has_conditionals(request.params):
-        return _optuna(request, tpe=False)
+        return _optuna(request, sampler="random")
     return _variants(request, grid_every=False)
 
 
@@ -249,7 +272,7 @@ def build_grid(request: Request) -> SearchPlan:
 
 
 def build_optuna(request: Request) -> SearchPlan:
-    return _optuna(request, tpe=True)
+    return _optuna(request, sampler=request.sampler or DEFAULT_SAMPLER)
 
 
 def build_hyperopt(request: Request) -> SearchPlan:
@@ -289,7 +312,7 @@ def build_bohb(request: Request) -> SearchPlan:
 SEARCHERS: dict[str, Searcher] = {
     "random": Searcher(build_random, grid="marked", branches=True, pausing=True, objectives=True),
     "grid": Searcher(build_grid, grid="every", branches=False, default_num_samples=1, pausing=True, objectives=True),
-    "optuna": Searcher(build_optuna, grid="refused", branches=True, objectives=True),
+    "optuna": Searcher(build_optuna, grid="refused", branches=True, objectives=True, samplers=True),
     "hyperopt": Searcher(build_hyperopt, grid="refused", branches=True),
     "bohb": Searcher(build_bohb, grid="refused", branches=False, pausing=True),
 }

@@ -6,7 +6,9 @@ import importlib.util
 
 from raysweep.checks import did_you_mean, is_int, is_number
 from raysweep.datasets import location
-from raysweep.search import SEARCHERS, searchers, space
+from raysweep.search import SEARCHERS, samplers, searchers, space
+from raysweep.search.objectives import Constraint, Objective
+from raysweep.search.samplers import SAMPLERS
 from raysweep.search.schedulers import SCHEDULERS
 from raysweep.search.space import Param
 from raysweep.spec.problems import Problems
@@ -47,7 +49,77 @@ def search(problems: Problems, s: dict, params: list[Param]) -> Search:
     for i, point in enumerate(points):
         space.check_point(point, params, f"search.points_to_evaluate[{i}]", problems.bad)
     return Search(algorithm=algorithm, num_samples=num_samples, seed=seed,
-                  points_to_evaluate=tuple(points), warm_start=warm_start(problems, s.get("warm_start")))
+                  points_to_evaluate=tuple(points), warm_start=warm_start(problems, s.get("warm_start")),
+                  sampler=sampler(problems, s.get("sampler"), algorithm, params))
+
+
+def sampler(problems: Problems, name, algorithm: str, params: list[Param]) -> str | None:
+    """`search.sampler`: one of raysweep.search.SAMPLERS, for a searcher that takes one, able to
+    sample the tuned parameters (sampler_space). None where the spec names none (Optuna's TPE)."""
+    if name is None:
+        return None
+    takers = [n for n, found in SEARCHERS.items() if found.samplers]
+    if algorithm in SEARCHERS and algorithm not in takers:
+        problems.bad("search.sampler", f"search.algorithm {algorithm!r} has no sampler to choose; remove "
+                     f"search.sampler, or set search.algorithm: {_either(takers)}", because_of=("search.algorithm",))
+        return None
+    if not isinstance(name, str) or name not in SAMPLERS:
+        problems.bad("search.sampler", f"unknown sampler {name!r}.{did_you_mean(name, SAMPLERS)}"
+                     f" Known: {', '.join(SAMPLERS)}.")
+        return None
+    missing = [package for package in SAMPLERS[name].packages if importlib.util.find_spec(package) is None]
+    if missing:
+        problems.bad("search.sampler", f"the {name} sampler needs {', '.join(missing)}, which "
+                     f"{'is' if len(missing) == 1 else 'are'} not installed; pip install {' '.join(missing)}, "
+                     "or choose another sampler")
+    sampler_space(problems, name, params)
+    return name
+
+
+def sampler_space(problems: Problems, name: str, params: list[Param]) -> None:
+    """What the sampler does with `choice` parameters and `when:` branches (samplers.Handling):
+    nothing to say where it models them, a note where Optuna draws them at random, a problem
+    where the sampler cannot work with them."""
+    entry = SAMPLERS[name]
+    every = space.all_params(params)
+    choices = [p.name for p in every if p.is_choice]
+    if choices and entry.choices.kind == "independent":
+        if len(choices) == len(every):
+            problems.bad("search.sampler", f"{name} would tune nothing here: {entry.choices.why}, and every "
+                         f"parameter is a choice; use search.sampler: {_either(samplers.taking(choices='modelled'))}")
+        else:
+            problems.warn("search.sampler", f"{name} draws the choice parameters ({', '.join(choices)}) at random: "
+                          f"{entry.choices.why}; for a sampler that models them use "
+                          f"{_either(samplers.taking(choices='modelled'))}")
+    branching = [p for p in params if p.when]
+    if branching and entry.branches.kind == "refused":
+        for p in branching:
+            problems.bad(f"params.{p.name}.when", f"search.sampler {name} takes no conditional branches: "
+                         f"{entry.branches.why}; use search.sampler: {_either(samplers.taking(branches='modelled'))}, "
+                         "or tune the branch's parameters on every trial", because_of=("search.sampler",))
+    elif branching and entry.branches.kind == "independent":
+        subs = [sub.name for p in branching for _, found in p.when for sub in found]
+        problems.warn("search.sampler", f"{name} draws the branches' sub-parameters ({', '.join(dict.fromkeys(subs))}) "
+                      f"at random: {entry.branches.why}; for a sampler that models them use "
+                      f"{_either(samplers.taking(branches='modelled'))}")
+
+
+def sampler_fit(problems: Problems, search: Search, goals: tuple[Objective, ...],
+                constraints: tuple[Constraint, ...]) -> None:
+    """The chosen sampler against what is optimised: several objectives need one that takes
+    them; constraints reach only the samplers that steer by them (a note for the others)."""
+    if search.sampler not in SAMPLERS:
+        return
+    entry = SAMPLERS[search.sampler]
+    if len(goals) > 1 and not entry.objectives:
+        problems.bad("search.sampler", f"{search.sampler} optimises one objective, but metric names {len(goals)} "
+                     f"({', '.join(g.metric for g in goals)}); use search.sampler: "
+                     f"{_either(samplers.taking(objectives=True))}, or name one metric", because_of=("metric",))
+    if constraints and not entry.constraints:
+        problems.warn("search.sampler", f"{search.sampler} samples without the constraints "
+                      f"({', '.join(c.text for c in constraints)}): they only mark its trials feasible or not; "
+                      f"for a sampler that steers toward feasible trials use "
+                      f"{_either(samplers.taking(constraints=True))}", because_of=("constraints",))
 
 
 def objectives_fit(problems: Problems, goals: tuple, algorithm: str) -> None:

@@ -98,6 +98,7 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
     metric, mode = (goals[0].metric, goals[0].mode) if goals else (None, None)
     required = constraints(problems, raw, workload, fixed)
     sections.objectives_fit(problems, goals, search.algorithm)
+    sections.sampler_fit(problems, search, goals, required)
     epochs, epochs_key = check_epochs(problems, fixed, workload)
     scheduler = sections.scheduler(problems, section(problems, raw, "scheduler"), epochs, params, search.algorithm,
                                    epochs_key=epochs_key)
