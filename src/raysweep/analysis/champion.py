@@ -1,7 +1,11 @@
 """The champion of an experiment: its best trial that neither errored nor diverged, and its model.
 
 A trial that diverged after a good first epoch is not a model to deploy, so failed trials never
-win. `best_checkpoint_dir` is the checkpoint that holds its model at its best, and `predictor`
+win; nor, where the spec has constraints, does one that breaks them (analysis.pareto: judged at
+the epoch its first objective was best). With several objectives the champion is the feasible
+Pareto front's best on the first objective, or what a pick asks (analysis.picks: `export --pick
+'min val_loss where latency_ms <= 5'`), and `Champion.choice` records how it was chosen.
+`best_checkpoint_dir` is the checkpoint that holds its model at its best, and `predictor`
 loads that model through the workload's kind (raysweep.trainables); export (raysweep.deploy)
 writes it out, and the best-trial plots and evaluate predict with it.
 """
@@ -17,7 +21,8 @@ import pyarrow as pa
 import torch
 
 from raysweep import experiment
-from raysweep.analysis import diagnose, leaderboard, store
+from raysweep.analysis import diagnose, leaderboard, pareto, picks, store
+from raysweep.analysis.picks import NoneMeets, Pick
 from raysweep.checks import did_you_mean, is_missing
 from raysweep.datasets import batching, location, shards
 from raysweep.spec import SpecError
@@ -33,12 +38,35 @@ class Champion:
     value: float
     row: dict          # the trial's row of the results store
     config: dict
+    # How it was chosen, for the model card (several objectives, constraints or a pick; else None).
+    choice: dict | None = None
+    # The metric whose best epoch the exported weights come from, where not `metric` (a pick's
+    # metric is read at the first objective's best epoch: analysis.pareto).
+    checkpoint_on: tuple[str, str] | None = None
 
 
 def select(experiment_dir: Path, metric: str | None = None, mode: str | None = None,
-           trial: str | None = None) -> Champion:
-    """The best trial on `metric` (default: the spec's) among those that did not fail, or `trial`."""
+           trial: str | None = None, pick: Pick | None = None) -> Champion:
+    """The best trial on `metric` (default: the spec's) among those that did not fail and meet
+    the spec's constraints, or the one `pick` chooses, or `trial`.
+
+    With several objectives or constraints and neither `metric` nor `trial` given, the choice is
+    analysis.picks' (the front's best on the first objective where no pick is given). A `trial`
+    asked for by id is taken whatever its constraints say.
+
+    Raises:
+        NoneMeets: no trial meets the constraints (the spec's or the pick's); nothing to choose.
+        SpecError: an unknown trial or metric, a pick that names what the trials do not report.
+    """
     s = experiment.load_spec(experiment_dir)
+    if pick is not None and (metric is not None or trial is not None):
+        raise SpecError([f"--pick {pick.text!r} chooses the trial: leave out --metric, --mode and --trial"])
+    if pick is None and trial is None and metric in (None, s.metric) and mode in (None, s.mode) \
+            and (s.multi_objective or s.constraints):
+        return _chosen(experiment_dir, s, Pick(s.objectives[0]), by_default=True)
+    if pick is not None:
+        picks.check(pick, s, leaderboard.known_metrics(s, store.load(experiment_dir).trials))
+        return _chosen(experiment_dir, s, pick, by_default=False)
     metric, mode = metric or s.metric, mode or s.mode
     table = leaderboard.leaderboard(experiment_dir, metric=metric, mode=mode)
     ok = table if table.empty else table[~table["status"].isin(diagnose.FAILED_STATUSES)].dropna(subset=[f"best_{metric}"])
@@ -51,14 +79,36 @@ def select(experiment_dir: Path, metric: str | None = None, mode: str | None = N
         ok = ok[ok["trial"] == trial]
         if ok.empty:
             raise SpecError([f"--trial {trial} failed or reported no {metric}; it has no model to export"])
+    elif pareto.FEASIBLE in ok and s.constraints:   # --metric on a constrained spec: the feasible trials only
+        if len(ok) and not ok[pareto.FEASIBLE].any():
+            raise NoneMeets([f"no trial that did not fail meets the spec's constraints "
+                             f"({', '.join(c.text for c in s.constraints)}); nothing to choose"])
+        ok = ok[ok[pareto.FEASIBLE].astype(bool)]
     if ok.empty:
         raise SpecError([f"{experiment_dir}: no trial that did not fail reported {metric}; nothing to export"])
-    top = ok.iloc[0]
-    trials = store.load(experiment_dir).trials.set_index("trial")
-    row = trials.loc[top["trial"]].to_dict()
-    names = set(field_types(load_workload(s.workload)))
-    config = {k: store.value(row[k]) for k in trials.columns if k in names and not is_missing(row[k])}
+    top = ok.sort_values(f"best_{metric}", ascending=(mode == "min"), kind="stable").iloc[0]
+    row, config = _row_and_config(experiment_dir, s, top["trial"])
     return Champion(top["trial"], metric, mode, float(top[f"best_{metric}"]), row, config)
+
+
+def _chosen(experiment_dir: Path, s, chosen_by: Pick, *, by_default: bool) -> Champion:
+    """The champion analysis.picks chooses, its weights those of its first objective's best epoch."""
+    results = store.load(experiment_dir)
+    trials = pareto.annotated(results.trials, results.curves, s)
+    if trials.empty:
+        raise SpecError([f"{experiment_dir}: no trial has reported yet; nothing to export"])
+    chosen = picks.choose(trials, results.curves, s, chosen_by, by_default=by_default)
+    row, config = _row_and_config(experiment_dir, s, chosen.trial, trials)
+    return Champion(chosen.trial, chosen_by.objective.metric, chosen_by.objective.mode, chosen.value, row, config,
+                    choice=chosen.record, checkpoint_on=(s.metric, s.mode))
+
+
+def _row_and_config(experiment_dir: Path, s, trial_id: str, trials=None) -> tuple[dict, dict]:
+    """The trial's row of the results store and its config (the workload's Config fields)."""
+    trials = (store.load(experiment_dir).trials if trials is None else trials).set_index("trial")
+    row = trials.loc[trial_id].to_dict()
+    names = set(field_types(load_workload(s.workload)))
+    return row, {k: store.value(row[k]) for k in trials.columns if k in names and not is_missing(row[k])}
 
 
 def latest_checkpoint(experiment_dir: Path, trial_id: str) -> Path:
@@ -85,8 +135,10 @@ def best_checkpoint(experiment_dir: Path, trial_id: str, metric: str, mode: str)
 
 
 def best_checkpoint_dir(experiment_dir: Path, best: Champion) -> Path:
-    """The checkpoint that holds the champion's model at its best."""
-    return best_checkpoint(experiment_dir, best.trial, best.metric, best.mode)
+    """The checkpoint that holds the champion's model at its best (on its first objective, for a
+    champion a pick chose: the epoch its values were read at)."""
+    metric, mode = best.checkpoint_on or (best.metric, best.mode)
+    return best_checkpoint(experiment_dir, best.trial, metric, mode)
 
 
 def trial_config(experiment_dir: Path, best: Champion):

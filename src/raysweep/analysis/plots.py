@@ -8,6 +8,9 @@ Each function takes the results store's tables (and the spec) and writes one fig
 - `parallel_coordinates`: one line per trial across the tuned parameters (log axes where the
   range is log), coloured by the objective;
 - `importance`: fANOVA importances through `optuna.importance`, from the trials table alone;
+- `pareto_front` (several objectives): two, a scatter of every trial with the front as a step
+  line and the infeasible trials in grey; three or more, parallel coordinates of the front's
+  trials over the objectives (analysis.pareto: each at the epoch where the first was best);
 - `classification` (binary and multilabel tasks: Glideator, such tables): ROC curves per
   target and a reliability diagram of the best trial's validation predictions;
 - `regression` (the trajectory LSTM, regression tables): predicted against true per target and
@@ -40,8 +43,9 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from raysweep import experiment
-from raysweep.analysis import champion, store
+from raysweep.analysis import champion, pareto, store
 from raysweep.search import space
+from raysweep.search.objectives import Objective
 from raysweep.training import metrics
 from raysweep.workloads import task_of
 
@@ -221,6 +225,72 @@ def importance(results: store.Results, params, metric: str, mode: str, out: Path
     return _save(fig, out)
 
 
+def pareto_front(trials: pd.DataFrame, objectives: tuple[Objective, ...], out: Path) -> Path | None:
+    """The Pareto front of an annotated trials table (analysis.pareto): a scatter for two
+    objectives, parallel coordinates of the front for more; None with one objective or no front."""
+    if len(objectives) < 2 or pareto.PARETO_RANK not in trials:
+        return None
+    columns = [pareto.at_best_column(o.metric) for o in objectives]
+    placed = trials.dropna(subset=columns)
+    on_front = pareto.front(placed)
+    if on_front.empty:
+        return None
+    if len(objectives) == 2:
+        return _front_scatter(placed, on_front, objectives, out)
+    return _front_coordinates(on_front, objectives, out)
+
+
+def _front_scatter(placed: pd.DataFrame, on_front: pd.DataFrame, objectives, out: Path) -> Path:
+    """Every trial at its point; the front joined by the steps that bound what it dominates."""
+    (x_goal, y_goal), (x, y) = objectives, [pareto.at_best_column(o.metric) for o in objectives]
+    fig, ax = _figure(7, 5)
+    feasible = placed[pareto.FEASIBLE].astype(bool)
+    ax.scatter(placed.loc[~feasible, x], placed.loc[~feasible, y], color="0.75", s=22, label="infeasible")
+    rest = placed[feasible & ~placed["trial"].isin(on_front["trial"])]
+    ax.scatter(rest[x], rest[y], color="steelblue", alpha=0.7, s=22, label="feasible, dominated")
+    steps = on_front.sort_values(x, kind="stable")
+    # from each front point, the boundary runs along x first where x is minimised, along y first otherwise
+    ax.step(steps[x], steps[y], where="post" if x_goal.mode == "min" else "pre", color="crimson", lw=1.4)
+    ax.scatter(steps[x], steps[y], color="crimson", s=40, zorder=4, label=f"Pareto front ({len(steps)})")
+    ax.set_xlabel(f"{x_goal.metric} ({x_goal.mode})")
+    ax.set_ylabel(f"{y_goal.metric} ({y_goal.mode})")
+    ax.set_title(f"Pareto front: each trial at the epoch where {x_goal.metric} was best")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, out)
+
+
+def _front_coordinates(on_front: pd.DataFrame, objectives, out: Path) -> Path:
+    """One line per front trial across the objectives, each axis from its worst (bottom) to its
+    best (top) value on the front, coloured by the first objective."""
+    fig, ax = _figure(max(6, 1.8 * len(objectives) + 2), 4.8)
+    ys, ticks = [], []
+    for o in objectives:
+        values = on_front[pareto.at_best_column(o.metric)].to_numpy(float)
+        low, high = values.min(), values.max()
+        scaled = (values - low) / (high - low) if high > low else np.full_like(values, 0.5)
+        ys.append(1 - scaled if o.mode == "min" else scaled)
+        ticks.append((f"{high:.4g}", f"{low:.4g}") if o.mode == "min" else (f"{low:.4g}", f"{high:.4g}"))
+    first = on_front[pareto.at_best_column(objectives[0].metric)].to_numpy(float)
+    norm = Normalize(first.min(), first.max() if first.max() > first.min() else first.min() + 1)
+    cmap = matplotlib.colormaps["viridis_r" if objectives[0].mode == "min" else "viridis"]
+    x = np.arange(len(objectives), dtype=float)
+    lines = [np.column_stack([x, row]) for row in np.stack(ys, axis=1)]
+    ax.add_collection(LineCollection(lines, colors=cmap(norm(first)), alpha=0.9, linewidths=1.6))
+    for i, (bottom, top) in enumerate(ticks):
+        ax.axvline(i, color="0.3", lw=0.8)
+        ax.annotate(bottom, (i, 0.0), xytext=(4, 0), textcoords="offset points", fontsize=7, va="center")
+        ax.annotate(top, (i, 1.0), xytext=(4, 0), textcoords="offset points", fontsize=7, va="center")
+    ax.set_xticks(range(len(objectives)))
+    ax.set_xticklabels([f"{o.metric} ({o.mode})" for o in objectives], rotation=15, fontsize=8)
+    ax.set_yticks([])
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlim(-0.2, len(objectives) - 0.5)
+    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=objectives[0].metric)
+    ax.set_title(f"Pareto front: {len(on_front)} trials, better up on every axis")
+    return _save(fig, out)
+
+
 def _roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(-scores, kind="stable")
     hits = labels[order].astype(float)
@@ -303,6 +373,8 @@ def all_plots(experiment_dir: str | Path, out_dir: str | Path | None = None) -> 
         "parallel_coordinates": parallel_coordinates(results, s.params, s.metric, s.mode,
                                                      out_dir / "parallel_coordinates.png"),
         "importance": importance(results, s.params, s.metric, s.mode, out_dir / "importance.png"),
+        "pareto_front": pareto_front(pareto.annotated(results.trials, results.curves, s), s.objectives,
+                                     out_dir / "pareto_front.png"),
     }
     try:
         best, workload, meta, outputs, labels = champion.predictions(experiment_dir)

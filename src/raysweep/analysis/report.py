@@ -18,12 +18,13 @@ import pandas as pd
 import yaml
 
 from raysweep import experiment
-from raysweep.analysis import diagnose, leaderboard, plots, store
+from raysweep.analysis import diagnose, leaderboard, pareto, plots, store
 
 REPORT_FILE = experiment.REPORT_FILE
 TITLES = {"learning_curves": "Learning curves", "metric_vs_lr": "Metric against learning rate",
           "parallel_coordinates": "Parallel coordinates", "importance": "Parameter importance (fANOVA)",
-          "classification": "Best trial: ROC and calibration", "regression": "Best trial: predictions and errors"}
+          "classification": "Best trial: ROC and calibration", "regression": "Best trial: predictions and errors",
+          "pareto_front": "Pareto front of the objectives"}
 STYLE = """
 * { box-sizing: border-box; }
 body { font-family: system-ui, sans-serif; margin: 2rem auto; padding: 0 1.5rem; max-width: 1200px; color: #222; }
@@ -70,7 +71,7 @@ def _provenance(experiment_dir: Path, spec) -> str:
     runs = experiment.read_provenance(experiment_dir)
     rows = [("experiment", experiment_dir.name), ("workload", spec.workload),
             ("search", f"{spec.search.algorithm}, seed {spec.search.seed}, {spec.search.num_samples} samples"),
-            ("scheduler", spec.scheduler.type), ("objective", f"{spec.metric} ({spec.mode})"),
+            ("scheduler", spec.scheduler.type), ("objective", _objectives(spec)),
             ("data", spec.data.path)]
     for run in runs:
         rows.append((f"{run['event']} at {run['started']}", run["command"]))
@@ -78,6 +79,25 @@ def _provenance(experiment_dir: Path, spec) -> str:
     rows.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
     rows.append(("report written", datetime.now(timezone.utc).isoformat(timespec="seconds")))
     return "<table class=\"meta\">" + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>"
+
+
+def _objectives(spec) -> str:
+    """What the sweep optimised, and what it required: `val_loss (min), val_ece (min); val_auc >= 0.5`."""
+    text = ", ".join(f"{o.metric} ({o.mode})" for o in spec.objectives)
+    return text + (f"; constraints: {', '.join(c.text for c in spec.constraints)}" if spec.constraints else "")
+
+
+def _ranked_by(spec, table: pd.DataFrame) -> str:
+    """How the leaderboard is ordered (analysis.leaderboard), in words."""
+    if spec.multi_objective:
+        on_front = int(((table[pareto.PARETO_RANK] == 1) & table[pareto.FEASIBLE]).sum())
+        return (f"ranked by Pareto front over {_objectives(spec)} ({on_front} on the front, "
+                f"{int(table[pareto.FEASIBLE].sum())} feasible; each objective at the epoch where {spec.metric} "
+                "was best), then crowding distance")
+    if spec.constraints:
+        return (f"ranked on {spec.metric} ({spec.mode}), the {int(table[pareto.FEASIBLE].sum())} trials meeting "
+                f"{', '.join(c.text for c in spec.constraints)} first")
+    return f"ranked on {spec.metric} ({spec.mode})"
 
 
 def write(experiment_dir: str | Path, out: str | Path | None = None, top: int = 20) -> Path:
@@ -94,7 +114,7 @@ def write(experiment_dir: str | Path, out: str | Path | None = None, top: int = 
     else:
         counts = ", ".join(f"{n} {s}" for s, n in table["status"].value_counts().items())
         trials = results.trials
-        parts.append(f"<p>{len(table)} trials ({_e(counts)}), ranked on {_e(spec.metric)} ({_e(spec.mode)}). "
+        parts.append(f"<p>{len(table)} trials ({_e(counts)}), {_e(_ranked_by(spec, table))}. "
                      f"Compute: {_e(store.compute_used(trials))}, with the {_e(spec.scheduler.type)} scheduler.</p>")
         warnings = diagnose.edge_warnings(table, spec.params, spec.metric)
         failed = diagnose.failure_warning(trials)

@@ -14,7 +14,10 @@ ten:
   to the end: `compute_used`), best and last
   value of every metric (`best_<m>`, `last_<m>`), the epoch of the best objective, wall time,
   resources, where it ran (`node_id`, `nodes`, `cuda_visible_devices`) and how often it was
-  retried after a failure (`retries`);
+  retried after a failure (`retries`); and, read at the epoch where the first objective was
+  best (analysis.pareto), `at_best_<m>` of every objective and constraint's metric, `feasible`
+  (every constraint holds, and the trial did not fail) and, with several objectives,
+  `pareto_rank` (1: the Pareto front) and `crowding`;
 - `curves.parquet`: one row per report: trial id, step, epoch and every reported metric.
 
 `load(EXPERIMENT_DIR)` returns both as pandas frames, rebuilding them first where Tune's state
@@ -36,8 +39,9 @@ import pandas as pd
 import pyarrow.fs as pafs
 
 from raysweep import experiment
-from raysweep.analysis import trial_rows
+from raysweep.analysis import pareto, trial_rows
 from raysweep.experiment import journal
+from raysweep.spec import Spec
 
 log = logging.getLogger("raysweep")
 
@@ -61,20 +65,26 @@ def value(cell):
     return cell
 
 
-def assemble(rows: list[dict], curves: list[trial_rows.Curve]) -> Results:
+def assemble(rows: list[dict], curves: list[trial_rows.Curve], spec: Spec | None = None) -> Results:
     """The two tables from rows and curves (nullable integers where a trial may have none; a
-    metric only some trials report is missing in the others' rows)."""
+    metric only some trials report is missing in the others' rows). With the `spec`, each
+    trial's point, feasibility and front are computed over all the trials (analysis.pareto);
+    rows kept from an earlier store have theirs computed again, as the trials around them change."""
     trials = pd.DataFrame(rows)
     for column in ("best_epoch", "restored_best_epoch"):
         if column in trials:
             trials[column] = trials[column].astype("Int64")
     if not curves:
-        return Results(trials, pd.DataFrame(columns=["trial", "step"]))
-    columns = {}
-    for name in dict.fromkeys(name for curve in curves for name in curve):
-        columns[name] = [value for curve in curves
-                         for value in curve.get(name) or [None] * len(curve["trial"])]
-    return Results(trials, pd.DataFrame(columns))
+        frame = pd.DataFrame(columns=["trial", "step"])
+    else:
+        columns = {}
+        for name in dict.fromkeys(name for curve in curves for name in curve):
+            columns[name] = [value for curve in curves
+                             for value in curve.get(name) or [None] * len(curve["trial"])]
+        frame = pd.DataFrame(columns)
+    if spec is not None:
+        trials = pareto.annotate(trials, frame, spec.objectives, spec.constraints)
+    return Results(trials, frame)
 
 
 def ended_rows(results: Results | None) -> tuple[dict[str, dict], dict[str, trial_rows.Curve]]:
@@ -125,7 +135,7 @@ def build(experiment_dir: str | Path) -> Results:
         rows.append(row)
         if curve is not None:
             curves.append(curve)
-    return assemble(rows, curves)
+    return assemble(rows, curves, sweep.spec)
 
 
 def _trials(experiment_dir: str | Path, journaled: dict[str, dict]) -> list[tuple[object, str]]:

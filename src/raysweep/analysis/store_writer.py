@@ -96,7 +96,10 @@ class StoreWriter(Callback):
         if not force and started < self.next_write:
             return
         try:
-            store.write(self.experiment_dir, store.assemble(list(rows), list(curves)))
+            # the spec is known once a trial's row was made here (a resumed sweep's kept rows
+            # carry the front their last store computed)
+            spec = self.sweep.spec if self.sweep is not None else None
+            store.write(self.experiment_dir, store.assemble(list(rows), list(curves), spec))
         except Exception as exc:  # noqa: BLE001 - reported, and rebuilt by the next load()
             log.warning("results store not updated (%s: %s); `raysweep rank` rebuilds it", type(exc).__name__, exc)
         took = self.clock() - started

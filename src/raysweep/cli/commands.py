@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from raysweep import experiment
-from raysweep.analysis import diagnose, leaderboard, store
+from raysweep.analysis import champion, diagnose, leaderboard, pareto, picks, store
 from raysweep.checks import did_you_mean
 from raysweep.cli import exit_codes
 from raysweep.deploy import ensemble, evaluate, export, registry
@@ -49,6 +49,8 @@ def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int
     print(f"\n{len(table)} trials; statuses: "
           + ", ".join(f"{n} {s}" for s, n in table["status"].value_counts().items())
           + f"; {store.compute_used(trials)}")
+    if pareto.FEASIBLE in table:
+        print(_objectives_line(s, table))
     if s.scientific:
         best = leaderboard.best_per_value(table, s.scientific)
         print(f"\nbest trial per {', '.join(s.scientific)} (scientific; the nuisance parameters tuned for each):")
@@ -67,6 +69,24 @@ def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int
         print(f"warning: {line}", file=sys.stderr)
     print("leaderboard: " + ", ".join(str(p) for p in paths))
     return table
+
+
+def _objectives_line(s, table: pd.DataFrame) -> str:
+    """What a table of several objectives or constraints was ranked by, and how many trials
+    are on the front and feasible."""
+    feasible = int(table[pareto.FEASIBLE].sum())
+    required = f" (constraints: {', '.join(c.text for c in s.constraints)})" if s.constraints else ""
+    at = f"the epoch where {s.metric} was best (the weights export writes)"
+    if pareto.PARETO_RANK not in table:
+        return f"{feasible} of {len(table)} trials feasible{required}, ranked first; constraints judged at {at}"
+    on_front = int(((table[pareto.PARETO_RANK] == 1) & table[pareto.FEASIBLE]).sum())
+    goals = ", ".join(f"{o.metric} ({o.mode})" for o in s.objectives)
+    return (f"Pareto front of {goals}: {_trials(on_front)} (pareto_rank 1); {feasible} of {len(table)} feasible"
+            f"{required}; ranked by feasibility, front, then crowding distance; each value read at {at}")
+
+
+def _trials(n: int) -> str:
+    return f"{n} trial" + ("" if n == 1 else "s")
 
 
 def _finish(experiment_dir: Path) -> int:
@@ -164,11 +184,17 @@ def _rank(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    experiment_dir = experiment.local_dir(args.experiment_dir)
+    chosen_by = picks.from_options(experiment.load_spec(experiment_dir), pick=args.pick, objective=args.objective,
+                                   constraints=args.constraint)
     try:
-        to = export.export(experiment.local_dir(args.experiment_dir), args.to, metric=args.metric, mode=args.mode,
-                           min_metric=args.min_metric, trial=args.trial, export_format=args.export_format)
+        to = export.export(experiment_dir, args.to, metric=args.metric, mode=args.mode, min_metric=args.min_metric,
+                           trial=args.trial, export_format=args.export_format, pick=chosen_by)
     except export.ThresholdMissed as exc:
         print(f"refused: {exc}", file=sys.stderr)
+        return exit_codes.NOTHING_FOUND
+    except champion.NoneMeets as exc:
+        print(f"refused: {exc} Nothing exported.", file=sys.stderr)
         return exit_codes.NOTHING_FOUND
     card = json.loads((to / export.CARD_FILE).read_text())
     top = card["champion"]
@@ -182,6 +208,10 @@ def _export(args: argparse.Namespace) -> int:
                   f"{card['onnx']['inference']['latency_ms_one_row']:.3g} ms with onnxruntime")
     print(f"exported trial {top['trial']} ({top['metric']} {top['value']:.4g}, {what}) to {to}: "
           f"{', '.join(card['files'])}{timed}")
+    choice = card.get("choice")
+    if choice:
+        front = f"{_trials(len(choice['front']))} on the front, " if "front" in choice else ""
+        print(f"  chosen: {choice['rule']} ({front}{choice['feasible_trials']} feasible); the card's `choice` records it")
     return exit_codes.OK
 
 

@@ -151,6 +151,15 @@ def build_parser(user_data: tuple[str, DataCommand] | None = None) -> argparse.A
     exp.add_argument("--format", dest="export_format", choices=("torchscript", "onnx", "both"),
                      help="a PyTorch model's format (default torchscript): onnx is checked with onnxruntime against "
                           "the eager model on the val split; needs pip install 'raysweep[onnx]'")
+    exp.add_argument("--pick", metavar="'min|max METRIC [where C [and C]...]'",
+                     help="choose the champion from the Pareto front of the trials that meet the spec's constraints "
+                          "and these, best on METRIC, each read at the epoch the exported weights come from, e.g. "
+                          "'min val_loss where latency_ms <= 5'; nobody meets it: refuse (exit 1)")
+    exp.add_argument("--objective", metavar="METRIC",
+                     help="--pick's METRIC in its direction (the spec's objective's, else the workload's); "
+                          "default: the first objective")
+    exp.add_argument("--constraint", action="append", default=[], metavar="'METRIC OP NUMBER'",
+                     help="a constraint the champion must meet besides the spec's, e.g. 'val_auc >= 0.8' (repeatable)")
 
     champ = sub.add_parser("champion", help="the best trial across experiments, scored once on test, registered as "
                            "the champion where it beats the one registered (--show: the registry's history)")

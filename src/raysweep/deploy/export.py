@@ -1,6 +1,7 @@
 """`raysweep export` and `raysweep predict`: the champion trial as a model directory to deploy.
 
     raysweep export results/<experiment> --to champion [--format torchscript|onnx|both] [--min-metric 0.8]
+    raysweep export results/<experiment> --to champion --pick 'min val_loss where latency_ms <= 5'
     raysweep predict champion --data data/glideator [--split val] [--format onnx] [--out predictions.parquet]
 
 The directory holds the best epoch's weights of the best trial (the `best.pt` its checkpoints
@@ -11,7 +12,9 @@ also carries its scalers as buffers), and `model_card.json`: config, metrics, da
 the measured inference latency and how to load each file (`loading`). Below a deployment
 threshold (seed 002 picks its champion against one) nothing is written and the command exits 1;
 an export that fails its checks leaves nothing either: it is written beside `to` and moved there
-whole.
+whole. With several objectives or constraints the champion comes from the feasible Pareto front
+(analysis.picks: the front's best on the first objective, or what `--pick` asks), the card
+records how (`choice`), and a pick nobody meets writes nothing either (exit 1).
 
 Loading it takes three lines (inputs in the order `model_card.json` lists them):
 
@@ -61,15 +64,18 @@ EXPORT_FORMATS = {"torchscript": (pytorch_export.TORCHSCRIPT,), "onnx": (pytorch
 
 
 def export(experiment_dir: str | Path, to: str | Path, *, metric: str | None = None, mode: str | None = None,
-           min_metric: float | None = None, trial: str | None = None, export_format: str | None = None) -> Path:
+           min_metric: float | None = None, trial: str | None = None, export_format: str | None = None,
+           pick: champion.Pick | None = None) -> Path:
     """Write the champion's model directory; raises ThresholdMissed below `min_metric`.
 
-    The champion is chosen by `raysweep.analysis.champion.select` (failed trials never win), or
-    is the `trial` asked for; its workload's kind writes the model (trainables: TorchScript
+    The champion is chosen by `raysweep.analysis.champion.select` (failed trials never win, nor
+    trials that break the spec's constraints), is the one `pick` chooses (analysis.picks), or is
+    the `trial` asked for; its workload's kind writes the model (trainables: TorchScript
     and/or ONNX as `export_format` asks, a model family's own file, an own loop's state) and says
     what the card records of it. Nothing reaches `to` unless all of it was written and checked.
 
     Raises:
+        champion.NoneMeets: no trial meets the constraints (the spec's or the pick's).
         UserError: an unknown format, ONNX without onnxruntime installed, or a model that cannot
             be exported as asked (an ONNX graph off the eager model by more than 1e-4 on val).
     """
@@ -80,7 +86,7 @@ def export(experiment_dir: str | Path, to: str | Path, *, metric: str | None = N
     if formats and pytorch_export.ONNX in formats:
         onnx_export.require()
     s = experiment.load_spec(experiment_dir)
-    best = champion.select(experiment_dir, metric, mode, trial=trial)
+    best = champion.select(experiment_dir, metric, mode, trial=trial, pick=pick)
     threshold_check(best, min_metric)
     workload = load_workload(s.workload)
     kind = kind_of(workload)

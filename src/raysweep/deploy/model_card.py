@@ -29,13 +29,19 @@ class ThresholdMissed(Exception):
 
 
 def card_head(experiment_dir: Path, best: champion.Champion, min_metric: float | None) -> dict:
-    """What every model card begins with: the champion trial, the threshold it passed, its metrics."""
+    """What every model card begins with: the champion trial, the threshold it passed, its metrics,
+    and, with several objectives, constraints or a pick, how it was chosen (`choice`: the pick,
+    the constraints, the front it was chosen from with each trial's objectives, where several)."""
     s = experiment.load_spec(experiment_dir)
+    top = {"trial": best.trial, "metric": best.metric, "mode": best.mode, "value": best.value,
+           "best_epoch": _plain(best.row.get("best_epoch")), "status": best.row.get("status")}
+    if s.multi_objective or s.constraints:   # judged at best_epoch, the weights exported (analysis.pareto)
+        top.update({key: _plain(best.row.get(key)) for key in ("feasible", "pareto_rank") if key in best.row})
     return {
-        "champion": {"trial": best.trial, "metric": best.metric, "mode": best.mode, "value": best.value,
-                     "best_epoch": _plain(best.row.get("best_epoch")), "status": best.row.get("status")},
+        "champion": top,
+        **({"choice": best.choice} if best.choice is not None else {}),
         "threshold": None if min_metric is None else {"metric": best.metric, "value": min_metric, "passed": True},
-        "metrics": {k: _plain(v) for k, v in best.row.items() if k.startswith(("best_", "last_"))},
+        "metrics": {k: _plain(v) for k, v in best.row.items() if k.startswith(("best_", "last_", "at_best_"))},
         "config": best.config,
         "workload": s.workload,
         "test": test_result(experiment_dir, best.trial),
