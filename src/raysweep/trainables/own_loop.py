@@ -19,6 +19,9 @@ same batches raysweep's loop gets (`data.train(epoch)`, `data.val()`); `session.
 the spec's data.path for a loop that reads its data itself. Each report checkpoints the `state`
 it carries (any mapping torch.save writes and torch.load(weights_only=True) reads: state
 dicts, tensors, numbers), and `session.resumed_state` hands it back to a restarted trial.
+`session.measure_latency(model, inputs)` times the model as training/latency.py does for
+raysweep's loop and returns `latency_ms` and `parameters` to add to a report (what
+`fixed.measure_latency: true` asks the reports to carry).
 
 With `build_model(cfg, meta)`, `predict(model, batch)` and `model_inputs(meta)` as well (and
 `state["model"]` the model's state_dict), `export` writes TorchScript (or ONNX, or both: `--format`)
@@ -43,7 +46,8 @@ from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 from raysweep.trainables import pytorch_export, pytorch_loop, torchscript
 from raysweep.trainables.contract import Predict, function_problems, signatures
 from raysweep.trainables.session import Columns, Session, TrialData
-from raysweep.training import checkpoint, returns
+from raysweep.training import checkpoint, latency, returns
+from raysweep.training.config import TrainingConfig
 
 
 class OwnLoopWorkload(Protocol):
@@ -97,10 +101,13 @@ def seed(value: int) -> None:
 
 
 class OwnSession:
-    """What an own loop is handed: its device, its reports, the state it resumes from."""
+    """What an own loop is handed: its device, its reports, the state it resumes from, and a
+    helper that times its model (`measure_latency`). `cfg` is the trial's Config, whose
+    `latency_*` fields the helper reads (TrainingConfig's defaults where it has none)."""
 
-    def __init__(self, session: Session, declared: dict[str, str], task: str | None):
+    def __init__(self, session: Session, declared: dict[str, str], task: str | None, *, cfg: Any = None):
         self._session, self._declared, self._task = session, declared, task
+        self._cfg = cfg
         self._checked = returns.Checked()
         self.resumed_state: dict | None = None
         if session.resumed is not None and (session.resumed / STATE_FILE).is_file():
@@ -135,6 +142,40 @@ class OwnSession:
         """The model on this trial's device; under several TorchTrainer workers, wrapped in DDP."""
         return self._session.prepare_model(model.to(self.device))
 
+    def _setting(self, name: str) -> Any:
+        return getattr(self._cfg, name, getattr(TrainingConfig, name))
+
+    def measure_latency(self, model: nn.Module, inputs: latency.Inputs) -> dict[str, float | int]:
+        """`{"latency_ms": ..., "parameters": ...}` of `model`, to add to a report:
+        `session.report({"epoch": epoch + 1, "val_loss": v, **session.measure_latency(model, batch["features"])})`.
+
+        `inputs` are what the model takes, as a deployment would give them: a tensor
+        (`model(inputs)`), a tuple of tensors (`model(*inputs)`) or a dict (`model(**inputs)`),
+        rows first (a validation batch's columns will do). The model is timed in eval mode
+        without gradients on `cfg.latency_batch_size` rows (repeated where fewer are given):
+        `cfg.latency_batches` warm-up passes, then the median of as many timed ones, in ms; its
+        modes are put back after. A DDP-wrapped model is timed unwrapped. On the workers other
+        than rank 0 of a TorchTrainer trial it measures nothing and returns {} (Tune keeps rank
+        0's reports). It measures whenever called; with `fixed.measure_latency: true` the
+        reports must carry it (every epoch, or the last with `latency_every: last`).
+        """
+        if self.world_rank != 0:
+            return {}
+        module = model.module if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
+        return latency.measure_inputs(module, inputs, n_rows=self._setting("latency_batch_size"),
+                                      n_batches=self._setting("latency_batches"), device=self.device)
+
+    def _latency_problem(self, metrics: dict) -> str | None:
+        """Why a first report lacks what `fixed.measure_latency` asks of every epoch; None where it has it."""
+        if not (self._setting("measure_latency") and self._setting("latency_every") == "epoch") or self.world_rank != 0:
+            return None
+        missing = [name for name in latency.METRICS if name not in metrics]
+        if not missing:
+            return None
+        return (f"train's session.report got no {', '.join(missing)}, which fixed.measure_latency asks of every "
+                "epoch; report {'epoch': epoch + 1, ..., **session.measure_latency(model, inputs)} "
+                "(or set fixed.latency_every: last and add it to the last epoch's report)")
+
     def report(self, metrics: dict, state: dict | None = None, *, files: Callable[[Path], None] | None = None) -> None:
         """Report an epoch: its metrics (METRICS names them; `epoch` counts the scheduler's time)
         and the state to checkpoint with it, or `files(directory)` that writes a checkpoint of
@@ -142,6 +183,9 @@ class OwnSession:
         if self._checked.first("report"):
             metrics = returns.metrics(metrics, self._declared, self._task, source="train's session.report got",
                                       loop_adds=("epoch",))
+            problem = self._latency_problem(metrics)
+            if problem:
+                raise returns.WorkloadReturnError(problem)
             epoch = metrics.get("epoch")
             if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
                 raise returns.WorkloadReturnError(
@@ -174,7 +218,7 @@ class OwnLoop:
         return function_problems(module, shown, FUNCTIONS, OPTIONAL) + pytorch_loop.config_problems(module, shown)
 
     def run(self, module: Any, cfg: Any, session: Session) -> None:
-        own = OwnSession(session, module.METRICS, getattr(module, "TASK", None) or session.meta.get("task"))
+        own = OwnSession(session, module.METRICS, getattr(module, "TASK", None) or session.meta.get("task"), cfg=cfg)
 
         def on_device(batches):
             for batch in batches:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from raysweep.training import optimizers, precision, returns, schedules
+from raysweep.training import latency, optimizers, precision, returns, schedules
 from raysweep.training.checkpoint import BEST_FILE, LAST_FILE
 from raysweep.training.config import TrainingConfig
 from raysweep.training.contract import Batch, Trainable
@@ -196,7 +196,8 @@ def evaluate(workload: Trainable, trainee: Trainee, batches: Iterable[Batch], *,
     """Predict the whole validation split, then let the workload compute its metrics.
 
     A workload that lists `latency_ms` in its METRICS also gets the model's inference timed
-    (`time_inference`) on the first validation batch.
+    (`time_inference`) on the first validation batch; `measure_latency` replaces that latency_ms
+    with its own measurement (`run_epochs`).
     """
     trainee.model.eval()
     outputs, labels, first = [], [], None
@@ -253,6 +254,16 @@ def median_seconds(call: Callable[[], Any], *, repeats: int, warmup: int = 3) ->
     return float(np.median(times))
 
 
+def latency_metrics(workload: Trainable, cfg: TrainingConfig, trainee: Trainee, model: nn.Module,
+                    timed_rows: latency.FirstRows, *, device: torch.device) -> dict[str, float | int]:
+    """`latency_ms` and `parameters` of `model` (unwrapped from DDP) on the kept validation rows;
+    nothing where the validation split held none."""
+    rows = timed_rows.rows()
+    if rows is None:
+        return {}
+    return latency.of_workload(workload, model, rows, cfg, meta=trainee.meta, device=device)
+
+
 def checkpoint_files(trainee: Trainee, epoch: int) -> dict[str, dict]:
     """The last epoch's full state, and the best epoch's weights where early stopping has one."""
     model = getattr(trainee.model, "module", trainee.model)  # unwrap DDP
@@ -280,12 +291,19 @@ def run_epochs(workload: Trainable, cfg: TrainingConfig, trainee: Trainee, data:
     final result and model are the best epoch's (the report says `restored_best_epoch`; its
     train_loss is still the epoch's own). Restoring before the report, not after, matters:
     ASHA stops a trial at its final epoch and would never see a later report.
+
+    With `measure_latency`, the epochs `latency_every` names also report `latency_ms` and
+    `parameters` (training/latency.py), timed on rows kept from the validation pass, after any
+    restore, so they describe the model the report's checkpoint deploys. Under DDP rank 0 times
+    its own module; the other ranks report without them (Tune keeps rank 0's reports).
     """
     model = getattr(trainee.model, "module", trainee.model)
     stopper = trainee.stopper
+    timed_rows = latency.FirstRows(cfg.latency_batch_size) if cfg.measure_latency and latency.measures_here() else None
     for epoch in range(trainee.first_epoch, cfg.epochs):
         train_loss = train_epoch(workload, cfg, trainee, data.train(epoch), epoch=epoch, device=device)
-        val_metrics = evaluate(workload, trainee, data.val(), device=device)
+        val_batches = data.val() if timed_rows is None else timed_rows.tap(data.val())
+        val_metrics = evaluate(workload, trainee, val_batches, device=device)
         if math.isnan(val_metrics.get("val_loss", 0.0)):
             raise DivergedError(f"val_loss became NaN at epoch {epoch + 1}. Lower learning_rate.")
         metrics = {"epoch": epoch + 1, "train_loss": train_loss, **val_metrics,
@@ -299,6 +317,8 @@ def run_epochs(workload: Trainable, cfg: TrainingConfig, trainee: Trainee, data:
             stopper.restore(model)
             metrics.update(evaluate(workload, trainee, data.val(), device=device),
                            restored_best_epoch=stopper.best_epoch)
+        if timed_rows is not None and latency.due(cfg, final=final):
+            metrics.update(latency_metrics(workload, cfg, trainee, model, timed_rows, device=device))
         report(metrics, files)
         if stop:
             break
