@@ -18,8 +18,8 @@ judged at the same epoch, for the same reason.
   (NSGA-II's crowding distance within the trial's front, inf at its ends): Optuna's semantics,
   as `search.objectives.pareto_order` computes them.
 
-Sorting into fronts compares every pair of trials (`search.objectives.fronts`): about 7 s for
-2,000 trials of two objectives, so a store of many thousands takes a while to write.
+Sorting into fronts compares every pair of trials at once in numpy (`search.objectives.fronts`):
+a fraction of a second for 2,000 trials.
 """
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
+
 COMPARISONS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
 CONSTRAINT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$")
 
@@ -97,31 +99,26 @@ def _worst_if_nan(value: float, o: Objective) -> float:
 
 def fronts(points: Sequence[Sequence[float]], objectives: Sequence[Objective]) -> list[int]:
     """Each point's front: 1 for the non-dominated (the Pareto front), 2 for those dominated only
-    by front 1, and so on (Deb's non-dominated sorting)."""
+    by front 1, and so on (Deb's non-dominated sorting). Pairs are compared at once in numpy:
+    2,000 trials of two objectives take milliseconds, not the seconds of a loop over pairs."""
     n = len(points)
-    dominated_by = [0] * n
-    dominating: list[list[int]] = [[] for _ in range(n)]
-    for i in range(n):
-        for j in range(i + 1, n):
-            if dominates(points[i], points[j], objectives):
-                dominating[i].append(j)
-                dominated_by[j] += 1
-            elif dominates(points[j], points[i], objectives):
-                dominating[j].append(i)
-                dominated_by[i] += 1
-    rank = [0] * n
-    current = [i for i in range(n) if dominated_by[i] == 0]
-    level = 1
-    while current:
-        following = []
-        for i in current:
-            rank[i] = level
-            for j in dominating[i]:
-                dominated_by[j] -= 1
-                if dominated_by[j] == 0:
-                    following.append(j)
-        current, level = following, level + 1
-    return rank
+    if n == 0:
+        return []
+    # Every objective as one to minimise, NaN the worst.
+    costs = np.array([[_worst_if_nan(p[k], o) * (1 if o.mode == "min" else -1) for k, o in enumerate(objectives)]
+                      for p in points], dtype=float).reshape(n, len(objectives))
+    no_worse = (costs[:, None, :] <= costs[None, :, :]).all(axis=2)
+    better = (costs[:, None, :] < costs[None, :, :]).any(axis=2)
+    dominates_matrix = no_worse & better           # [i, j]: i dominates j
+    dominated_by = dominates_matrix.sum(axis=0)
+    rank = np.zeros(n, dtype=int)
+    level, current = 1, np.flatnonzero(dominated_by == 0)
+    while current.size:
+        rank[current] = level
+        dominated_by = dominated_by - dominates_matrix[current].sum(axis=0)
+        dominated_by[rank > 0] = -1
+        current, level = np.flatnonzero(dominated_by == 0), level + 1
+    return rank.tolist()
 
 
 def crowding(points: Sequence[Sequence[float]], objectives: Sequence[Objective]) -> list[float]:
