@@ -25,7 +25,7 @@ from raysweep.checks import did_you_mean, is_missing
 from raysweep.errors import UserError
 from raysweep.search.objectives import Objective
 from raysweep.spec import SpecError
-from raysweep.workloads import load_workload
+from raysweep.spec.validate import reported_metrics
 
 LEADERBOARD_FILES = ("leaderboard.csv", "leaderboard.parquet")
 
@@ -78,11 +78,11 @@ def leaderboard(experiment_dir: str | Path, *, metric: str | None = None,
 
 
 def known_metrics(spec, trials: pd.DataFrame) -> list[str]:
-    """What an experiment's trials can be ranked on: its workload's METRICS and every metric
+    """What an experiment's trials can be ranked on: what its workload reports and every metric
     a trial reported (the store's `best_<metric>` columns)."""
     reported = [c.removeprefix("best_") for c in trials.columns if c.startswith("best_") and c != "best_epoch"]
-    try:
-        declared = list(load_workload(spec.workload).METRICS)
+    try:   # latency_ms and parameters too where the trials measured them (fixed.measure_latency)
+        declared = list(reported_metrics(spec.workload, spec.fixed))
     except UserError:   # a user's workload this machine lacks: ranking needs only the store
         declared = []
     return list(dict.fromkeys([*declared, *reported]))

@@ -90,7 +90,8 @@ def _validate(args: argparse.Namespace) -> int:
 
     tuned = ", ".join(describe(p) for p in s.params) or "nothing"
     points = len(s.search.points_to_evaluate)
-    print(f"{args.spec}: OK. {s.workload}: {s.search.algorithm} search over {tuned}; "
+    sampler = f" ({s.search.sampler} sampler)" if s.search.sampler else ""
+    print(f"{args.spec}: OK. {s.workload}: {s.search.algorithm}{sampler} search over {tuned}; "
           f"{s.search.num_samples} samples" + (f" ({points} given points first)" if points else "")
           + (f", warm start from {s.search.warm_start.experiment}" if s.search.warm_start else "")
           + f", {s.scheduler.type} scheduler, executor {s.executor}, {_objectives(s)}."

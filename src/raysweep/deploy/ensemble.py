@@ -47,6 +47,9 @@ def build(experiment_dir: str | Path, to: str | Path, *, top: int) -> dict:
         raise UserError(f"--top {top}: an ensemble needs at least 2 members")
     table = leaderboard.leaderboard(experiment_dir, metric=s.metric, mode=s.mode)
     ok = table[~table["status"].isin(diagnose.FAILED_STATUSES)].dropna(subset=[f"best_{s.metric}"])
+    if "feasible" in ok:   # members meet the spec's constraints; ranked on the first objective, as rank would alone
+        ok = ok[ok["feasible"].astype(bool)]
+    ok = ok.sort_values(f"best_{s.metric}", ascending=s.mode == "min", kind="stable")
     if len(ok) < 2:
         raise UserError(f"{experiment_dir} has {len(ok)} trial(s) that reported {s.metric}; an ensemble needs 2")
     meta = shards.read_meta(s.data.path)

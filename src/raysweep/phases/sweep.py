@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -194,7 +195,10 @@ def callbacks(spec: Spec, experiment_dir: Path, points: list[dict]) -> list[tune
     if spec.failure.stall_timeout_s:
         found.append(StallWatchdog(str(experiment_dir), spec.failure.stall_timeout_s))
     if spec.checkpoints.keep_top is not None:
-        found.append(CheckpointPruner(spec.metric, spec.mode, spec.checkpoints.keep_top, tuple(spec.scientific)))
+        # With several objectives or constraints any trial that did not fail may be the one
+        # `export --pick` takes from the front: only the failed trials' checkpoints go.
+        keep = sys.maxsize if spec.multi_objective or spec.constraints else spec.checkpoints.keep_top
+        found.append(CheckpointPruner(spec.metric, spec.mode, keep, tuple(spec.scientific)))
     if spec.tracking.trackers:
         found.append(TrialRuns(spec, str(experiment_dir)))
     return [*found, TensorBoardWriter(str(experiment_dir), spec.params, load_workload(spec.workload).METRICS),

@@ -99,6 +99,7 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
     required = constraints(problems, raw, workload, fixed)
     sections.objectives_fit(problems, goals, search.algorithm)
     sections.sampler_fit(problems, search, goals, required)
+    latency_fit(problems, fixed, goals, required)
     epochs, epochs_key = check_epochs(problems, fixed, workload)
     scheduler = sections.scheduler(problems, section(problems, raw, "scheduler"), epochs, params, search.algorithm,
                                    epochs_key=epochs_key)
@@ -289,6 +290,17 @@ def reported_metrics(workload: str | None, fixed: dict) -> dict[str, str]:
     if fixed.get("measure_latency"):
         metrics.update(latency.METRICS)
     return metrics
+
+
+def latency_fit(problems: Problems, fixed: dict, goals: tuple, required: tuple) -> None:
+    """Objectives and constraints are read at the epoch where the first objective was best (and
+    Tune's schedulers read the first every epoch): a latency measured only after the last epoch
+    is missing there."""
+    used = [m for m in [g.metric for g in goals] + [c.metric for c in required] if m in latency.METRICS]
+    if used and fixed.get("latency_every") == "last":
+        problems.bad("fixed.latency_every", f"last measures {', '.join(dict.fromkeys(used))} after the last epoch only, "
+                     "but objectives and constraints are read at the epoch where the first objective was best; "
+                     "use latency_every: epoch")
 
 
 def constraints(problems: Problems, raw: dict, workload: str | None, fixed: dict) -> tuple[Constraint, ...]:
