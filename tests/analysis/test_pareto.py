@@ -12,6 +12,7 @@ import json
 import math
 
 import matplotlib.image
+import pandas as pd
 import pytest
 import yaml
 
@@ -295,3 +296,13 @@ def test_a_real_sweep_of_two_objectives_ranks_reports_and_exports_a_pick(ray_ses
     refused = tmp_path / "refused"
     assert cli.main(["export", str(experiment_dir), "--to", str(refused), "--pick", "min val_loss where val_auc > 1"]) == 1
     assert "Nothing exported" in capsys.readouterr().err and not refused.exists()
+
+
+def test_a_trial_missing_an_objective_is_not_feasible_and_never_on_the_front():
+    objectives = (Objective("val_loss", "min"), Objective("latency_ms", "min"))
+    trials = pd.DataFrame({"trial": ["a", "b", "c"], "status": ["finished"] * 3})
+    curves = pd.DataFrame({"trial": ["a", "b", "c"], "epoch": [1, 1, 1], "val_loss": [0.1, 0.3, 0.2],
+                           "latency_ms": [float("nan"), 1.0, 2.0]})   # a: the best loss, never timed
+    annotated = pareto.annotate(trials, curves, objectives).set_index("trial")
+    assert annotated["feasible"].to_dict() == {"a": False, "b": True, "c": True}
+    assert annotated.loc[["b", "c"], "pareto_rank"].tolist() == [1, 1] and annotated.loc["a", "pareto_rank"] > 1

@@ -139,10 +139,10 @@ def test_experiments_on_other_data_or_too_old_are_left_out_with_the_reason(sweep
     (unmarked / experiment.DATA_FINGERPRINT_FILE).unlink()
 
     dirs, _ = champions.gather([str(strong), str(other), str(old), str(unmarked)])
-    comparable, left_out, metric, mode = champions.candidates(dirs, metric=None, mode=None,
-                                                              since=timedelta(days=14))
-    assert (metric, mode) == ("val_fbeta", "max") and [c.experiment_dir for c in comparable] == [strong.resolve()]
-    reasons = {c.experiment_dir.name: c.left_out for c in left_out}
+    found = champions.candidates(dirs, metric=None, mode=None, since=timedelta(days=14))
+    assert (found.metric, found.mode) == ("val_fbeta", "max")
+    assert [c.experiment_dir for c in found.comparable] == [strong.resolve()]
+    reasons = {c.experiment_dir.name: c.left_out for c in found.left_out}
     assert "validated on other data" in reasons["other_data"] and "older than 14d" in reasons["old"]
     assert "records no data fingerprint" in reasons["unmarked"]
 
@@ -159,6 +159,31 @@ def test_a_folder_registry_without_mlflow(sweeps, table, tmp_path, capsys):
     assert cli.main(["predict", "--model", "registry:nope", "--registry", str(registry), "--data", str(table)]) == 2
     err = capsys.readouterr().err
     assert "no registered model 'nope'" in err and "cancer" in err and "Traceback" not in err
+
+    # The same trial again: the champion already, nothing new.
+    assert cli.main(["champion", str(strong), "--registry", str(registry), "--name", "cancer"]) == 0
+    assert "already the champion: " in capsys.readouterr().out
+    assert len(json.loads((registry / "registry.json").read_text())["models"]["cancer"]["versions"]) == 1
+    # A champion scored on another test split cannot be weighed against: exit 1, nothing registered.
+    contents = json.loads((registry / "registry.json").read_text())
+    contents["models"]["cancer"]["versions"][0]["record"]["data"]["test"] = "0" * 64
+    (registry / "registry.json").write_text(json.dumps(contents))
+    assert cli.main(["champion", str(weak), "--registry", str(registry), "--name", "cancer"]) == 1
+    assert "cannot be compared" in capsys.readouterr().err
+    assert len(json.loads((registry / "registry.json").read_text())["models"]["cancer"]["versions"]) == 1
+
+
+def test_a_metric_given_alone_takes_its_own_direction_and_a_typo_is_one_error(sweeps, tmp_path, capsys):
+    results, weak, strong = sweeps
+    registry = str(tmp_path / "registry")
+    assert cli.main(["champion", str(strong), str(weak), "--metric", "val_auc", "--registry", registry]) == 0
+    out = capsys.readouterr().out
+    assert "by val_auc (max)" in out
+    assert cli.main(["champion", str(strong), "--metric", "val_acu", "--registry", registry]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "Did you mean 'val_auc'?" in err
+    assert cli.main(["champion", str(strong), "--metric", "val_auc", "--mode", "min", "--registry", registry]) == 2
+    assert "val_auc is better when higher" in capsys.readouterr().err
 
 
 def test_a_second_look_at_a_scored_test_split_is_refused_without_again(sweeps, tmp_path, capsys):

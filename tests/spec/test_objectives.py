@@ -83,3 +83,19 @@ def test_fronts_crowding_and_the_order_with_infeasible_points_last():
     assert ends[0] == ends[2] == math.inf and 0 < ends[1] < math.inf
     order, front, _ = pareto_order(points, two, [True, False, True, True, True])
     assert order[-1] == 1 and front[1] > max(front[i] for i in (0, 2, 3, 4))   # infeasible after every feasible
+
+
+def test_the_kept_best_epoch_follows_the_first_objective_unless_the_spec_says_otherwise(raw_spec):
+    raw_spec.update(metric=["val_auc", "val_ece"], mode=["max", "min"])
+    assert spec.validate(raw_spec, source="s.yaml").fixed["early_stopping_metric"] == "val_auc"
+    raw_spec["fixed"]["early_stopping_metric"] = "val_loss"   # said: kept
+    assert spec.validate(raw_spec, source="s.yaml").fixed["early_stopping_metric"] == "val_loss"
+    raw_spec.update(metric="val_loss", mode="min")
+    del raw_spec["fixed"]["early_stopping_metric"]
+    assert "early_stopping_metric" not in spec.validate(raw_spec, source="s.yaml").fixed   # the default already
+
+
+@pytest.mark.parametrize("key", ["latency_batch_size", "latency_batches"])
+def test_latency_settings_take_at_least_one(raw_spec, key):
+    raw_spec["fixed"].update(measure_latency=True, **{key: 0})
+    assert any(f"fixed.{key}: must be at least 1, got 0" in line for line in problems(raw_spec))

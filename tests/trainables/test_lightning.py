@@ -41,7 +41,11 @@ def test_hyperband_pauses_a_lightning_run_and_it_goes_on_to_what_a_straight_run_
             "search.num_samples=1", "fixed.learning_rate=0.05", "fixed.epochs=4", "resources.max_concurrent_trials=1"]
     trials, paused = curves(tmp_path / "hyperband", data, *grid, "scheduler={type: hyperband, reduction_factor: 2}")
     assert set(trials["status"]) <= {"finished", "stopped by HyperBand"} and trials["epochs_run"].max() == 4
-    _, straight = curves(tmp_path / "fifo", data, *grid, "scheduler.type=fifo")
+    # The straight run also times the module (Lightning's example_input_array) every epoch.
+    _, straight = curves(tmp_path / "fifo", data, *grid, "scheduler.type=fifo", "fixed.measure_latency=true")
+    assert (straight["latency_ms"] > 0).all()
+    sizes = straight.groupby("hidden_units")["parameters"].first()
+    assert list(sizes) == [4 * h + h + h + 1 for h in sizes.index]   # Linear(4, h), Linear(h, 1)
     joined = paused.merge(straight, on=["hidden_units", "epoch"], suffixes=("_paused", "_straight"))
     assert len(joined) == len(paused)
     assert np.allclose(joined["val_loss_paused"], joined["val_loss_straight"], rtol=1e-5)

@@ -12,7 +12,8 @@ judged at the same epoch, for the same reason.
 
 - `at_best_<m>`: metric m at that epoch, for every objective and every constraint's metric;
 - `feasible`: every constraint holds at that epoch (True where the spec has none); a trial
-  that failed (errored, diverged, out of memory, stalled) is never feasible;
+  that failed (errored, diverged, out of memory, stalled), or lacks an objective's value at that
+  epoch, is never feasible;
 - with several objectives, `pareto_rank` (1: the Pareto front of the feasible trials; the
   infeasible ones are ranked among themselves after every feasible one) and `crowding`
   (NSGA-II's crowding distance within the trial's front, inf at its ends): Optuna's semantics,
@@ -82,8 +83,11 @@ def annotate(trials: pd.DataFrame, curves: pd.DataFrame, objectives: Sequence[Ob
         out[at_best_column(m)] = out["trial"].map(values[m]).astype(float)
     failed = out["status"].isin(diagnose.FAILED_STATUSES) if "status" in out else pd.Series(False, index=out.index)
     points = out[[at_best_column(m) for m in metrics]].to_dict("records")
-    out[FEASIBLE] = [not bad and goals.feasible({m: p[at_best_column(m)] for m in metrics}, constraints)
-                     for bad, p in zip(failed, points)]
+    # A trial missing an objective (NaN, never measured) has no point to compare: Optuna tells it
+    # as failed, and here it is not feasible, so it never sits on the front or wins a pick.
+    measured = out[[at_best_column(o.metric) for o in objectives]].notna().all(axis=1)
+    out[FEASIBLE] = [not bad and whole and goals.feasible({m: p[at_best_column(m)] for m in metrics}, constraints)
+                     for bad, whole, p in zip(failed, measured, points)]
     if len(objectives) > 1:
         coordinates = out[[at_best_column(o.metric) for o in objectives]].to_numpy(float).tolist()
         _, front, crowd = goals.pareto_order(coordinates, objectives, out[FEASIBLE].tolist())

@@ -18,7 +18,7 @@ from raysweep.errors import describe_failure, failure_kind
 from raysweep.search import SCHEDULERS, space
 from raysweep.search.schedulers import SchedulerKind
 from raysweep.spec import Spec
-from raysweep.workloads import load_workload
+from raysweep.spec.validate import reported_metrics
 
 # What Tune adds to every result besides the trial's own metrics.
 TUNE_COLUMNS = {"timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "trial_id", "date",
@@ -34,14 +34,14 @@ class Sweep:
     """What a trial's row needs to know of its experiment."""
 
     spec: Spec
-    modes: dict[str, str]        # metric -> "min" | "max", as the workload declares them
+    modes: dict[str, str]        # metric -> "min" | "max", as the workload declares them (+ latency_ms, parameters)
     scheduler: SchedulerKind
     undefined: dict[str, str] = field(default_factory=dict)   # metric -> why the data leaves it NaN
 
 
 def sweep_of(experiment_dir: str | Path) -> Sweep:
     spec = experiment.load_spec(experiment_dir)
-    return Sweep(spec, load_workload(spec.workload).METRICS, SCHEDULERS[spec.scheduler.type],
+    return Sweep(spec, reported_metrics(spec.workload, spec.fixed), SCHEDULERS[spec.scheduler.type],
                  experiment.data_warnings(experiment_dir).get("undefined", {}))
 
 

@@ -41,8 +41,9 @@ def _champion(args: argparse.Namespace) -> int:
         return exit_codes.USAGE
     since = champions.parse_since(args.since) if args.since else None
     dirs, left_out = champions.gather(args.experiments)
-    comparable, more, metric, mode = champions.candidates(dirs, metric=args.metric, mode=args.mode, since=since)
-    left_out += more
+    found = champions.candidates(dirs, metric=args.metric, mode=args.mode, since=since)
+    comparable, metric, mode = found.comparable, found.metric, found.mode
+    left_out += found.left_out
     if comparable:
         first = comparable[0].data
         print(f"candidates for the champion, by {metric} ({mode}) on the val data of {first['path']}:")
@@ -53,9 +54,9 @@ def _champion(args: argparse.Namespace) -> int:
         print("\nnothing to choose from: no experiment above has a trial that reported "
               f"{metric or 'its metric'} on comparable data", file=sys.stderr)
         return exit_codes.NOTHING_FOUND
-    decision = champions.decide(comparable[0], metric=metric, mode=mode, min_metric=args.min_metric,
-                                name=args.name, registry=args.registry, again=args.again,
-                                export_format=args.export_format)
+    where, name = champions.registry_of(found.newest, args.registry, args.name)
+    decision = champions.decide(comparable[0], metric=metric, mode=mode, name=name, registry=where,
+                                min_metric=args.min_metric, again=args.again, export_format=args.export_format)
     scored = decision.evaluation
     shown = "  ".join(f"{k} {v:.4g}" for k, v in decision.scores.items())
     print(f"\nthe test split ({scored['rows']} rows, scored {scored['scored']}): trial {comparable[0].best.trial}: {shown}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -33,14 +34,15 @@ from pathlib import Path
 import pandas as pd
 
 from raysweep import experiment
-from raysweep.analysis import champion
+from raysweep.analysis import champion, leaderboard, picks, store
 from raysweep.analysis.champion import Champion
+from raysweep.checks import did_you_mean
 from raysweep.datasets import fingerprint, location
 from raysweep.deploy import evaluate, export
 from raysweep.deploy.model_versions import Registry, Version
-from raysweep.deploy.registry import for_experiment, model_name, open_registry
+from raysweep.deploy.registry import ENVIRONMENT, for_experiment, model_name, open_registry
 from raysweep.errors import UserError
-from raysweep.spec import SNAPSHOT_FILE, SpecError
+from raysweep.spec import SNAPSHOT_FILE, Spec
 
 DECISION_FILE = experiment.CHAMPION_DECISION_FILE
 SINCE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -130,27 +132,53 @@ def gather(paths: list[str]) -> tuple[list[Path], list[Candidate]]:
     return list(found), left_out
 
 
+@dataclass
+class Candidates:
+    """What `candidates` found: the comparable experiments best first, those left out, the
+    metric and mode they are compared on, and the newest experiment's spec (which says where
+    the champion is registered, and under which name)."""
+
+    comparable: list[Candidate]
+    left_out: list[Candidate]
+    metric: str
+    mode: str
+    newest: Spec | None
+
+
 def candidates(dirs: list[Path], *, metric: str | None, mode: str | None,
-               since: timedelta | None = None) -> tuple[list[Candidate], list[Candidate], str, str]:
-    """(comparable experiments best first, those left out, metric, mode). The metric and mode
-    default to the newest experiment's spec; the val data to compare on is the newest's."""
+               since: timedelta | None = None) -> Candidates:
+    """The experiments to choose from, compared on `metric` (default: the newest experiment's;
+    its direction, where only the metric is given, is the one its workload declares) over the
+    val data of the newest experiment.
+
+    Raises:
+        UserError: a metric the newest experiment's trials do not report, or a mode against it.
+    """
     found = sorted((Candidate(d, experiment.created(d)) for d in dirs), key=lambda c: c.created, reverse=True)
-    if not found:
-        return [], [], metric or "", mode or ""
-    newest = experiment.load_spec(found[0].experiment_dir)
-    metric, mode = metric or newest.metric, mode or newest.mode
+    newest = None
+    for c in found:   # the newest experiment whose spec still loads (its workload file may be gone)
+        try:
+            newest = experiment.load_spec(c.experiment_dir)
+            break
+        except UserError as exc:
+            c.left_out = "its spec does not load: " + "; ".join(exc.lines)
+    if newest is None:
+        return Candidates([], found, metric or "", mode or "", None)
+    metric, mode = _objective(newest, found[0].experiment_dir, metric, mode)
     now = datetime.now(timezone.utc)
     reference = None
     for c in found:
+        if c.left_out is not None:
+            continue
         c.data = experiment.data_fingerprint(c.experiment_dir)
         if since is not None and c.created < now - since:
             c.left_out = f"older than {_span(since)} (run {c.created:%Y-%m-%d %H:%M})"
         elif c.data is None:
-            c.left_out = "records no data fingerprint (run before raysweep recorded one); run its spec again"
+            c.left_out = _why_no_fingerprint(c.experiment_dir)
         else:
             try:
                 c.best = champion.select(c.experiment_dir, metric, mode)
-            except SpecError as exc:
+            except UserError as exc:
                 c.left_out = "; ".join(exc.lines)
                 continue
             reference = reference or c.data
@@ -160,7 +188,40 @@ def candidates(dirs: list[Path], *, metric: str | None, mode: str | None,
                 c.best = None
     comparable = [c for c in found if c.left_out is None]
     comparable.sort(key=lambda c: c.best.value, reverse=mode == "max")
-    return comparable, [c for c in found if c.left_out is not None], metric, mode
+    return Candidates(comparable, [c for c in found if c.left_out is not None], metric, mode, newest)
+
+
+def _objective(newest: Spec, newest_dir: Path, metric: str | None, mode: str | None) -> tuple[str, str]:
+    """The metric and mode to compare on: as given, else the newest spec's; a metric given alone
+    takes the direction its workload declares (val_auc: max), and one no trial reports is refused."""
+    if metric is None:
+        return newest.metric, mode or newest.mode
+    known = leaderboard.known_metrics(newest, store.load(newest_dir).trials)
+    if metric not in known:
+        raise UserError(f"--metric {metric}: not a metric of {newest_dir.name}.{did_you_mean(metric, known)} "
+                        f"Known: {', '.join(known)}.")
+    declared = picks.directions(newest).get(metric)
+    if mode is not None and declared is not None and mode != declared:
+        raise UserError(f"--mode {mode}: {metric} is better when {'lower' if declared == 'min' else 'higher'}; "
+                        f"give --mode {declared} (or leave it out)")
+    if mode is None and declared is None:
+        raise UserError(f"--metric {metric}: its direction is not known; give --mode min or --mode max")
+    return metric, mode or declared
+
+
+def _why_no_fingerprint(experiment_dir: Path) -> str:
+    if not experiment.load_spec(experiment_dir).data.read:
+        return "its loop reads data.path itself, and raysweep cannot fingerprint data it does not read"
+    return "records no data fingerprint (run before raysweep recorded one); run its spec again"
+
+
+def registry_of(newest: Spec, registry: str | None, name: str | None) -> tuple[str, str]:
+    """(where, name) the champion is registered: --registry, else $RAYSWEEP_REGISTRY, else the
+    newest experiment's (its MLflow store, or a folder beside its results); --name, else one per
+    the newest experiment's workload and dataset. Decided from the newest experiment, so which
+    experiment wins on val does not change where the champion is kept."""
+    where = registry or os.environ.get(ENVIRONMENT) or for_experiment(newest)
+    return where, name or model_name(newest.workload, location.absolute(newest.data.path))
 
 
 def _span(since: timedelta) -> str:
@@ -204,25 +265,24 @@ def _test_scores(c: Candidate, metric: str, mode: str, again: bool) -> dict:
     return record
 
 
-def decide(c: Candidate, *, metric: str, mode: str, min_metric: float | None = None, name: str | None = None,
-           registry: str | None = None, again: bool = False, export_format: str | None = None) -> Decision:
+def decide(c: Candidate, *, metric: str, mode: str, name: str, registry: str, min_metric: float | None = None,
+           again: bool = False, export_format: str | None = None) -> Decision:
     """Score the chosen candidate once on test, check the threshold, weigh it against the
-    registered champion and register it where it wins."""
+    champion registered as `name` at `registry` and register it where it wins. The registry is
+    opened first: one out of reach is said before the test split is looked at."""
     s = experiment.load_spec(c.experiment_dir)
+    kept: Registry = open_registry(registry)
     evaluation = _test_scores(c, metric, mode, again)
     scores = evaluation["champion"]["test"]
     test_metric = test_metric_of(metric, scores)
     value = float(scores[test_metric])
-    name = name or model_name(s.workload, c.data["path"])
-    where = registry or for_experiment(s)
-    decision = Decision("", "", c, name, where, test_metric, value, scores, evaluation)
+    decision = Decision("", "", c, name, registry, test_metric, value, scores, evaluation)
     if min_metric is not None and not (value == min_metric or _beats(value, min_metric, mode)):
         bound = "at least" if mode == "max" else "at most"
         decision.outcome, decision.reason = BELOW_THRESHOLD, (
             f"trial {c.best.trial} has {test_metric} {value:.4g} on test; the threshold asks for {bound} "
             f"{min_metric:g}. Nothing registered.")
         return _written(decision)
-    kept: Registry = open_registry(where)
     current = decision.current = kept.current(name)
     home = experiment.home(c.experiment_dir)
     if current is not None:

@@ -31,8 +31,12 @@ class MLflowRegistry:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")   # no bars on a normal run
         for name in ("mlflow", "alembic"):   # their INFO lines (creating tables, migrations) are not the user's
             logging.getLogger(name).setLevel(logging.WARNING)
-        from mlflow.exceptions import MlflowException
-        from mlflow.tracking import MlflowClient
+        try:
+            from mlflow.exceptions import MlflowException
+            from mlflow.tracking import MlflowClient
+        except ImportError:
+            raise UserError(f"--registry {uri}: MLflow's Model Registry needs MLflow's client: "
+                            "pip install 'raysweep[mlflow]' (or name a folder as the registry)") from None
 
         self.location, self.missing = uri, MlflowException
         self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -76,7 +80,7 @@ class MLflowRegistry:
     def _artifact_location(self) -> str | None:
         """Beside a SQLite store, as the sweep's tracker puts its runs' artifacts (a server keeps its own)."""
         if self.location.startswith("sqlite:///"):
-            return (Path(self.location.removeprefix("sqlite:///")).parent / LOCAL_ARTIFACTS).as_uri()
+            return (Path(self.location.removeprefix("sqlite:///")).resolve().parent / LOCAL_ARTIFACTS).as_uri()
         return None
 
     def register(self, name: str, record: dict, model_dir: Path) -> Version:

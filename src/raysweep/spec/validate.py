@@ -100,6 +100,7 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
     sections.objectives_fit(problems, goals, search.algorithm)
     sections.sampler_fit(problems, search, goals, required)
     latency_fit(problems, fixed, goals, required)
+    fixed = best_epoch_by_first_objective(fixed, params, hints, goals, workload)
     epochs, epochs_key = check_epochs(problems, fixed, workload)
     scheduler = sections.scheduler(problems, section(problems, raw, "scheduler"), epochs, params, search.algorithm,
                                    epochs_key=epochs_key)
@@ -292,10 +293,26 @@ def reported_metrics(workload: str | None, fixed: dict) -> dict[str, str]:
     return metrics
 
 
+def best_epoch_by_first_objective(fixed: dict, params, hints: dict, goals: tuple, workload: str | None) -> dict:
+    """The weights a trial keeps as its best (best.pt, what export deploys) are those of the epoch
+    where `early_stopping_metric` was best; the champion, the Pareto point and the constraints are
+    read where the first objective was. Where the spec leaves early_stopping_metric alone, it is
+    the first objective (a metric the workload reports), so the two are one epoch."""
+    if (not goals or "early_stopping_metric" not in hints or "early_stopping_metric" in fixed
+            or any(p.name == "early_stopping_metric" for p in params)
+            or goals[0].metric not in load_workload(workload).METRICS
+            or goals[0].metric == getattr(load_workload(workload).Config(), "early_stopping_metric", None)):
+        return fixed
+    return {**fixed, "early_stopping_metric": goals[0].metric}
+
+
 def latency_fit(problems: Problems, fixed: dict, goals: tuple, required: tuple) -> None:
     """Objectives and constraints are read at the epoch where the first objective was best (and
     Tune's schedulers read the first every epoch): a latency measured only after the last epoch
     is missing there."""
+    for key in ("latency_batch_size", "latency_batches"):
+        if key in fixed and is_int(fixed[key]) and fixed[key] < 1:
+            problems.bad(f"fixed.{key}", f"must be at least 1, got {fixed[key]}")
     used = [m for m in [g.metric for g in goals] + [c.metric for c in required] if m in latency.METRICS]
     if used and fixed.get("latency_every") == "last":
         problems.bad("fixed.latency_every", f"last measures {', '.join(dict.fromkeys(used))} after the last epoch only, "

@@ -28,6 +28,7 @@ import pytorch_lightning as pl
 import torch
 
 from raysweep.trainables.own_loop import LIGHTNING_FILE
+from raysweep.training import returns
 
 CHECKPOINT = LIGHTNING_FILE
 
@@ -52,8 +53,20 @@ class ReportEachEpoch(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
                    if isinstance(v, (int, float)) or (isinstance(v, torch.Tensor) and v.numel() == 1)}
+        if self.session.latency_due(trainer.current_epoch + 1, trainer.max_epochs or 0):
+            metrics.update(self.session.measure_latency(module, example_inputs(module)))
         self.session.report({"epoch": trainer.current_epoch + 1, **metrics},
                             files=lambda directory: trainer.save_checkpoint(Path(directory) / CHECKPOINT))
+
+
+def example_inputs(module: pl.LightningModule):
+    """What `fixed.measure_latency` times the module on: Lightning's own `example_input_array`
+    (a tensor, a tuple or a dict, as `forward` takes them), which the module must set."""
+    if module.example_input_array is None:
+        raise returns.WorkloadReturnError(
+            f"fixed.measure_latency: {type(module).__name__} sets no example_input_array to time its forward on; "
+            "set it in __init__, e.g. self.example_input_array = torch.zeros(1, n_features) (Lightning's convention)")
+    return module.example_input_array
 
 
 def fit(module: pl.LightningModule, data, session, **trainer_args: Any) -> pl.Trainer:

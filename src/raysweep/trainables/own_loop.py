@@ -145,6 +145,12 @@ class OwnSession:
     def _setting(self, name: str) -> Any:
         return getattr(self._cfg, name, getattr(TrainingConfig, name))
 
+    def latency_due(self, epoch: int, last_epoch: int) -> bool:
+        """Whether `fixed.measure_latency` asks this epoch's report for latency_ms and parameters
+        (every epoch, or the last with `latency_every: last`)."""
+        return bool(self._setting("measure_latency")) and (self._setting("latency_every") == "epoch"
+                                                            or epoch >= last_epoch)
+
     def measure_latency(self, model: nn.Module, inputs: latency.Inputs) -> dict[str, float | int]:
         """`{"latency_ms": ..., "parameters": ...}` of `model`, to add to a report:
         `session.report({"epoch": epoch + 1, "val_loss": v, **session.measure_latency(model, batch["features"])})`.
