@@ -106,7 +106,10 @@ def test_each_scheduler_takes_only_its_own_keys(raw_spec):
     found = problems(raw_spec)
     assert any("scheduler.grace_period: the hyperband scheduler does not use it (it reads max_t, reduction_factor); "
                "remove it or choose a scheduler that does (asha, median)" in p for p in found), found
-    assert any("scheduler.brackets: must be an integer >= 1, got 0" in p for p in found)
+    assert any("scheduler.brackets: the hyperband scheduler does not use it (it reads max_t, reduction_factor); "
+               "remove it or choose a scheduler that does (asha)" in p for p in found), found
+    raw_spec["scheduler"] = {"type": "asha", "brackets": 0}
+    assert any("scheduler.brackets: must be an integer >= 1, got 0" in p for p in problems(raw_spec))
     raw_spec["scheduler"] = {"type": "median", "grace_period": 0, "min_samples_required": 0}
     found = problems(raw_spec)
     assert any("scheduler.grace_period: must be an integer >= 1, got 0" in p for p in found)

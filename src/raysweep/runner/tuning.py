@@ -16,7 +16,7 @@ from raysweep.checks import size_text
 from raysweep.datasets import location, ray_data, reading, shards
 from raysweep.runner import executors, resources, session
 from raysweep.search import SCHEDULERS, SEARCHERS, Request, SearchPlan
-from raysweep.search.schedulers import SchedulerRequest
+from raysweep.search.schedulers import Trials
 from raysweep.spec import Spec
 
 log = logging.getLogger("raysweep")
@@ -124,10 +124,8 @@ def prepare(spec: Spec, experiment_dir: Path) -> Prepared:
 
 
 def scheduler(spec: Spec):
-    s = spec.scheduler
-    return SCHEDULERS[s.type].build(SchedulerRequest(
-        max_t=spec.scheduler_max_t, grace_period=s.grace_period,
-        reduction_factor=s.reduction_factor, brackets=s.brackets, min_samples_required=s.min_samples_required))
+    """The spec's Tune scheduler: its type's builder, given the options validation checked."""
+    return SCHEDULERS[spec.scheduler.type].build(spec.scheduler.options, Trials(spec.epochs))
 
 
 def fixed_values(spec: Spec) -> dict:
@@ -146,5 +144,5 @@ def searcher(spec: Spec, *, max_concurrent: int, points: list[dict]) -> SearchPl
                       seed=spec.search.seed, points=points, max_concurrent=max_concurrent,
                       num_samples=spec.search.num_samples, shuffle_grid=kind.stops_early,
                       scheduler_pauses=kind.pauses, objectives=spec.objectives, constraints=spec.constraints,
-                      sampler=spec.search.sampler)
+                      sampler=spec.search.sampler, sampler_options=spec.search.sampler_options)
     return SEARCHERS[spec.search.algorithm].build(request)

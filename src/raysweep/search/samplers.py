@@ -25,6 +25,21 @@ parameters it drops to random sampling for the rest of the sweep.
 
 Constraint values reach the samplers that learn from them on each trial (`optuna_constraints`);
 the others sample as if there were none, and the constraints only mark trials feasible or not.
+
+Each entry's `Options` are the keys a spec may set besides the name, in the mapping form
+`sampler: {name: nsga2, population_size: 20}` (`sampler: nsga2` takes the defaults):
+
+| sampler | options (Optuna's defaults unless said)                                             |
+|---------|-------------------------------------------------------------------------------------|
+| tpe     | n_startup_trials (10: random trials before the model)                                |
+| random  |                                                                                      |
+| cmaes   | n_startup_trials (1), sigma0 (null: Optuna's, from the space's bounds)               |
+| gp      | n_startup_trials (10)                                                                |
+| qmc     | qmc_type (sobol or halton), scramble (true here: Optuna's false ignores the seed)    |
+| nsga2   | population_size (50: trials per generation), crossover_prob (0.9)                    |
+
+Adding a sampler is one entry in `SAMPLERS`, written here: its builder, what it takes, and its
+`Options` (search/options.py), which validate checks and the builder receives.
 """
 
 from __future__ import annotations
@@ -33,6 +48,8 @@ import threading
 import warnings
 from dataclasses import dataclass
 from typing import Callable, Literal, get_args
+
+from raysweep.search.options import NoOptions, option
 
 DEFAULT = "tpe"
 
@@ -57,14 +74,15 @@ class Handling:
 
 MODELLED = Handling("modelled")
 
-# The builder's arguments: the spec's seed, and the function that reads a trial's constraint
-# values where the installed Optuna has no `Trial.set_constraint` (before 5.0; see optuna_constraints).
-Build = Callable[[int | None, Callable | None], object]
+# The builder's arguments: its options as validated, the spec's seed, and the function that
+# reads a trial's constraint values where the installed Optuna has no `Trial.set_constraint`
+# (before 5.0; see optuna_constraints).
+Build = Callable[[object, int | None, Callable | None], object]
 
 
 @dataclass(frozen=True)
 class Sampler:
-    """One `search.sampler`: its builder and what `validate` checks a spec against."""
+    """One `search.sampler`: its builder, its options and what `validate` checks a spec against."""
 
     build: Build
     objectives: bool          # takes several objectives (the Pareto front)
@@ -72,53 +90,90 @@ class Sampler:
     choices: Handling         # `choice` parameters
     branches: Handling        # `when:` sub-parameters
     packages: tuple[str, ...] = ()   # what it imports beyond Optuna when it samples
+    Options: type = NoOptions        # the keys a spec may set (`sampler: {name: ..., key: value}`)
+
+
+def _startup_trials(default: int):
+    """Trials drawn at random before the sampler's model starts."""
+    return option(default, low=0)
+
+
+@dataclass(frozen=True)
+class TPE:
+    n_startup_trials: int = _startup_trials(10)
+
+
+@dataclass(frozen=True)
+class CmaEs:
+    n_startup_trials: int = _startup_trials(1)
+    sigma0: float | None = option(None, low=0, strict=True)   # the first step size; None: Optuna's
+
+
+@dataclass(frozen=True)
+class GP:
+    n_startup_trials: int = _startup_trials(10)
+
+
+@dataclass(frozen=True)
+class QMC:
+    qmc_type: Literal["sobol", "halton"] = "sobol"
+    scramble: bool = True   # the seed chooses the sequence; unscrambled, it starts at the lower corner
+
+
+@dataclass(frozen=True)
+class NSGA2:
+    population_size: int = option(50, low=2)   # trials per generation; the first is random
+    crossover_prob: float = option(0.9, low=0, high=1)
 
 
 def _given(constraints_func: Callable | None) -> dict:
     return {} if constraints_func is None else {"constraints_func": constraints_func}
 
 
-def build_tpe(seed: int | None, constraints_func: Callable | None = None):
+def build_tpe(options: TPE, seed: int | None, constraints_func: Callable | None = None):
     """Optuna's default: one Parzen estimator per parameter, over the trials that have it."""
     import optuna
 
-    return optuna.samplers.TPESampler(seed=seed, **_given(constraints_func))
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=options.n_startup_trials, **_given(constraints_func))
 
 
-def build_random(seed: int | None, constraints_func: Callable | None = None):
+def build_random(options: NoOptions, seed: int | None, constraints_func: Callable | None = None):
     import optuna
 
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def build_cmaes(seed: int | None, constraints_func: Callable | None = None):
+def build_cmaes(options: CmaEs, seed: int | None, constraints_func: Callable | None = None):
     """The seed feeds CMA-ES and the RandomSampler it draws `choice` values and its first trial with."""
     import optuna
 
-    return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=options.n_startup_trials, sigma0=options.sigma0,
+                                        warn_independent_sampling=False)
 
 
-def build_gp(seed: int | None, constraints_func: Callable | None = None):
+def build_gp(options: GP, seed: int | None, constraints_func: Callable | None = None):
     import optuna
 
-    return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False, **_given(constraints_func))
+    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=options.n_startup_trials,
+                                     warn_independent_sampling=False, **_given(constraints_func))
 
 
-def build_qmc(seed: int | None, constraints_func: Callable | None = None):
-    """Scrambled, so that the seed chooses the sequence (unscrambled Sobol points ignore it and
-    start at the space's lower corner). One driver samples, so there is no seed to share."""
+def build_qmc(options: QMC, seed: int | None, constraints_func: Callable | None = None):
+    """Scrambled by default, so that the seed chooses the sequence (unscrambled Sobol points ignore
+    it and start at the space's lower corner). One driver samples, so there is no seed to share."""
     import optuna
 
     with warnings.catch_warnings():   # experimental in Optuna; the spec chose it by name
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_asynchronous_seeding=False,
-                                          warn_independent_sampling=False)
+        return optuna.samplers.QMCSampler(seed=seed, qmc_type=options.qmc_type, scramble=options.scramble,
+                                          warn_asynchronous_seeding=False, warn_independent_sampling=False)
 
 
-def build_nsga2(seed: int | None, constraints_func: Callable | None = None):
+def build_nsga2(options: NSGA2, seed: int | None, constraints_func: Callable | None = None):
     import optuna
 
-    sampler = optuna.samplers.NSGAIISampler(seed=seed, **_given(constraints_func))
+    sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=options.population_size,
+                                            crossover_prob=options.crossover_prob, **_given(constraints_func))
     if isinstance(getattr(sampler, "_thread_lock", None), LOCK_TYPE):
         sampler._thread_lock = PicklableLock()
     return sampler
@@ -151,22 +206,22 @@ class PicklableLock:
 
 
 SAMPLERS: dict[str, Sampler] = {
-    "tpe": Sampler(build_tpe, objectives=True, constraints=True, choices=MODELLED, branches=MODELLED),
+    "tpe": Sampler(build_tpe, objectives=True, constraints=True, choices=MODELLED, branches=MODELLED, Options=TPE),
     "random": Sampler(build_random, objectives=True, constraints=False, choices=MODELLED, branches=MODELLED),
     "cmaes": Sampler(
-        build_cmaes, objectives=False, constraints=False, packages=("cmaes",),
+        build_cmaes, objectives=False, constraints=False, packages=("cmaes",), Options=CmaEs,
         choices=Handling("independent", "CMA-ES models numeric parameters only"),
         branches=Handling("refused", "CMA-ES fixes its set of parameters when its model starts, and once trials "
                                      "differ in theirs it falls back to random sampling for the rest of the sweep")),
     "gp": Sampler(
-        build_gp, objectives=True, constraints=True, packages=("torch", "scipy"), choices=MODELLED,
+        build_gp, objectives=True, constraints=True, packages=("torch", "scipy"), choices=MODELLED, Options=GP,
         branches=Handling("independent", "the Gaussian process models the parameters every finished trial has")),
     "qmc": Sampler(
-        build_qmc, objectives=True, constraints=False, packages=("scipy",), choices=MODELLED,
+        build_qmc, objectives=True, constraints=False, packages=("scipy",), choices=MODELLED, Options=QMC,
         branches=Handling("independent", "QMC fixes its space at the first trial, so only that trial's branch "
                                          "follows the Sobol sequence")),
     "nsga2": Sampler(
-        build_nsga2, objectives=True, constraints=True, choices=MODELLED,
+        build_nsga2, objectives=True, constraints=True, choices=MODELLED, Options=NSGA2,
         branches=Handling("independent", "NSGA-II crosses over the parameters every finished trial has")),
 }
 

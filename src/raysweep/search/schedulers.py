@@ -15,9 +15,13 @@
 Time is the trial's `epoch`. The synchronous ones (hyperband, bohb) pause trials at a
 bracket's rung and resume the survivors from their checkpoints; asha and median decide on
 each report and never pause. A trial a scheduler stopped reads "stopped by <label>" in the
-results store. Adding a scheduler is one entry in `SCHEDULERS`; spec validation
-(`raysweep.spec`) reads its keys and rules, the sweep calls its builder. Builders import Ray
-Tune when called (see searchers.py).
+results store.
+
+Adding a scheduler is one entry in `SCHEDULERS`, written here: its `Options` (a frozen
+dataclass of the keys it reads, with defaults, types and ranges: search/options.py), its own
+`check` of what the ranges cannot say, and its builder, which receives the options as checked.
+Spec validation (`raysweep.spec`) reads the options and the rules; the sweep hands the builder
+the options untouched. Builders import Ray Tune when called (see searchers.py).
 """
 
 from __future__ import annotations
@@ -25,73 +29,139 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from raysweep.checks import is_int
+from raysweep.search.options import Finding, NoOptions, option, option_keys
+
 
 @dataclass(frozen=True)
-class SchedulerRequest:
-    """What a builder gets: the scheduler's settings, epochs resolved (Tune hands it the objective)."""
+class Trials:
+    """What a scheduler knows of the trials besides its options: the epochs each runs, and
+    where that number comes from (messages name it)."""
 
-    max_t: int                 # epochs a trial may run (scheduler.max_t, else fixed.epochs)
-    grace_period: int
-    reduction_factor: float
-    brackets: int
-    min_samples_required: int
+    epochs: int | None
+    epochs_key: str = "fixed.epochs"
 
 
 @dataclass(frozen=True)
 class SchedulerKind:
-    """One `scheduler.type`: its builder, the spec keys it reads, how its stops read, and the
-    searcher it needs (BOHB's scheduler and searcher work only as a pair)."""
+    """One `scheduler.type`: its options and builder, how its stops read, and the searcher it
+    needs (BOHB's scheduler and searcher work only as a pair)."""
 
-    build: Callable[[SchedulerRequest], object]
-    keys: tuple[str, ...]
+    build: Callable[[object, Trials], object]   # (its Options as checked, the trials) -> a Tune scheduler
+    Options: type = NoOptions
+    check: Callable[[object, Trials], list[Finding]] | None = None   # rules across keys and the epochs
     label: str = ""                 # "stopped by <label>"; empty: it stops nothing
     needs_searcher: str | None = None
     pauses: bool = False            # synchronous brackets: trials pause and resume from checkpoints
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The `scheduler:` keys it reads besides `type`."""
+        return option_keys(self.Options)
 
     @property
     def stops_early(self) -> bool:
         return bool(self.label)
 
 
-def build_fifo(request: SchedulerRequest):
+# The keys several schedulers read, with the same meaning and range in each (a field each time:
+# a dataclass takes its fields over).
+def _max_t():
+    """Epochs a trial may run; None: the epochs each trial runs (`fixed.epochs`)."""
+    return option(None, low=1, what="an integer number of epochs")
+
+
+def _grace_period():
+    """Epochs a trial runs before it can be stopped."""
+    return option(1, low=1)
+
+
+def _reduction_factor():
+    """How much each rung narrows the field."""
+    return option(3.0, low=1, strict=True)
+
+
+@dataclass(frozen=True)
+class ASHA:
+    max_t: int | None = _max_t()
+    grace_period: int = _grace_period()
+    reduction_factor: float = _reduction_factor()
+    brackets: int = option(1, low=1)
+
+
+@dataclass(frozen=True)
+class Brackets:
+    """HyperBand's and BOHB's."""
+
+    max_t: int | None = _max_t()
+    reduction_factor: float = _reduction_factor()
+
+
+@dataclass(frozen=True)
+class Median:
+    grace_period: int = _grace_period()
+    min_samples_required: int = option(3, low=1)   # trials that must have reached an epoch before it stops any
+
+
+def within_epochs(options, trials: Trials) -> list[Finding]:
+    """A max_t beyond the epochs each trial runs is lowered to them, and a grace period beyond
+    max_t (or, without one, the epochs) to that, each with a warning: a smoke run with
+    `--set fixed.epochs=1` should run a shipped spec as it is, not ask for two more overrides."""
+    found = []
+    epochs, bound, bound_key = trials.epochs, trials.epochs, trials.epochs_key
+    max_t = getattr(options, "max_t", None)
+    if max_t is not None and is_int(epochs) and 1 <= epochs < max_t:
+        found.append(Finding("max_t", f"{max_t} is more than {trials.epochs_key} {epochs}: lowered to {epochs}",
+                             because_of=(trials.epochs_key,), lowered_to=epochs))
+    elif max_t is not None:
+        bound, bound_key = max_t, "scheduler.max_t"
+    grace = getattr(options, "grace_period", None)
+    if grace is not None and is_int(bound) and 1 <= bound < grace:
+        found.append(Finding("grace_period", f"{grace} is more than {bound_key} {bound}: lowered to {bound}",
+                             because_of=(bound_key,), lowered_to=bound))
+    return found
+
+
+def build_fifo(options: NoOptions, trials: Trials):
     from ray.tune.schedulers import FIFOScheduler
 
     return FIFOScheduler()
 
 
-def build_asha(request: SchedulerRequest):
+def build_asha(options: ASHA, trials: Trials):
     from ray.tune.schedulers import ASHAScheduler
 
-    return ASHAScheduler(time_attr="epoch", max_t=request.max_t, grace_period=request.grace_period,
-                         reduction_factor=request.reduction_factor, brackets=request.brackets)
+    return ASHAScheduler(time_attr="epoch", max_t=options.max_t or trials.epochs, grace_period=options.grace_period,
+                         reduction_factor=options.reduction_factor, brackets=options.brackets)
 
 
-def build_hyperband(request: SchedulerRequest):
+def build_hyperband(options: Brackets, trials: Trials):
     from ray.tune.schedulers import HyperBandScheduler
 
-    return HyperBandScheduler(time_attr="epoch", max_t=request.max_t, reduction_factor=request.reduction_factor)
+    return HyperBandScheduler(time_attr="epoch", max_t=options.max_t or trials.epochs,
+                              reduction_factor=options.reduction_factor)
 
 
-def build_median(request: SchedulerRequest):
+def build_median(options: Median, trials: Trials):
     from ray.tune.schedulers import MedianStoppingRule
 
     # With too few other trials to compare, Tune's rule pauses a trial for a waiting one unless
     # it ran `min_time_slice` since its last pause; longer than any trial runs, it never pauses.
-    return MedianStoppingRule(time_attr="epoch", grace_period=request.grace_period,
-                              min_samples_required=request.min_samples_required, min_time_slice=request.max_t)
+    return MedianStoppingRule(time_attr="epoch", grace_period=options.grace_period,
+                              min_samples_required=options.min_samples_required, min_time_slice=trials.epochs)
 
 
-def build_bohb(request: SchedulerRequest):
+def build_bohb(options: Brackets, trials: Trials):
     from ray.tune.schedulers import HyperBandForBOHB
 
-    return HyperBandForBOHB(time_attr="epoch", max_t=request.max_t, reduction_factor=request.reduction_factor)
+    return HyperBandForBOHB(time_attr="epoch", max_t=options.max_t or trials.epochs,
+                            reduction_factor=options.reduction_factor)
 
 
 SCHEDULERS: dict[str, SchedulerKind] = {
-    "fifo": SchedulerKind(build_fifo, keys=()),
-    "asha": SchedulerKind(build_asha, keys=("max_t", "grace_period", "reduction_factor", "brackets"), label="ASHA"),
-    "hyperband": SchedulerKind(build_hyperband, keys=("max_t", "reduction_factor"), label="HyperBand", pauses=True),
-    "median": SchedulerKind(build_median, keys=("grace_period", "min_samples_required"), label="median rule"),
-    "bohb": SchedulerKind(build_bohb, keys=("max_t", "reduction_factor"), label="BOHB", needs_searcher="bohb",
-                          pauses=True),
+    "fifo": SchedulerKind(build_fifo),
+    "asha": SchedulerKind(build_asha, ASHA, within_epochs, label="ASHA"),
+    "hyperband": SchedulerKind(build_hyperband, Brackets, within_epochs, label="HyperBand", pauses=True),
+    "median": SchedulerKind(build_median, Median, within_epochs, label="median rule"),
+    "bohb": SchedulerKind(build_bohb, Brackets, within_epochs, label="BOHB", needs_searcher="bohb", pauses=True),
 }

@@ -26,8 +26,13 @@ scheduler that stops trials early the cells come in a seeded random order: in gr
 rung of ASHA fills with a sorted sequence in which each trial beats the one before, so every
 one is promoted and early stopping saves next to nothing (bench/search_efficiency.py).
 
+Only `optuna` steers by the constraints (through its sampler, where that one does: samplers.py);
+the others sample as if there were none, which `validate` notes (`Searcher.constraints`).
+
 Adding a searcher is one entry in `SEARCHERS`: its builder and its rules. Spec validation
-(`raysweep.spec`) reads the rules; the sweep calls the builder. Ray Tune's searcher classes are
+(`raysweep.spec`) reads the rules; the sweep calls the builder. The searchers read no options of
+their own (their sampler does: `search.sampler`); one that needs some would carry an `Options`
+dataclass as the samplers and schedulers do (search/options.py). Ray Tune's searcher classes are
 imported inside the builders: importing them costs seconds (Optuna, HyperOpt), and validating a
 spec should not pay for them.
 """
@@ -65,6 +70,7 @@ class Request:
     objectives: tuple[Objective, ...] = ()     # every objective, the first being (metric, mode)
     constraints: tuple[Constraint, ...] = ()   # for the samplers that take constraint values
     sampler: str | None = None                 # optuna: one of SAMPLERS (None: tpe)
+    sampler_options: object | None = None      # that sampler's Options as validated (None: its defaults)
 
     @property
     def goals(self) -> tuple[Objective, ...]:
@@ -102,6 +108,7 @@ class Searcher:
     pausing: bool = False
     objectives: bool = False       # takes several objectives (the Pareto front), not only the first
     samplers: bool = False         # takes `search.sampler` (raysweep.search.samplers.SAMPLERS)
+    constraints: bool = False      # steers by the trials' constraint values (optuna: where its sampler does)
     default_num_samples: int = 8   # a grid enumerates its values once; then it counts repeats
 
     def __post_init__(self):
@@ -231,7 +238,7 @@ def _variants(request: Request, *, grid_every: bool) -> SearchPlan:
                       len(points))
 
 
-def _optuna(request: Request, *, sampler: str) -> SearchPlan:
+def _optuna(request: Request, *, sampler: str, options: object | None = None) -> SearchPlan:
     """Ray Tune's OptunaSearch over the define-by-run space with one of SAMPLERS, seeded, given
     every objective and (ConstrainedOptunaSearch) every trial's constraint values."""
     import optuna
@@ -247,8 +254,10 @@ def _optuna(request: Request, *, sampler: str) -> SearchPlan:
     # that they will not use them); validate has said so.
     constraints = request.constraints if entry.constraints else ()
     several = len(goals) > 1
+    built = entry.build(entry.Options() if options is None else options, request.seed,
+                        optuna_constraints.constraints_func(constraints))
     searcher = optuna_constraints.ConstrainedOptunaSearch(
-        OptunaSpace(request.params), sampler=entry.build(request.seed, optuna_constraints.constraints_func(constraints)),
+        OptunaSpace(request.params), sampler=built,
         points_to_evaluate=_encoded_points(request), constraints=constraints,
         metric=[g.metric for g in goals] if several else goals[0].metric,
         mode=[g.mode for g in goals] if several else goals[0].mode)
@@ -272,7 +281,7 @@ def build_grid(request: Request) -> SearchPlan:
 
 
 def build_optuna(request: Request) -> SearchPlan:
-    return _optuna(request, sampler=request.sampler or DEFAULT_SAMPLER)
+    return _optuna(request, sampler=request.sampler or DEFAULT_SAMPLER, options=request.sampler_options)
 
 
 def build_hyperopt(request: Request) -> SearchPlan:
@@ -312,7 +321,7 @@ def build_bohb(request: Request) -> SearchPlan:
 SEARCHERS: dict[str, Searcher] = {
     "random": Searcher(build_random, grid="marked", branches=True, pausing=True, objectives=True),
     "grid": Searcher(build_grid, grid="every", branches=False, default_num_samples=1, pausing=True, objectives=True),
-    "optuna": Searcher(build_optuna, grid="refused", branches=True, objectives=True, samplers=True),
+    "optuna": Searcher(build_optuna, grid="refused", branches=True, objectives=True, samplers=True, constraints=True),
     "hyperopt": Searcher(build_hyperopt, grid="refused", branches=True),
     "bohb": Searcher(build_bohb, grid="refused", branches=False, pausing=True),
 }

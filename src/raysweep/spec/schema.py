@@ -32,10 +32,11 @@ IO_KNOBS = IO_CONFIG_KNOBS + ("data_path", "read_parallelism", "materialize", "c
 
 TOP_KEYS = ("name", "workload", "data", "metric", "mode", "constraints", "fixed", "params", "search",
             "scheduler", "resources", "failure", "checkpoints", "tracking", "storage_path", "lr_find", "io_search")
+# The keys each section may hold; `scheduler:` holds its type and that type's options, which
+# sections.scheduler reads against the entry (raysweep.search.SCHEDULERS[type].Options).
 SECTION_KEYS = {
     "data": ("path", "format", "materialize", "read_parallelism"),
     "search": ("algorithm", "num_samples", "seed", "points_to_evaluate", "warm_start", "sampler"),
-    "scheduler": ("type", *dict.fromkeys(k for kind in SCHEDULERS.values() for k in kind.keys)),
     "resources": ("workers_per_trial", "cpus_per_worker", "gpus_per_worker",
                   "max_concurrent_trials", "executor"),
     "failure": ("max_retries", "stall_timeout_s"),
@@ -77,18 +78,35 @@ class Search:
     points_to_evaluate: tuple[dict, ...] = ()   # evaluated first, in this order
     warm_start: WarmStart | None = None
     sampler: str | None = None   # algorithm optuna: one of raysweep.search.SAMPLERS (None: tpe)
+    sampler_options: Any = None  # that sampler's Options (`sampler: {name: ..., key: value}`), as validated
 
 
 @dataclass(frozen=True)
 class Scheduler:
-    """`scheduler:`; each type reads only its own keys (raysweep.search.schedulers)."""
+    """`scheduler:`: its type and that type's options, `SCHEDULERS[type].Options` as validated
+    (lowered to the epochs); the sweep hands them to the type's builder as they are.
+
+    An option reads as an attribute (`spec.scheduler.grace_period`). A key the type does not
+    read stays as given in `unread` (fifo ignores the others' keys) and reads the same way.
+    """
 
     type: str = "fifo"
-    max_t: int | None = None     # epochs; defaults to the trials' `epochs`
-    grace_period: int = 1
-    reduction_factor: float = 3.0
-    brackets: int = 1            # asha
-    min_samples_required: int = 3   # median: trials that must have reached an epoch before it stops any
+    options: Any = None          # None: the type's defaults (an unknown type has none)
+    unread: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.options is None and self.type in SCHEDULERS:
+            object.__setattr__(self, "options", SCHEDULERS[self.type].Options())
+
+    def __getattr__(self, key: str):
+        if key.startswith("__"):   # copy and pickle look for hooks on an object not yet filled in
+            raise AttributeError(key)
+        found = self.__dict__
+        if hasattr(found.get("options"), key):
+            return getattr(found["options"], key)
+        if key in found.get("unread", {}):
+            return found["unread"][key]
+        raise AttributeError(f"the {found.get('type')} scheduler has no option {key!r}")
 
 
 @dataclass(frozen=True)
@@ -216,7 +234,8 @@ class Spec:
 
     @property
     def scheduler_max_t(self) -> int:
-        return self.scheduler.max_t or self.epochs
+        """The epochs a trial may run under the scheduler: its max_t, else the trials' epochs."""
+        return getattr(self.scheduler.options, "max_t", None) or self.epochs
 
     @property
     def scientific(self) -> list[str]:

@@ -1,17 +1,25 @@
-"""The run settings of a spec: `search:` (against its searcher's rules), `scheduler:`, `resources:`."""
+"""The run settings of a spec: `search:` (against its searcher's rules), `scheduler:`, `resources:`.
+
+A scheduler's and a sampler's options are read by one function, `plugin_options`, against the
+chosen entry's `Options` dataclass (raysweep.search.options): nothing here knows their keys.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import types
+import typing
 
-from raysweep.checks import did_you_mean, is_int, is_number
+from raysweep.checks import did_you_mean, is_int, is_number, unknown_key
 from raysweep.datasets import location
 from raysweep.search import SEARCHERS, samplers, searchers, space
 from raysweep.search.objectives import Constraint, Objective
+from raysweep.search.options import option_keys
 from raysweep.search.samplers import SAMPLERS
-from raysweep.search.schedulers import SCHEDULERS
+from raysweep.search.schedulers import SCHEDULERS, Trials
 from raysweep.search.space import Param
-from raysweep.spec.problems import Problems
+from raysweep.spec.problems import Problems, check_type
 from raysweep.spec.schema import (
     EXECUTORS,
     SNAPSHOT_FILE,
@@ -48,32 +56,41 @@ def search(problems: Problems, s: dict, params: list[Param]) -> Search:
         points = []
     for i, point in enumerate(points):
         space.check_point(point, params, f"search.points_to_evaluate[{i}]", problems.bad)
+    name, options = sampler(problems, s.get("sampler"), algorithm, params)
     return Search(algorithm=algorithm, num_samples=num_samples, seed=seed,
                   points_to_evaluate=tuple(points), warm_start=warm_start(problems, s.get("warm_start")),
-                  sampler=sampler(problems, s.get("sampler"), algorithm, params))
+                  sampler=name, sampler_options=options)
 
 
-def sampler(problems: Problems, name, algorithm: str, params: list[Param]) -> str | None:
-    """`search.sampler`: one of raysweep.search.SAMPLERS, for a searcher that takes one, able to
-    sample the tuned parameters (sampler_space). None where the spec names none (Optuna's TPE)."""
-    if name is None:
-        return None
+def sampler(problems: Problems, given, algorithm: str, params: list[Param]) -> tuple[str | None, object]:
+    """`search.sampler`: one of raysweep.search.SAMPLERS by name (`sampler: nsga2`), or by name with
+    its options (`sampler: {name: nsga2, population_size: 20}`), for a searcher that takes one, able
+    to sample the tuned parameters (sampler_space). The name and its options as validated; None
+    for both where the spec names none (Optuna's TPE with its defaults)."""
+    if given is None:
+        return None, None
     takers = [n for n, found in SEARCHERS.items() if found.samplers]
     if algorithm in SEARCHERS and algorithm not in takers:
         problems.bad("search.sampler", f"search.algorithm {algorithm!r} has no sampler to choose; remove "
                      f"search.sampler, or set search.algorithm: {_either(takers)}", because_of=("search.algorithm",))
-        return None
+        return None, None
+    name, key, given = (given.get("name"), "search.sampler.name", given) if isinstance(given, dict) \
+        else (given, "search.sampler", {})
+    if name is None and key != "search.sampler":
+        problems.bad(key, f"required: the sampler, one of {', '.join(SAMPLERS)} "
+                     f"(e.g. sampler: {{name: nsga2, population_size: 20}})")
+        return None, None
     if not isinstance(name, str) or name not in SAMPLERS:
-        problems.bad("search.sampler", f"unknown sampler {name!r}.{did_you_mean(name, SAMPLERS)}"
-                     f" Known: {', '.join(SAMPLERS)}.")
-        return None
+        problems.bad(key, f"unknown sampler {name!r}.{did_you_mean(name, SAMPLERS)} Known: {', '.join(SAMPLERS)}.")
+        return None, None
     missing = [package for package in SAMPLERS[name].packages if importlib.util.find_spec(package) is None]
     if missing:
         problems.bad("search.sampler", f"the {name} sampler needs {', '.join(missing)}, which "
                      f"{'is' if len(missing) == 1 else 'are'} not installed; pip install {' '.join(missing)}, "
                      "or choose another sampler")
     sampler_space(problems, name, params)
-    return name
+    return name, plugin_options(problems, "search.sampler", "sampler", name, SAMPLERS,
+                                {k: v for k, v in given.items() if k != "name"}, head=("name",))
 
 
 def sampler_space(problems: Problems, name: str, params: list[Param]) -> None:
@@ -106,9 +123,16 @@ def sampler_space(problems: Problems, name: str, params: list[Param]) -> None:
 
 def sampler_fit(problems: Problems, search: Search, goals: tuple[Objective, ...],
                 constraints: tuple[Constraint, ...]) -> None:
-    """The chosen sampler against what is optimised: several objectives need one that takes
-    them; constraints reach only the samplers that steer by them (a note for the others)."""
-    if search.sampler not in SAMPLERS:
+    """The chosen searcher and sampler against what is optimised: several objectives need a
+    sampler that takes them; constraints reach only the searchers and samplers that steer by
+    them (a note for the others: they still mark each trial feasible or not)."""
+    searcher = SEARCHERS.get(search.algorithm)
+    if constraints and searcher is not None and not searcher.constraints:
+        steering = [n for n, found in SEARCHERS.items() if found.constraints]
+        problems.warn("constraints", f"search.algorithm {search.algorithm} samples without them; rank, report and "
+                      f"export still respect them. To steer toward feasible trials use search.algorithm: "
+                      f"{_either(steering)}", because_of=("search.algorithm",))
+    if searcher is None or not searcher.samplers or search.sampler not in SAMPLERS:
         return
     entry = SAMPLERS[search.sampler]
     if len(goals) > 1 and not entry.objectives:
@@ -175,48 +199,21 @@ def warm_start(problems: Problems, w) -> WarmStart | None:
 
 def scheduler(problems: Problems, s: dict, epochs, params: list[Param], algorithm: str, *,
               epochs_key: str = "fixed.epochs") -> Scheduler:
-    """`scheduler:`: a known type, only the keys that type reads (raysweep.search.SCHEDULERS),
-    each in range; BOHB's scheduler and searcher together; no tuned `epochs` when it stops early.
-
-    A max_t or grace period beyond the `epochs` each trial runs (`epochs_key` names where they
-    come from) is lowered to them, with a warning: a smoke run with `--set fixed.epochs=1`
-    should run a shipped spec as it is, not ask for two more overrides.
-    """
+    """`scheduler:`: a known type, only the options that type reads (plugin_options against
+    `SCHEDULERS[type].Options`), each in range, a max_t or grace period beyond the `epochs` each
+    trial runs (`epochs_key` names where they come from) lowered to them with a warning (its
+    check); BOHB's scheduler and searcher together; no tuned `epochs` when it stops early."""
     kind_name = s.get("type", "fifo")
     kind = SCHEDULERS.get(kind_name)
+    given = {key: value for key, value in s.items() if key != "type"}
     if kind is None:
         problems.bad("scheduler.type", f"unknown scheduler {kind_name!r}.{did_you_mean(kind_name, SCHEDULERS)}"
                      f" Known: {', '.join(SCHEDULERS)}.")
-        return Scheduler(type=kind_name)
-    for key in s:   # fifo ignores them all: `--set scheduler.type=fifo` turns early stopping off
-        if key != "type" and key not in kind.keys and kind.stops_early:
-            reads = f"it reads {', '.join(kind.keys)}"
-            problems.bad(f"scheduler.{key}", f"the {kind_name} scheduler does not use it ({reads}); remove it "
-                         f"or choose a scheduler that does ({', '.join(n for n, k in SCHEDULERS.items() if key in k.keys)})")
-    max_t, grace = s.get("max_t"), s.get("grace_period", Scheduler.grace_period)
-    factor, brackets = s.get("reduction_factor", Scheduler.reduction_factor), s.get("brackets", Scheduler.brackets)
-    min_samples = s.get("min_samples_required", Scheduler.min_samples_required)
-    bound, bound_key = epochs, epochs_key   # what a grace period may not exceed
-    if max_t is not None and (not is_int(max_t) or max_t < 1):
-        problems.bad("scheduler.max_t", f"must be an integer number of epochs >= 1, got {max_t!r}")
-    elif "max_t" in kind.keys and max_t is not None and is_int(epochs) and 1 <= epochs < max_t:
-        problems.warn("scheduler.max_t", f"{max_t} is more than {epochs_key} {epochs}: lowered to {epochs}",
-                      because_of=(epochs_key,))
-        max_t = epochs
-    elif "max_t" in kind.keys and max_t is not None:
-        bound, bound_key = max_t, "scheduler.max_t"
-    if not is_int(grace) or grace < 1:
-        problems.bad("scheduler.grace_period", f"must be an integer >= 1, got {grace!r}")
-    elif "grace_period" in kind.keys and is_int(bound) and 1 <= bound < grace:
-        problems.warn("scheduler.grace_period", f"{grace} is more than {bound_key} {bound}: lowered to {bound}",
-                      because_of=(bound_key,))
-        grace = bound
-    if not is_number(factor) or factor <= 1:
-        problems.bad("scheduler.reduction_factor", f"must be a number > 1, got {factor!r}")
-    if not is_int(brackets) or brackets < 1:
-        problems.bad("scheduler.brackets", f"must be an integer >= 1, got {brackets!r}")
-    if not is_int(min_samples) or min_samples < 1:
-        problems.bad("scheduler.min_samples_required", f"must be an integer >= 1, got {min_samples!r}")
+        problems.known_keys(given, _every_key(SCHEDULERS), "scheduler")
+        return Scheduler(type=kind_name, unread=given)
+    # fifo ignores the others' keys: `--set scheduler.type=fifo` turns early stopping off
+    options = plugin_options(problems, "scheduler", "scheduler", kind_name, SCHEDULERS, given, head=("type",),
+                             context=Trials(epochs, epochs_key), others_ignored=not kind.stops_early)
     if kind.needs_searcher and algorithm != kind.needs_searcher:
         problems.bad("scheduler.type", f"{kind_name} works only with search.algorithm: {kind.needs_searcher} "
                      f"(its searcher fills the brackets its scheduler runs); got {algorithm!r}")
@@ -234,8 +231,87 @@ def scheduler(problems: Problems, s: dict, epochs, params: list[Param], algorith
     if kind.stops_early and any(p.name == "epochs" for p in params):
         problems.bad("params.epochs", f"the {kind_name} scheduler allots the epochs; tuning them too confounds "
                      "the comparison. Set fixed.epochs and scheduler.max_t instead.")
-    return Scheduler(type=kind_name, max_t=max_t, grace_period=grace, reduction_factor=factor,
-                     brackets=brackets, min_samples_required=min_samples)
+    return Scheduler(type=kind_name, options=options,
+                     unread={key: value for key, value in given.items() if key not in kind.keys})
+
+
+def plugin_options(problems: Problems, where: str, noun: str, name: str, registry: dict, given: dict, *,
+                   head: tuple[str, ...] = (), context=None, others_ignored: bool = False):
+    """`given`, a section's keys for the plug-in `registry[name]` (a scheduler, a sampler), as that
+    entry's `Options` (raysweep.search.options), or its defaults where a value is wrong.
+
+    A key another entry reads is refused naming the entries that do (or, `others_ignored`,
+    left alone), any other unknown key with did-you-mean among every entry's keys and `head`
+    (the section's own, such as `type`); each value must fit its field's annotation and range.
+    Then the entry's own `check(options, context)`: a finding that lowers a value is a warning
+    and the options take the value, any other is a problem. `where` prefixes every key.
+    """
+    entry = registry[name]
+    reads, hints = option_keys(entry.Options), typing.get_type_hints(entry.Options)
+    metadata = {f.name: f.metadata for f in dataclasses.fields(entry.Options)}
+    values = {}
+    for key, value in given.items():
+        if key in reads:
+            wrong = option_problem(value, hints[key], metadata[key])
+            if wrong:
+                problems.bad(f"{where}.{key}", wrong)
+            else:
+                values[key] = value
+            continue
+        takers = [n for n, other in registry.items() if key in option_keys(other.Options)]
+        if not takers:
+            problems.bad(f"{where}.{key}", unknown_key(key, (*head, *_every_key(registry))))
+        elif not others_ignored:
+            problems.bad(f"{where}.{key}", f"the {name} {noun} does not use it "
+                         f"({'it reads ' + ', '.join(reads) if reads else 'it reads no options'}); "
+                         f"remove it or choose a {noun} that does ({', '.join(takers)})")
+    options = entry.Options(**values)
+    for found in (entry.check(options, context) if getattr(entry, "check", None) else []):
+        if found.lowered_to is None:
+            problems.bad(f"{where}.{found.key}", found.message, because_of=found.because_of)
+        else:
+            problems.warn(f"{where}.{found.key}", found.message, because_of=found.because_of)
+            options = dataclasses.replace(options, **{found.key: found.lowered_to})
+    return options
+
+
+def option_problem(value, hint, metadata) -> str | None:
+    """What is wrong with an option's value against its type hint and its range
+    (raysweep.search.options.option), as `must be <what>, got <value>`; None if nothing."""
+    args = typing.get_args(hint)
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
+    base = next(a for a in args if a is not type(None)) if optional else hint
+    if value is None and optional:
+        return None
+    low, high, strict = metadata.get("low"), metadata.get("high"), metadata.get("strict", False)
+    if typing.get_origin(base) is typing.Literal:
+        fits = value in typing.get_args(base)
+    else:
+        fits = check_type(value, base) and (low is None or (value > low if strict else value >= low)) \
+            and (high is None or value <= high)
+    if fits:
+        return None
+    if low is not None and high is not None:
+        bounds = f" in {'(' if strict else '['}{low:g}, {high:g}]"
+    elif low is not None:
+        bounds = f" {'>' if strict else '>='} {low:g}"
+    else:
+        bounds = f" <= {high:g}" if high is not None else ""
+    if metadata.get("what"):   # it names the value whole, null included
+        return f"must be {metadata['what']}{bounds}, got {value!r}"
+    return f"must be {described(base)}{bounds}{' or null' if optional else ''}, got {value!r}"
+
+
+def described(hint) -> str:
+    """How a message names a value of this type."""
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(hint)))
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(hint, str(hint))
+
+
+def _every_key(registry: dict) -> tuple[str, ...]:
+    """Every option key of a registry's entries, in registry order."""
+    return tuple(dict.fromkeys(key for entry in registry.values() for key in option_keys(entry.Options)))
 
 
 def resources(problems: Problems, r: dict) -> Resources:
