@@ -69,7 +69,8 @@ lint: $(VENV)/.installed
 # The performance tables of BENCHMARKS.md, each measured side by side in one run (about 12
 # minutes; JSON in bench/out/): start-up against a plain Optuna study, streaming a dataset twice
 # the object store, WebDataset against Parquet, the per-trial overhead of both executors, and the
-# four model families on two tables.
+# four model families on two tables, and the Pareto fronts NSGA-II and TPE find against an exhaustive grid
+# (about 8 minutes more).
 # Run it on a quiet machine: other work on the CPUs skews the times.
 bench: $(VENV)/.installed $(DEMO_DATA)/meta.json
 	$(BIN)/python bench/startup.py
@@ -77,6 +78,7 @@ bench: $(VENV)/.installed $(DEMO_DATA)/meta.json
 	$(BIN)/python bench/webdataset_read.py
 	$(BIN)/python bench/trial_overhead.py
 	$(BIN)/python bench/model_families.py
+	$(BIN)/python bench/multi_objective.py
 
 # The wheel the cluster files install on every node (cluster.yaml, cluster.local.yaml: `ray up`
 # copies dist/cluster/ to each node's ~/raysweep-dist). Built afresh, so the folder holds this
