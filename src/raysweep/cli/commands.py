@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from raysweep import experiment
-from raysweep.analysis import champion, diagnose, leaderboard, pareto, picks, store
+from raysweep.analysis import champion, diagnose, forecast, leaderboard, pareto, picks, plan_check, store
 from raysweep.checks import did_you_mean
 from raysweep.cli import exit_codes
 from raysweep.deploy import ensemble, evaluate, export, registry
@@ -67,6 +67,9 @@ def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int
     undefined = diagnose.undefined_warning(trials, metric)
     for line in warnings + ([failed] if failed else []) + ([undefined] if undefined else []):
         print(f"warning: {line}", file=sys.stderr)
+    planned = plan_check.comparison(experiment_dir)
+    if planned is not None:
+        print("\n" + plan_check.format_comparison(planned, (forecast.read(experiment_dir) or {}).get("timing_source")))
     print("leaderboard: " + ", ".join(str(p) for p in paths))
     return table
 

@@ -10,18 +10,20 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
 from ray import tune
 
 from raysweep import experiment
-from raysweep.analysis import champion, diagnose, leaderboard, store
+from raysweep.analysis import champion, diagnose, forecast, leaderboard, store, timing
 from raysweep.analysis.store_writer import StoreWriter
 from raysweep.analysis.tensorboard import TENSORBOARD_DIR, TensorBoardWriter
 from raysweep.checks import is_missing
 from raysweep.experiment import journal
-from raysweep.runner import live_status, logs, ray_fixes, storage, tracking, tuning
+from raysweep.phases import capacity
+from raysweep.runner import live_status, logs, ray_fixes, resources, session, storage, tracking, tuning
 from raysweep.runner.ended_trials import EndedTrialTrimmer
 from raysweep.runner.journal import TrialJournal
 from raysweep.runner.progress import ProgressLines
@@ -41,6 +43,7 @@ def run(spec: Spec, *, address: str | None = None, quiet: bool = False, dashboar
     """Run a validated spec to the end; returns the experiment's local directory (for a
     `storage_path` URI, its working copy, brought up to date). `quiet`: no live status and no
     per-trial lines (runner/live_status.py); `dashboard`: start Ray's dashboard and print its URL."""
+    started = time.time()
     live_status.configure(quiet=quiet)
     storage.check_room(spec)
     experiment_dir = experiment.create(spec)
@@ -56,9 +59,14 @@ def run(spec: Spec, *, address: str | None = None, quiet: bool = False, dashboar
         prepared = tuning.prepare(spec, experiment_dir)
         log.info("sweep %s: %d trials at most at once, each with %s; results in %s", spec.name,
                  prepared.allocation.max_concurrent, prepared.allocation.trial, experiment.home(experiment_dir))
+        write_plan(spec, experiment_dir, prepared.allocation)
+        trials_started = time.time()
         with ray_fixes.installed():
             _tuner(spec, prepared, experiment_dir).fit()
-        return after_sweep(spec, experiment_dir)
+        trials_ended = time.time()
+        done = after_sweep(spec, experiment_dir)
+        _timeline(spec, experiment_dir, "run", started, trials_started, trials_ended, prepared.allocation)
+        return done
 
 
 def resume(experiment_dir: str | Path, *, address: str | None = None, quiet: bool = False,
@@ -101,16 +109,49 @@ def ended_trials(experiment_dir: Path) -> int:
 
 def _resumed(spec: Spec, experiment_dir: Path, stored: str, address: str | None, *, quiet: bool,
              dashboard: bool) -> Path:
+    started = time.time()
     live_status.configure(quiet=quiet)   # the callbacks are the first run's, unpickled by Tuner.restore
     with logs.to_experiment_log(experiment_dir):
         experiment.record_provenance(experiment_dir, "resume")
         start_ray(address, spec, dashboard=dashboard)
         prepared = tuning.prepare(spec, experiment_dir)
+        trials_started = time.time()
         with ray_fixes.installed():
             tuner = tune.Tuner.restore(stored, trainable=prepared.trainable,
                                        resume_unfinished=True, resume_errored=False, restart_errored=False)
             tuner.fit()
-        return after_sweep(spec, experiment_dir)
+        trials_ended = time.time()
+        done = after_sweep(spec, experiment_dir)
+        _timeline(spec, experiment_dir, "resume", started, trials_started, trials_ended, prepared.allocation)
+        return done
+
+
+def write_plan(spec: Spec, experiment_dir: Path, allocation) -> None:
+    """The plan for this sweep as it starts (analysis/forecast.py): its trials at once as Ray
+    sized them, timed by the newest measurement of the same spec, if any (no probe). `rank` and
+    the report set it beside what happened. A plan that cannot be made never stops the sweep."""
+    try:
+        trials = planned_trials(spec)
+        joined = session.joined_a_cluster() and Path(resources.BOOTSTRAP_CONFIG).expanduser().is_file()
+        nodes = capacity.cluster(spec, Path(resources.BOOTSTRAP_CONFIG).expanduser(), trials).nodes if joined \
+            else {capacity.LOCAL_NODE: 1}
+        where = forecast.Capacity(slots=max(1, min(allocation.max_concurrent, trials)),
+                                  cpus_per_trial=allocation.cpus_per_trial,
+                                  gpus_per_trial=spec.resources.workers_per_trial * spec.resources.gpus_per_worker,
+                                  nodes=nodes, where="the Ray this sweep runs on")
+        measured = timing.reference(spec) or timing.from_io_search(spec)
+        forecast.write(experiment_dir, forecast.predict(spec, trials, where, measured, spec.cost))
+    except Exception as exc:   # noqa: BLE001 (a forecast is advice; the sweep goes on without it)
+        log.warning("no plan for this sweep (%s: %s); rank will show no predicted against actual",
+                    type(exc).__name__, exc)
+
+
+def _timeline(spec: Spec, experiment_dir: Path, event: str, started: float, trials_started: float,
+              trials_ended: float, allocation) -> None:
+    """When this run or resume started, ran its trials and ended (analysis/timing.py)."""
+    timing.record(experiment_dir, {"event": event, "started": started, "trials_started": trials_started,
+                                   "trials_ended": trials_ended, "ended": time.time(),
+                                   "slots": allocation.max_concurrent, "signature": timing.signature(spec)})
 
 
 def after_sweep(spec: Spec, experiment_dir: Path) -> Path:

@@ -19,7 +19,8 @@ results store.
 
 Adding a scheduler is one entry in `SCHEDULERS`, written here: its `Options` (a frozen
 dataclass of the keys it reads, with defaults, types and ranges: search/options.py), its own
-`check` of what the ranges cannot say, and its builder, which receives the options as checked.
+`check` of what the ranges cannot say, its builder, which receives the options as checked, and
+its stopping `rule` as `raysweep plan` plays it to forecast the epochs (search/budget.py).
 Spec validation (`raysweep.spec`) reads the options and the rules; the sweep hands the builder
 the options untouched. Builders import Ray Tune when called (see searchers.py).
 """
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from raysweep.checks import is_int
+from raysweep.search import budget
 from raysweep.search.options import Finding, NoOptions, option, option_keys
 
 
@@ -53,6 +55,7 @@ class SchedulerKind:
     label: str = ""                 # "stopped by <label>"; empty: it stops nothing
     needs_searcher: str | None = None
     pauses: bool = False            # synchronous brackets: trials pause and resume from checkpoints
+    rule: Callable = budget.run_all   # its stopping rule as `raysweep plan` plays it (search/budget.py)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -160,8 +163,10 @@ def build_bohb(options: Brackets, trials: Trials):
 
 SCHEDULERS: dict[str, SchedulerKind] = {
     "fifo": SchedulerKind(build_fifo),
-    "asha": SchedulerKind(build_asha, ASHA, within_epochs, label="ASHA"),
-    "hyperband": SchedulerKind(build_hyperband, Brackets, within_epochs, label="HyperBand", pauses=True),
-    "median": SchedulerKind(build_median, Median, within_epochs, label="median rule"),
-    "bohb": SchedulerKind(build_bohb, Brackets, within_epochs, label="BOHB", needs_searcher="bohb", pauses=True),
+    "asha": SchedulerKind(build_asha, ASHA, within_epochs, label="ASHA", rule=budget.asha),
+    "hyperband": SchedulerKind(build_hyperband, Brackets, within_epochs, label="HyperBand", pauses=True,
+                               rule=budget.brackets),
+    "median": SchedulerKind(build_median, Median, within_epochs, label="median rule", rule=budget.median),
+    "bohb": SchedulerKind(build_bohb, Brackets, within_epochs, label="BOHB", needs_searcher="bohb", pauses=True,
+                          rule=budget.brackets),
 }

@@ -31,7 +31,8 @@ IO_CONFIG_KNOBS = ("batch_size", "prefetch_batches", "shuffle_buffer")
 IO_KNOBS = IO_CONFIG_KNOBS + ("data_path", "read_parallelism", "materialize", "cpus_per_worker")
 
 TOP_KEYS = ("name", "workload", "data", "metric", "mode", "constraints", "fixed", "params", "search",
-            "scheduler", "resources", "failure", "checkpoints", "tracking", "storage_path", "lr_find", "io_search")
+            "scheduler", "resources", "failure", "checkpoints", "tracking", "storage_path", "lr_find", "io_search",
+            "cost")
 # The keys each section may hold; `scheduler:` holds its type and that type's options, which
 # sections.scheduler reads against the entry (raysweep.search.SCHEDULERS[type].Options).
 SECTION_KEYS = {
@@ -204,6 +205,7 @@ class Spec:
     # Every objective, the first being (metric, mode); several: the Pareto front (search.objectives).
     objectives: tuple[Objective, ...] = ()
     constraints: tuple[Constraint, ...] = ()
+    cost: dict[str, float] = field(default_factory=dict)   # USD per hour by node type (`raysweep plan`)
     raw: dict = field(default_factory=dict, compare=False, repr=False)
     # The mapping as given (overrides applied), before validation lowered a scheduler's bounds
     # to the epochs (`raw`, the spec as run): the Python API applies further overrides to it.

@@ -127,13 +127,25 @@ def _spec(problems: Problems, raw: dict, *, check_data: bool) -> Spec | None:
         if too_few:
             problems.bad("lr_find.subset_rows", too_few)
     io_search = phase_sections.io_search(problems, raw.get("io_search"), hints, workload, check_data)
+    cost = prices(problems, raw.get("cost", {}))
     if problems.lines:
         return None
     return Spec(name=name, workload=workload, data=data, metric=metric, mode=mode,
                 fixed=fixed, params=tuple(params), search=search, scheduler=scheduler,
                 resources=resources, failure=failure, checkpoints=checkpoints, tracking=tracking,
                 storage_path=storage, lr_find=lr_find, io_search=io_search, source=problems.source,
-                objectives=goals, constraints=required)
+                objectives=goals, constraints=required, cost=cost)
+
+
+def prices(problems: Problems, given) -> dict[str, float]:
+    """`cost: {NODE_TYPE: USD_PER_HOUR}`: what each node type costs, for `raysweep plan`."""
+    if not isinstance(given, dict):
+        problems.bad("cost", f"must map node types to USD per hour, e.g. {{cpu_worker: 0.38}}, got {given!r}")
+        return {}
+    for name, price in given.items():
+        if isinstance(price, bool) or not isinstance(price, (int, float)) or not price >= 0:
+            problems.bad(f"cost.{name}", f"must be a price in USD per hour (a number >= 0), got {price!r}")
+    return {str(k): float(v) for k, v in given.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def check_epochs(problems: Problems, fixed: dict, workload: str | None) -> tuple[int | None, str]:
