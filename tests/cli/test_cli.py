@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from raysweep import cli
-from raysweep.cli import before_run, champion, commands, drawing
+from raysweep.cli import before_run, champion, commands, drawing, plan, playbook
 from raysweep.cli.parser import build_parser
 from raysweep.spec import SNAPSHOT_FILE
 
@@ -124,7 +124,8 @@ def test_the_help_lists_every_command_with_a_line_of_help(capsys):
     parser = build_parser()
     (subparsers,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     names = list(subparsers.choices)
-    handlers = {**before_run.COMMANDS, **drawing.COMMANDS, **commands.COMMANDS, **champion.COMMANDS}
+    handlers = {**before_run.COMMANDS, **drawing.COMMANDS, **commands.COMMANDS, **champion.COMMANDS, **playbook.COMMANDS,
+                **plan.COMMANDS}
     assert sorted(names) == sorted(handlers)
     for name in names:
         assert handlers[name].__module__ == cli.HANDLERS.get(name, cli.DEFAULT_HANDLERS), name

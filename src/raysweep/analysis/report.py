@@ -18,7 +18,8 @@ import pandas as pd
 import yaml
 
 from raysweep import experiment
-from raysweep.analysis import diagnose, leaderboard, pareto, plots, store
+from raysweep.analysis import diagnose, forecast, leaderboard, pareto, plan_check, plots, store
+from raysweep.experiment import playbook
 
 REPORT_FILE = experiment.REPORT_FILE
 TITLES = {"learning_curves": "Learning curves", "metric_vs_lr": "Metric against learning rate",
@@ -100,6 +101,29 @@ def _ranked_by(spec, table: pd.DataFrame) -> str:
     return f"ranked on {spec.metric} ({spec.mode})"
 
 
+def _playbook(experiment_dir: Path) -> str:
+    """The decisions of the `raysweep playbook` that ran this experiment, with their evidence
+    (experiment/playbook.py); nothing for an experiment no playbook ran."""
+    directory = playbook.linked(experiment_dir)
+    if directory is None:
+        return ""
+    rows = pd.DataFrame(playbook.summary(playbook.read(directory)))
+    return (f'<h2 id="playbook">Playbook</h2><p>{_e(f"This search is a phase of the playbook in {directory}")}; '
+            f"each phase's decision and its evidence, as its {_e(playbook.RECORD_FILE)} records them:</p>" + _table(rows))
+
+
+def _plan_against_actual(experiment_dir: Path) -> str:
+    """The plan the sweep made as it started beside what happened (analysis/plan_check.py)."""
+    table = plan_check.comparison(experiment_dir)
+    if table is None:
+        return ""
+    source = (forecast.read(experiment_dir) or {}).get("timing_source") or "no timing (no wall time predicted)"
+    shown = table.assign(**{c: [plan_check.display(label, v) for label, v in zip(table[""], table[c])]
+                            for c in ("predicted", "actual")})
+    return (f'<h2 id="plan">Plan against actual</h2><p>{_e("The plan made as the sweep started, timed by " + source)}'
+            f"; the error is the actual against the predicted.</p>" + _table(shown))
+
+
 def write(experiment_dir: str | Path, out: str | Path | None = None, top: int = 20) -> Path:
     experiment_dir = Path(experiment_dir)
     out = Path(out) if out else experiment_dir / REPORT_FILE
@@ -139,6 +163,8 @@ def write(experiment_dir: str | Path, out: str | Path | None = None, top: int = 
     if decided:
         parts.append("<h2>Champion</h2><p>" + _e(f"raysweep champion, {decided['decided']}: {decided['outcome']}: "
                                                    f"{decided['reason']}") + "</p>")
+    parts.append(_playbook(experiment_dir))
+    parts.append(_plan_against_actual(experiment_dir))
     parts.append("<h2>Plots</h2>" + "".join(_image(path, TITLES.get(name, name)) for name, path in drawn.items()))
     parts.append("<h2>Spec</h2><pre>" + _e(yaml.safe_dump(spec.raw, sort_keys=False)) + "</pre>")
     parts.append("<h2>Provenance</h2>" + _provenance(experiment_dir, spec))

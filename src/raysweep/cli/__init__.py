@@ -1,5 +1,5 @@
-"""The `raysweep` command: data, validate, lr-find, io-search, run, resume, rank, report, plots, export,
-ensemble, predict, evaluate, champion (parser.py builds them, with a line of help each; `raysweep --help` lists them).
+"""The `raysweep` command: data, validate, plan, lr-find, io-search, run, resume, rank, report, plots, export,
+ensemble, predict, evaluate, champion, playbook (parser.py builds them, with a line of help each; `raysweep --help` lists them).
 
 User mistakes (a bad spec, missing or corrupt data, a trial that cannot fit) end with one clear
 message on stderr and exit code 2, never a traceback.
@@ -22,7 +22,8 @@ from raysweep.errors import UserError
 # their arguments parse, not for `--help` or a mistyped option; `run` does not wait for
 # matplotlib, which only the commands that draw import.
 HANDLERS = {"data": "raysweep.cli.before_run", "validate": "raysweep.cli.before_run",
-            "report": "raysweep.cli.drawing", "plots": "raysweep.cli.drawing", "champion": "raysweep.cli.champion"}
+            "report": "raysweep.cli.drawing", "plots": "raysweep.cli.drawing", "champion": "raysweep.cli.champion",
+            "playbook": "raysweep.cli.playbook", "plan": "raysweep.cli.plan"}
 DEFAULT_HANDLERS = "raysweep.cli.commands"
 
 

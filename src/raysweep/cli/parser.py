@@ -12,10 +12,12 @@ from raysweep.workloads.contract import COMMON_DATA_OPTIONS
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 DESCRIPTION = ("Hyperparameter sweeps of PyTorch workloads on Ray. In the order a study uses them: data, then "
-               "validate, lr-find and io-search, run (resume to finish one interrupted), then rank, report and "
+               "validate, plan (what a sweep will cost), lr-find and io-search, run (resume to finish one "
+               "interrupted), then rank, report and "
                "plots, export, ensemble and predict, evaluate once on the held-out test split, and champion across "
-               "experiments into a model registry.")
+               "experiments into a model registry; playbook runs io-search, lr-find, run, report and export in one go.")
 EPILOG = "`raysweep COMMAND --help` shows a command's arguments; search_spaces/ holds specs ready to run."
+PLAYBOOK_PHASES = ("io", "lr", "search", "report", "export")   # experiment/playbook.py's PHASES (no Ray imported here)
 
 
 def data_commands() -> dict[str, DataCommand]:
@@ -115,6 +117,34 @@ def build_parser(user_data: tuple[str, DataCommand] | None = None) -> argparse.A
                  write_spec="write a copy of the spec with the suggested range")
     spec_command("io-search", "time the data-path settings of io_search.grid; rank by samples/s",
                  write_spec="write a copy of the spec with the fastest settings")
+
+    book = sub.add_parser("playbook", help="io-search, lr-find, the search on the spec they narrow, report and export "
+                          "of the champion, in one command; --resume DIR goes on after a stop or a kill",
+                          description="Runs the phases SPEC configures in order, recording each decision with its "
+                                      "evidence in DIR/playbook.json (DIR: storage_path/NAME-playbook-TIMESTAMP).")
+    book.add_argument("spec", nargs="?", help="the spec to start a playbook with (or --resume DIR)")
+    book.add_argument("--resume", metavar="DIR", help="go on with the playbook in DIR (or the search it ran) from the "
+                      "phase it stopped or was killed in; finished phases are not run again")
+    book.add_argument("--set", **overrides)
+    book.add_argument("--address", help="an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+    book.add_argument("--stop-after", choices=PLAYBOOK_PHASES, help="stop after this phase (--resume goes on)")
+    book.add_argument("--min-metric", type=float, metavar="X",
+                      help="deployment threshold: export nothing (exit 1) unless the champion reaches X")
+    book.add_argument("--quiet", action="store_true",
+                      help="no live status, per-trial lines or progress messages; the phases' decisions, warnings "
+                           "and errors only")
+
+    planned = sub.add_parser("plan", help="what a sweep will cost before it runs: trials, expected epochs, wall time, "
+                             "resource-hours and money, with the assumptions made")
+    planned.add_argument("spec")
+    planned.add_argument("--set", **overrides)
+    planned.add_argument("--cluster", metavar="CLUSTER_YAML",
+                         help="plan for the cluster this `ray up` config describes (default: this machine)")
+    planned.add_argument("--probe", action="store_true",
+                         help="time one short run of the baseline first (starts Ray; a trial of a few epochs)")
+    planned.add_argument("--price", action="append", default=[], metavar="NODE_TYPE=USD_PER_HOUR",
+                         help="a node type's price (repeatable; `local` for this machine); adds to the spec's cost:")
+    planned.add_argument("--address", help="the Ray the probe runs on (default: $RAY_ADDRESS, else a local Ray)")
 
     resume = sub.add_parser("resume", help="finish an interrupted sweep")
     resume.add_argument("experiment_dir")

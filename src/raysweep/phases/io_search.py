@@ -205,12 +205,10 @@ def _plain(value):
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def write_spec(spec: Spec, settings: dict, out: str | Path) -> Path:
-    """A copy of the spec that trains with the fastest settings.
-
-    Loop knobs go to `fixed` (and leave `params` if they were tuned), the data path and its
-    read settings to `data`, the CPUs to `resources`. Read back through `spec.load`.
-    """
+def narrowed(spec: Spec, settings: dict) -> dict:
+    """The spec's raw mapping with `settings` (the fastest, `best_settings`) in it: loop knobs
+    go to `fixed` (and leave `params` if they were tuned), the data path and its read settings
+    to `data`, the CPUs to `resources`. What `write_spec` writes and `raysweep playbook` searches on."""
     raw = copy.deepcopy(spec.raw)
     for key, value in settings.items():
         if key in IO_CONFIG_KNOBS:
@@ -222,7 +220,13 @@ def write_spec(spec: Spec, settings: dict, out: str | Path) -> Path:
             raw["data"][key] = value
         elif key == "cpus_per_worker":
             raw.setdefault("resources", {})[key] = value
-    return write_copy(raw, out, [
+    return raw
+
+
+def write_spec(spec: Spec, settings: dict, out: str | Path) -> Path:
+    """A copy of the spec that trains with the fastest settings (`narrowed`), read back through
+    `spec.load` to prove it validates."""
+    return write_copy(narrowed(spec, settings), out, [
         f"{spec.source} with the fastest I/O settings found by `raysweep io-search`:",
         ", ".join(f"{k}={v}" for k, v in settings.items())])
 

@@ -246,12 +246,13 @@ def plot(outcome: Outcome, curves: list[pd.DataFrame | None], path: Path) -> Non
     fig.savefig(path)
 
 
-def write_spec(spec: Spec, low: float, high: float, out: str | Path) -> Path:
-    """A copy of the spec whose `params.learning_rate` covers [low, high].
+def narrowed(spec: Spec, low: float, high: float) -> dict:
+    """The spec's raw mapping with `params.learning_rate` over [low, high]: what `write_spec`
+    writes and `raysweep playbook` searches on.
 
     A range becomes a loguniform over it; a grid or choice of n rates (an LR sweep) becomes n
     rates log-spaced over it; a fixed learning rate moves into `params` as a loguniform. The role
-    is kept. The copy is read back through `spec.load`, so what is written always validates.
+    is kept.
     """
     raw = copy.deepcopy(spec.raw)
     raw.get("fixed", {}).pop("learning_rate", None)
@@ -264,7 +265,13 @@ def write_spec(spec: Spec, low: float, high: float, out: str | Path) -> Path:
     if "role" in previous:
         entry["role"] = previous["role"]
     raw.setdefault("params", {})["learning_rate"] = entry
-    return write_copy(raw, out, [
+    return raw
+
+
+def write_spec(spec: Spec, low: float, high: float, out: str | Path) -> Path:
+    """A copy of the spec whose `params.learning_rate` covers [low, high] (`narrowed`), read back
+    through `spec.load`, so what is written always validates."""
+    return write_copy(narrowed(spec, low, high), out, [
         f"{spec.source} with the learning-rate range suggested by `raysweep lr-find`",
         f"({low:.2g} .. {high:.2g})."])
 
