@@ -79,6 +79,7 @@ bench: $(VENV)/.installed $(DEMO_DATA)/meta.json
 	$(BIN)/python bench/trial_overhead.py
 	$(BIN)/python bench/model_families.py
 	$(BIN)/python bench/multi_objective.py
+	$(BIN)/python bench/plan_accuracy.py
 
 # The wheel the cluster files install on every node (cluster.yaml, cluster.local.yaml: `ray up`
 # copies dist/cluster/ to each node's ~/raysweep-dist). Built afresh, so the folder holds this

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.conftest import BASE_SPEC, write_spec
 
 from raysweep import spec as spec_module
 from raysweep.analysis import forecast, plan_check, timing
 from raysweep.errors import UserError
-from raysweep.phases import capacity, plan
+from raysweep.phases import capacity, plan, sweep
+from raysweep.runner.resources import Allocation
 from raysweep.search import budget
-from tests.conftest import BASE_SPEC, write_spec
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = REPO / "cluster.yaml"
@@ -105,10 +106,20 @@ def test_the_probe_is_the_baseline_for_a_few_epochs_without_early_stopping(tiny_
     s, _ = _spec(tiny_data, tmp_path, fixed={**BASE_SPEC["fixed"], "epochs": 8},
                  scheduler={"type": "asha", "grace_period": 1})
     probe = plan.probe_spec(s, at_once=2)
-    assert probe.params == () and probe.scheduler.type == "fifo" and probe.epochs == plan.PROBE_EPOCHS
-    assert probe.fixed["learning_rate"] == pytest.approx((1e-3 * 1e-2) ** 0.5)   # the middle, on the log scale
+    assert probe.scheduler.type == "fifo" and probe.epochs == plan.PROBE_EPOCHS
     assert probe.search.num_samples == 4 and probe.resources.max_concurrent_trials == 2
-    assert timing.signature(probe) != timing.signature(s)   # the probe relabels its timeline with the spec's
+    middle = (1e-3 * 1e-2) ** 0.5   # the middle of the range, on its log scale
+    assert [p["learning_rate"] for p in probe.search.points_to_evaluate] == pytest.approx([middle] * 4)
+
+
+def test_a_probe_of_model_families_times_each_family_once(cancer, tmp_path):
+    s = spec_module.load(REPO / "search_spaces" / "model_families_optuna.yaml",
+                         [f"data.path={cancer}", f"storage_path={tmp_path}"])
+    probe = plan.probe_spec(s, at_once=2)
+    families = [p["family"] for p in probe.search.points_to_evaluate]
+    # a first wave that starts the trial processes, then each family once
+    assert families == ["logistic_regression"] * 2 + ["logistic_regression", "random_forest", "lightgbm", "xgboost"]
+    assert probe.search.points_to_evaluate[4]["lgbm_num_leaves"] == 34   # randint 4..64: its middle
 
 
 def test_a_signature_ignores_what_the_plan_works_out(tiny_data, tmp_path):
@@ -120,6 +131,21 @@ def test_a_signature_ignores_what_the_plan_works_out(tiny_data, tmp_path):
     assert timing.signature(spec_module.validate(other)) == timing.signature(s)
     other["fixed"]["batch_size"] = 128
     assert timing.signature(spec_module.validate(other)) != timing.signature(s)
+
+
+def test_the_plan_a_sweep_writes_as_it_starts_and_one_it_cannot_make(tiny_data, tmp_path, monkeypatch, caplog):
+    s, _ = _spec(tiny_data, tmp_path)
+    allocation = Allocation(trial={"cpu": 1}, max_concurrent=2, data_cpus=0, cpus_per_trial=1)
+    sweep.write_plan(s, tmp_path, allocation)
+    written = forecast.read(tmp_path)
+    assert written["trials"] == 2 and written["slots"] == 2 and written["epochs"] == 6 and written["wall_s"] is None
+
+    def broken(spec):
+        raise RuntimeError("no")
+    monkeypatch.setattr(timing, "reference", broken)
+    (tmp_path / forecast.PLAN_FILE).unlink()
+    sweep.write_plan(s, tmp_path, allocation)   # does not raise: the sweep goes on
+    assert forecast.read(tmp_path) is None and "no plan for this sweep (RuntimeError: no)" in caplog.text
 
 
 def _raysweep(*args, cwd: Path) -> subprocess.CompletedProcess:

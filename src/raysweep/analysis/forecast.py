@@ -80,6 +80,9 @@ def predict(spec: Spec, trials: int, capacity: Capacity, measured=None, prices: 
                      f"costs {t.trial_gap_s:.2g} s besides its epochs, the first in each slot {t.slot_start_s:.2g} s more "
                      f"(a trial process starting); the sweep's own start and end {overhead:.2g} s; {measured.source}")
         notes.append("every trial's epochs take as long as the measured ones (the tuned values do not change it)")
+        if t.reports_once:
+            notes.append(f"{t.reports_once:.0%} of the trials report only at their last epoch, as in the measurement "
+                         "(a model fitted once): the scheduler cannot stop those early")
         if kind.pauses:
             notes.append(f"{kind.label} pauses trials at each rung until their bracket gets there: waits not counted")
         cost, priced = _cost(capacity.nodes, prices or {}, wall)

@@ -84,7 +84,11 @@ def timeline(experiment_dir: str | Path) -> list[dict]:
 
 
 def measure(experiment_dir: str | Path, *, what: str = "") -> Measured | None:
-    """The timing of a finished sweep, run once (no resume): None where it cannot say."""
+    """The timing of a finished sweep, run once (no resume): None where it cannot say.
+
+    The first wave of trials (one per slot) starts the trial processes, and pays for imports
+    and warm-up inside its first report, so the epochs and each trial's own cost are read from
+    the later trials, and the first wave's excess over them is the slot's start."""
     runs = timeline(experiment_dir)
     if len(runs) != 1 or "trials_ended" not in runs[0]:
         return None
@@ -93,48 +97,60 @@ def measure(experiment_dir: str | Path, *, what: str = "") -> Measured | None:
     trials = trials[trials["epochs_run"] > 0]
     if trials.empty:
         return None
-    epoch_s, extra = _epochs(trials)
-    if epoch_s is None:
-        return None
     slots = int(run.get("slots") or 1)
     overhead = (run["trials_started"] - run["started"]) + (run["ended"] - run["trials_ended"])
     times = trial_times(experiment_dir, trials)
+    order = list(times.index) if times is not None else sorted(trials["trial"])
+    by_trial = trials.set_index("trial").loc[order]
+    first, later = by_trial.iloc[:slots], by_trial.iloc[slots:]
+    later = later if len(later) else by_trial
+    epoch_s, extra, reports_once = _epochs(later.reset_index())
+    if epoch_s is None:
+        return None
+    wall = by_trial["wall_time_s"].astype(float)
     if times is None:   # no journal: the trials' own durations, and one gap for everything else
-        order = trials.sort_values("trial")
-        gap = fit_gap(order["wall_time_s"].astype(float).tolist(), slots, run["trials_ended"] - run["trials_started"])
-        slot_start = 0.0
+        held, per_trial = wall, 0.0
+        turnaround = fit_gap(held.tolist(), slots, run["trials_ended"] - run["trials_started"])
     else:
-        held = times["ended_at"] - times["started_at"]
-        own = (held - trials.set_index("trial")["wall_time_s"].reindex(held.index).astype(float)).clip(lower=0)
-        first, later = own.iloc[:slots], own.iloc[slots:]
-        per_trial = float(later.median()) if len(later) else float(first.median())
-        slot_start = max(0.0, float(first.median()) - per_trial) if len(later) else 0.0
+        held = (times["ended_at"] - times["started_at"]).loc[order]
+        per_trial = float((held - wall).loc[later.index].clip(lower=0).median())
         # Tune's own start before the first trial and its end after the last are paid once
         overhead += (times["started_at"].min() - run["trials_started"]) + (run["trials_ended"] - times["ended_at"].max())
         turnaround = fit_gap(held.tolist(), slots, times["ended_at"].max() - times["started_at"].min())
-        gap = per_trial + turnaround
+    expected = per_trial + extra + first["epochs_run"].astype(float) * epoch_s
+    slot_start = max(0.0, float((held.loc[first.index] - expected).mean())) if len(by_trial) > slots else 0.0
     per_epoch = trials["wall_time_s"] / trials["epochs_run"]
     spread = float(np.clip(per_epoch.std() / per_epoch.mean(), 0.02, 1.0)) if len(per_epoch) > 1 else 0.1
     label = what or f"{len(trials)} trials"
-    return Measured(Timing(epoch_s=epoch_s, first_epoch_extra_s=extra, trial_gap_s=gap, slot_start_s=slot_start,
-                           spread=spread),
+    return Measured(Timing(epoch_s=epoch_s, first_epoch_extra_s=extra, trial_gap_s=per_trial + turnaround,
+                           slot_start_s=slot_start, spread=spread, reports_once=reports_once),
                     overhead_s=max(0.0, overhead), source=f"measured in {experiment.home(experiment_dir)} ({label})",
                     experiment=str(experiment_dir))
 
 
-def _epochs(trials: pd.DataFrame) -> tuple[float | None, float]:
-    """The mean epoch after each trial's first, and the first's extra, from Tune's `time_this_iter_s`."""
-    firsts, laters = [], []
+def _epochs(trials: pd.DataFrame) -> tuple[float | None, float, float]:
+    """From Tune's `time_this_iter_s`: the mean epoch after each trial's first report, the first
+    report's extra, and the share of trials that reported once, at their last epoch (a model
+    family fitted once: no scheduler can stop it early). A report covers the epochs since the
+    one before (a booster's rounds, a fit's whole run)."""
+    first_s = first_epochs = later_s = later_epochs = once = 0.0
     for path in trials.sort_values("trial")["path"].head(MAX_TRIALS_READ):
-        times = [r.get("time_this_iter_s") for r in experiment.latest_per_epoch(experiment.trial_reports(path))]
-        times = [t for t in times if isinstance(t, (int, float)) and math.isfinite(t)]
-        if times:
-            firsts.append(times[0])
-            laters.extend(times[1:])
-    if not firsts:
-        return None, 0.0
-    epoch_s = float(np.mean(laters)) if laters else float(np.mean(firsts))
-    return epoch_s, (max(0.0, float(np.mean(firsts)) - epoch_s) if laters else 0.0)
+        reports = [r for r in experiment.latest_per_epoch(experiment.trial_reports(path))
+                   if isinstance(r.get("time_this_iter_s"), (int, float)) and math.isfinite(r["time_this_iter_s"])]
+        if not reports:
+            continue
+        covered = np.diff([0] + [int(r.get("epoch", i + 1)) for i, r in enumerate(reports)]).clip(min=1)
+        first_s, first_epochs = first_s + reports[0]["time_this_iter_s"], first_epochs + covered[0]
+        later_s += sum(r["time_this_iter_s"] for r in reports[1:])
+        later_epochs += covered[1:].sum()
+        once += len(reports) == 1 and covered[0] > 1
+    read = min(len(trials), MAX_TRIALS_READ)
+    if not first_epochs:
+        return None, 0.0, 0.0
+    if not later_epochs:
+        return first_s / first_epochs, 0.0, once / read
+    epoch_s = later_s / later_epochs
+    return epoch_s, max(0.0, (first_s - first_epochs * epoch_s) / read), once / read
 
 
 def trial_times(experiment_dir: Path, trials: pd.DataFrame) -> pd.DataFrame | None:

@@ -5,9 +5,10 @@ scheduler's own rule played out (search/budget.py), the trials at once from the 
 trial and the machine or cluster (phases/capacity.py), and the time of an epoch, in this order:
 
 1. `--probe`: a short run of the baseline (each tuned value at its middle, as lr-find and
-   io-search take it): two waves of trials of `PROBE_EPOCHS` epochs, as many at once as the
-   sweep runs here (they share the machine as its trials will), no early stopping, in the spec's
-   storage as `<name>-probe-<time>`, so that later plans and the sweep's own plan find it;
+   io-search take it; each branch's, for model families): two waves of trials of `PROBE_EPOCHS`
+   epochs, as many at once as the sweep runs here (they share the machine as its trials will),
+   no early stopping, in the spec's storage as `<name>-probe-<time>`, so that later plans and the
+   sweep's own plan find it;
 2. the newest finished experiment of the same spec (analysis/timing.py says which count);
 3. the newest io-search of the same workload and data.
 
@@ -27,7 +28,6 @@ from raysweep.search import space
 from raysweep.spec import Spec, validate
 
 PROBE_EPOCHS = 3
-PROBE_WAVES = 2         # the first wave starts the trial processes, the second shows a trial's own cost
 PROBE_MAX_AT_ONCE = 4   # trials at once in a probe: as the sweep runs them (CPUs shared), up to this
 
 
@@ -54,9 +54,8 @@ def run_probe(spec: Spec, *, at_once: int = 1, address: str | None = None) -> ti
     """Run the baseline for a few epochs as a small sweep, and measure it."""
     probe = probe_spec(spec, at_once)
     experiment_dir = sweep.run(probe, address=address, quiet=True)
-    at_once = probe.resources.max_concurrent_trials
-    what = (f"probe: {PROBE_WAVES * at_once} trials of the baseline, {at_once} at a time, "
-            f"{probe.epochs} epochs each")
+    what = (f"probe: {probe.search.num_samples} trials of the baseline, {probe.resources.max_concurrent_trials} "
+            f"at a time, {probe.epochs} epochs each")
     timing.relabel(experiment_dir, signature=timing.signature(spec), what=what)
     measured = timing.measure(experiment_dir, what=what)
     if measured is None:
@@ -66,22 +65,55 @@ def run_probe(spec: Spec, *, at_once: int = 1, address: str | None = None) -> ti
 
 
 def probe_spec(spec: Spec, at_once: int = 1) -> Spec:
-    """The spec as two waves of `at_once` trials of its baseline (as many at once as the sweep
-    runs here, so they share the CPUs as its trials will, up to `PROBE_MAX_AT_ONCE`): the tuned
-    values fixed at their middle, a few epochs, no early stopping, no tracking; the same data,
-    resources and storage."""
+    """The spec as a few trials of its baseline, `at_once` at a time (as many as the sweep runs
+    here, so they share the CPUs as its trials will, up to `PROBE_MAX_AT_ONCE`), a few epochs
+    each, no early stopping, no tracking; the same data, resources and storage. A first wave
+    starts the trial processes (its warm-up is the slots' start); the next is timed. Where a
+    choice has branches (model families), the timed trials take each branch's baseline in turn,
+    as many as it takes to time every branch once."""
     at_once = max(1, min(at_once, PROBE_MAX_AT_ONCE))
+    timed = baseline_points(spec.params, at_once)
+    points = [timed[0]] * at_once + timed   # a first wave that starts the trial processes, then the timed ones
     raw = copy.deepcopy(spec.raw)
-    baseline = space.decode(space.baseline(spec.params), spec.params)
     raw["name"] = f"{spec.name}-probe"
-    raw["fixed"] = {**(raw.get("fixed") or {}), **baseline, "epochs": min(PROBE_EPOCHS, spec.epochs)}
-    raw.pop("params", None)
-    raw["search"] = {"algorithm": "random", "num_samples": PROBE_WAVES * at_once, "seed": spec.search.seed or 0}
-    raw["resources"] = {**(raw.get("resources") or {}), "max_concurrent_trials": at_once}
+    raw["fixed"] = {**(raw.get("fixed") or {}), "epochs": min(PROBE_EPOCHS, spec.epochs)}
+    raw["params"] = _without_grids(raw.get("params") or {})
+    raw["search"] = {"algorithm": "random", "num_samples": len(points), "seed": spec.search.seed or 0,
+                     "points_to_evaluate": points}
     raw["scheduler"] = {"type": "fifo"}
+    raw["resources"] = {**(raw.get("resources") or {}), "max_concurrent_trials": at_once}
     for key in ("tracking", "lr_find", "io_search", "constraints"):
         raw.pop(key, None)
     return validate(raw, source=f"{spec.source} (probe)")
+
+
+def baseline_points(params, count: int) -> list[dict]:
+    """`count` baseline configs as a spec gives points: each value of the first choice with
+    branches in turn (at least once each), its branch's and every other value at its middle."""
+    params = tuple(params)
+    branching = next((p for p in params if p.is_choice and p.when), None)
+    if branching is None:
+        return [space.decode(space.baseline(params), params)] * count
+    points = []
+    for i in range(max(count, len(branching.values))):
+        value = branching.values[i % len(branching.values)]
+        first = dataclasses.replace(branching, values=(value, *[v for v in branching.values if v != value]))
+        turned = tuple(first if p is branching else p for p in params)
+        points.append(space.decode(space.baseline(turned), turned))
+    return points
+
+
+def _without_grids(params: dict) -> dict:
+    """`type: grid` as `type: choice` (the probe samples given points; a grid would multiply them)."""
+    out = {}
+    for name, p in params.items():
+        p = dict(p) if isinstance(p, dict) else p
+        if isinstance(p, dict) and p.get("type") == "grid":
+            p["type"] = "choice"
+        if isinstance(p, dict) and isinstance(p.get("when"), dict):
+            p["when"] = {value: _without_grids(subs or {}) for value, subs in p["when"].items()}
+        out[name] = p
+    return out
 
 
 def parse_prices(given: list[str]) -> dict[str, float]:

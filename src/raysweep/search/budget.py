@@ -38,6 +38,7 @@ class Timing:
     trial_gap_s: float = 0.0
     slot_start_s: float = 0.0
     spread: float = 0.1   # epochs of different trials differ by about this share
+    reports_once: float = 0.0   # the share of trials that report only at their last epoch: never stopped early
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,7 @@ def _play(rule: Rule, trials: int, max_epochs: int, slots: int, timing: Timing,
     slots free up; a trial's epochs end in time order across all running trials."""
     level = rng.normal(size=trials)
     pace = np.exp(rng.normal(scale=timing.spread, size=trials)) if timing.spread else np.ones(trials)
+    once = rng.random(trials) < timing.reports_once
     events: list[tuple[float, int, int]] = []   # (time an epoch ends, trial, epoch)
     started = {}
     next_trial, epochs_run, busy, end = 0, 0, 0.0, 0.0
@@ -264,6 +266,9 @@ def _play(rule: Rule, trials: int, max_epochs: int, slots: int, timing: Timing,
         now, trial, epoch = heapq.heappop(events)
         epochs_run += 1
         score = level[trial] + 0.3 * rng.normal() - 1 / math.sqrt(epoch)
+        if once[trial] and epoch < max_epochs:   # no report until its last epoch: nothing to judge
+            heapq.heappush(events, (now + timing.epoch_s * pace[trial], trial, epoch + 1))
+            continue
         if rule.keep_going(trial, epoch, score) and epoch < max_epochs:
             heapq.heappush(events, (now + timing.epoch_s * pace[trial], trial, epoch + 1))
             continue
