@@ -32,6 +32,16 @@ def is_missing(value) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
 
+def duration_text(seconds: float) -> str:
+    """A time as people read it: 45s, 4m05s, 2h07m."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
 def size_text(n: float) -> str:
     """A byte count as people read it: 512 B, 27.1 MB (binary units)."""
     for unit in ("B", "KB", "MB", "GB"):

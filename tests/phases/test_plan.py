@@ -5,20 +5,24 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
-from tests.conftest import BASE_SPEC, write_spec
 
+from raysweep import experiment
 from raysweep import spec as spec_module
 from raysweep.analysis import forecast, plan_check, timing
 from raysweep.errors import UserError
 from raysweep.phases import capacity, plan, sweep
 from raysweep.runner.resources import Allocation
 from raysweep.search import budget
+
+from conftest import BASE_SPEC, write_spec
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = REPO / "cluster.yaml"
@@ -69,9 +73,56 @@ def test_a_cluster_config_that_is_none_says_so(tiny_data, tmp_path):
         capacity.cluster(big, tiny, trials=4)
 
 
+@pytest.mark.parametrize("node_types,message", [
+    ({"w": {"resources": {"CPU": "four"}}}, "available_node_types.w.resources.CPU: must be a number >= 0, got 'four'"),
+    ({"w": {"resources": {"CPU": 4}, "min_workers": "two"}}, "available_node_types.w.min_workers: must be a whole"),
+    ({"w": "big"}, "available_node_types.w: needs a mapping with resources"),
+])
+def test_a_cluster_config_with_a_bad_value_names_it(tiny_data, tmp_path, node_types, message):
+    s, _ = _spec(tiny_data, tmp_path)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"head_node_type": "h", "available_node_types": {"h": {"resources": {}},
+                                                                                     **node_types}}))
+    with pytest.raises(UserError, match=message):
+        capacity.cluster(s, config, trials=4)
+
+
+def test_a_worker_type_without_max_workers_takes_the_clusters_as_ray_does(tiny_data, tmp_path):
+    s, _ = _spec(tiny_data, tmp_path, resources={"cpus_per_worker": 1})
+    config = tmp_path / "c.yaml"
+    nodes = {"h": {"resources": {"CPU": 0}}, "w": {"resources": {"CPU": 4}}}
+    config.write_text(yaml.safe_dump({"head_node_type": "h", "max_workers": 3, "available_node_types": nodes}))
+    assert capacity.cluster(s, config, trials=40).nodes == {"h": 1, "w": 3}
+    config.write_text(yaml.safe_dump({"head_node_type": "h", "available_node_types": nodes}))
+    assert capacity.cluster(s, config, trials=40).nodes == {"h": 1, "w": capacity.DEFAULT_MAX_WORKERS}
+
+
+def test_a_gpu_sweep_is_planned_for_a_cluster_whatever_this_machine_has(tiny_data, tmp_path, monkeypatch):
+    s, _ = _spec(tiny_data, tmp_path, resources={"cpus_per_worker": 2, "gpus_per_worker": 1})
+    monkeypatch.setattr(capacity, "local_gpus", lambda: 0)
+    planned = plan.plan(s, cluster=CLUSTER)
+    assert planned.slots == 2 and planned.nodes["gpu_worker"] == 2   # 2 trials (num_samples) on 2 GPU nodes
+    with pytest.raises(UserError, match="plan for a cluster with --cluster"):
+        plan.plan(s)   # this machine has no GPU: one line, not a traceback
+    monkeypatch.setattr(capacity, "local_gpus", lambda: 2)
+    # Ray would find the GPUs here, and so does the plan: the CPUs bound it (2 per trial)
+    assert plan.plan(s).slots == max(1, min(2, (os.cpu_count() or 1) // 2))
+
+
+def test_tuned_epochs_are_planned_at_their_mean_and_left_out_of_the_probe(tiny_data, tmp_path):
+    fixed = {k: v for k, v in BASE_SPEC["fixed"].items() if k != "epochs"}
+    s, _ = _spec(tiny_data, tmp_path, fixed=fixed, params={**BASE_SPEC["params"],
+                                                           "epochs": {"type": "choice", "values": [2, 40]}})
+    where = capacity.this_machine(s, 2, cpus=2, gpus=0)
+    planned = forecast.predict(s, 2, where)
+    assert planned.epochs == 42 and any("epochs is tuned (2, 40)" in a for a in planned.assumptions)
+    probe = plan.probe_spec(s, 2)
+    assert probe.epochs == plan.PROBE_EPOCHS and "epochs" not in [p.name for p in probe.params]
+
+
 def test_prices_from_the_command_line_and_the_spec(tiny_data, tmp_path):
     assert plan.parse_prices(["cpu_worker=0.38", "head=0.19"]) == {"cpu_worker": 0.38, "head": 0.19}
-    for bad in ("cpu_worker", "=1", "x=cheap", "x=-1"):
+    for bad in ("cpu_worker", "=1", "x=cheap", "x=-1", "x=nan", "x=inf"):
         with pytest.raises(UserError, match="NODE_TYPE=USD_PER_HOUR"):
             plan.parse_prices([bad])
     s, _ = _spec(tiny_data, tmp_path, cost={"local": 0.5})
@@ -91,8 +142,23 @@ def test_money_is_the_nodes_for_the_wall_time_and_needs_every_price(tiny_data, t
     assert priced.cpu_hours == pytest.approx(4 * 30 / 3600)
     unpriced = forecast.predict(s, 4, where, measured, {"head": 1.0})
     assert unpriced.cost_usd is None and any("no price for node type cpu_worker" in a for a in unpriced.assumptions)
+    misspelt = forecast.predict(s, 4, where, measured, {"head": 1.0, "cpu_worker": 2.0, "cpu_workr": 2.0})
+    assert any("price for cpu_workr: the plan needs no cpu_workr node" in a for a in misspelt.assumptions)
     untimed = forecast.predict(s, 4, where, None, {})
     assert untimed.wall_s is None and untimed.epochs == 12 and "unknown" in forecast.format_prediction(untimed)
+
+
+def test_an_io_search_of_the_same_data_times_the_epochs(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tiny_data.parent)   # the spec names its data by a relative path, as shipped specs do
+    s, _ = _spec(tiny_data, tmp_path, data={"path": tiny_data.name}, fixed={**BASE_SPEC["fixed"], "batch_size": 64})
+    searched = experiment.create(s, "io_search")
+    pd.DataFrame({"rank": [1, 2], "batch_size": [256, 64], "samples_per_s": [8000.0, 2000.0],
+                  "error": ["", ""]}).to_parquet(searched / "io_search.parquet")
+    found = timing.from_io_search(s)
+    rows = json.loads((tiny_data / "meta.json").read_text())["rows"]
+    # the spec's own batch size (64) was timed at 2,000 samples/s: not the fastest setting's 8,000
+    assert found.timing.epoch_s == pytest.approx((rows["train"] + rows["val"] / 3) / 2000.0)
+    assert "at the spec's settings" in found.source and str(searched) in found.source
 
 
 def test_the_gap_between_trials_is_what_fills_the_span():
@@ -151,6 +217,18 @@ def test_the_plan_a_sweep_writes_as_it_starts_and_one_it_cannot_make(tiny_data, 
 def _raysweep(*args, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "raysweep", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=600)
+
+
+@pytest.mark.slow
+def test_plan_with_bad_input_says_one_line_and_exits_2(tiny_data, tmp_path):
+    path = write_spec(tmp_path, {**copy.deepcopy(BASE_SPEC), "data": {"path": str(tiny_data)}})
+    bad = tmp_path / "cluster.yaml"
+    bad.write_text("cluster_name: x\n")
+    for args, says in ((["--cluster", str(bad)], "no available_node_types"),
+                       (["--price", "local"], "give NODE_TYPE=USD_PER_HOUR")):
+        done = _raysweep("plan", str(path), *args, cwd=tmp_path)
+        assert done.returncode == 2 and says in done.stderr and "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.slow

@@ -177,7 +177,8 @@ def test_no_lr_range_stops_with_the_narrowed_spec_to_run_by_hand(ray_session, ti
     assert "[1/5] io-search: skipped (the spec has no io_search section)" in out
     assert "lr-find read no learning-rate range from the curves (the range test ran only" in err
     written = directory / record.SEARCH_SPEC_FILE
-    assert f"go on by hand: set params.learning_rate in {written}, then: raysweep run {written}" in err
+    assert (f"go on by hand: set params.learning_rate in {written} (moved from fixed, where the spec fixes it), "
+            f"then: raysweep run {written}") in err
     assert spec.load(written).params == spec.validate(raw).params
     assert not list((tmp_path / "results").glob("tiny-2*")), "no search ran"
 

@@ -26,6 +26,7 @@ import pytest
 from ray import cloudpickle
 
 from raysweep import spec as spec_mod
+from raysweep.checks import duration_text
 from raysweep.cli.parser import build_parser
 from raysweep.phases import sweep
 from raysweep.runner import live_status, session
@@ -97,7 +98,7 @@ def test_status_before_the_first_epoch_and_with_many_running():
 
 @pytest.mark.parametrize("seconds, shown", [(0.4, "0s"), (59.6, "1m00s"), (245, "4m05s"), (7620, "2h07m")])
 def test_durations(seconds, shown):
-    assert live_status.duration(seconds) == shown
+    assert duration_text(seconds) == shown
 
 
 def test_a_line_is_cut_to_the_terminal_width():

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler, MedianStoppingRule, TrialScheduler
+from ray.tune.schedulers import ASHAScheduler, HyperBandForBOHB, HyperBandScheduler, TrialScheduler
 
 from raysweep.search import SCHEDULERS, budget
-from raysweep.search.schedulers import ASHA, Brackets, Median
+from raysweep.search.schedulers import ASHA, Brackets, Median, Trials
 
 
 class FakeTrial:
@@ -25,6 +25,15 @@ class FakeTrial:
 class NoController:
     def get_live_trials(self):
         return []
+
+
+class Waiting:
+    """A controller with a trial waiting to start: Tune's median rule would pause for it."""
+
+    def get_live_trials(self):
+        waiting = FakeTrial("waiting")
+        waiting.status = "PENDING"
+        return [waiting]
 
 
 def _stream(rng, trials: int, epochs: int):
@@ -63,25 +72,38 @@ def test_asha_decides_as_ray_tunes_asha_scheduler(seed, grace, rf, max_t):
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_the_median_rule_decides_as_ray_tunes(seed):
-    ray_rule = MedianStoppingRule(time_attr="epoch", metric="score", mode="max", grace_period=2,
-                                  min_samples_required=3, min_time_slice=100, hard_stop=True)
+def test_the_median_rule_decides_as_ray_tunes_as_raysweep_builds_it(seed):
+    """raysweep's median rule (search/schedulers.py) stops and never pauses, even with trials
+    waiting; the plan's copy decides the same on every result."""
+    ray_rule = SCHEDULERS["median"].build(Median(grace_period=2, min_samples_required=3), Trials(epochs=8))
+    ray_rule.set_search_properties(metric="score", mode="max")
     ours = budget.MedianRule(2, 3, trials=12, max_t=8)
     trials = [FakeTrial(f"t{i}") for i in range(12)]
     for i, trial in enumerate(trials):
-        ray_rule.on_trial_add(NoController(), trial)
+        ray_rule.on_trial_add(Waiting(), trial)
         ours.add(i)
     stopped, stops = set(), 0
     for t, epoch, score in _stream(np.random.default_rng(seed), len(trials), 8):
         if t in stopped:
             continue
-        theirs = ray_rule.on_trial_result(NoController(), trials[t], {"epoch": epoch, "score": score})
+        theirs = ray_rule.on_trial_result(Waiting(), trials[t], {"epoch": epoch, "score": score})
+        assert theirs != TrialScheduler.PAUSE
         mine = ours.keep_going(t, epoch, score)
         assert mine == (theirs == TrialScheduler.CONTINUE), (t, epoch)
         if not mine:
             stopped.add(t)
             stops += 1
     assert stops > 0
+
+
+def test_a_trial_that_reports_once_is_no_running_mean_before_its_end():
+    rule = budget.MedianRule(1, 1, trials=3, max_t=4)
+    for epoch in range(1, 5):
+        assert rule.keep_going(0, epoch, 1.0)
+    rule.keep_going(1, 4, 5.0)   # a model fitted once: one report, at its last epoch
+    # at epoch 1 only trial 0 has a mean (1.0): 0.5 is below it. Trial 1, had it counted as a
+    # mean of 0, would have made the median 0.5 and let this trial go on.
+    assert not rule.keep_going(2, 1, 0.5)
 
 
 @pytest.mark.parametrize("max_t,eta", [(9, 3), (27, 3), (16, 2), (10, 3)])
@@ -101,6 +123,20 @@ def test_hyperbands_brackets_are_ray_tunes_brackets(max_t, eta):
             top = int(min(top * eta, max_t))
         assert min(members) == r0 and max(members) == top
     assert at == len(epochs)
+
+
+@pytest.mark.parametrize("max_t,eta", [(9, 3), (27, 3), (16, 2)])
+def test_bohbs_brackets_are_filled_largest_first_as_ray_tunes(max_t, eta):
+    scheduler = HyperBandForBOHB(time_attr="epoch", metric="score", mode="max", max_t=max_t, reduction_factor=eta)
+    trials = [FakeTrial(f"t{i}") for i in range(3 * scheduler._get_n0(scheduler._s_max_1 - 1))]
+    for trial in trials:
+        scheduler.on_trial_add(NoController(), trial)
+    first_bracket = scheduler._trial_info[trials[0]][0]
+    n0 = first_bracket._n0
+    assert n0 == scheduler._get_n0(scheduler._s_max_1 - 1) and first_bracket._r0 == 1   # the largest bracket
+    epochs = budget.bracket_epochs(len(trials), max_t, eta, largest_first=True)
+    assert min(epochs[:n0]) == first_bracket._r0 and max(epochs[:n0]) == max_t
+    assert sum(epochs) < sum(budget.bracket_epochs(len(trials), max_t, eta))
 
 
 def test_hyperband_epochs_by_hand():

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from raysweep import experiment
+from raysweep.checks import duration_text
 from raysweep.search import SCHEDULERS, budget
 from raysweep.spec import Spec
 
@@ -57,14 +58,16 @@ class Prediction:
 
 
 def predict(spec: Spec, trials: int, capacity: Capacity, measured=None, prices: dict[str, float] | None = None,
-            seed: int = 0) -> Prediction:
+            seed: int = 0, events: int = budget.SIMULATED_EVENTS) -> Prediction:
     """The plan for `trials` trials of `spec` on `capacity`, timed by `measured`
-    (analysis.timing.Measured) where given; `prices`: USD per hour by node type."""
+    (analysis.timing.Measured) where given; `prices`: USD per hour by node type; `events`:
+    the epochs simulated over all plays (fewer: a quicker, rougher forecast)."""
     kind = SCHEDULERS[spec.scheduler.type]
     timing = measured.timing if measured else None
-    played = budget.forecast(kind.rule, spec.scheduler.options, trials=trials, epochs=spec.epochs,
-                             slots=capacity.slots, timing=timing, seed=seed)
-    notes = [*capacity.notes, _epochs_note(spec, played)]
+    epochs, tuned = trial_epochs(spec)
+    played = budget.forecast(kind.rule, spec.scheduler.options, trials=trials, epochs=epochs,
+                             slots=capacity.slots, timing=timing, seed=seed, events=events)
+    notes = [*capacity.notes, *([tuned] if tuned else []), _epochs_note(spec, played)]
     wall = cpu_hours = gpu_hours = cost = None
     if measured:
         overhead = measured.overhead_s
@@ -76,9 +79,10 @@ def predict(spec: Spec, trials: int, capacity: Capacity, measured=None, prices: 
         cpu_hours = played.trial_seconds * capacity.cpus_per_trial / 3600
         gpu_hours = played.trial_seconds * capacity.gpus_per_trial / 3600
         t = measured.timing
-        notes.append(f"an epoch takes {t.epoch_s:.3g} s, a trial's first {t.first_epoch_extra_s:.2g} s more; each trial "
-                     f"costs {t.trial_gap_s:.2g} s besides its epochs, the first in each slot {t.slot_start_s:.2g} s more "
-                     f"(a trial process starting); the sweep's own start and end {overhead:.2g} s; {measured.source}")
+        first = f", a trial's first {t.first_epoch_extra_s:.2g} s more" if t.first_epoch_extra_s >= 0.005 else ""
+        notes.append(f"an epoch takes {t.epoch_s:.3g} s{first}; each trial costs {t.trial_gap_s:.2g} s besides its "
+                     f"epochs, the first in each slot {t.slot_start_s:.2g} s more (a trial process starting); the "
+                     f"sweep's own start and end {overhead:.2g} s; {measured.source}")
         notes.append("every trial's epochs take as long as the measured ones (the tuned values do not change it)")
         if t.reports_once:
             notes.append(f"{t.reports_once:.0%} of the trials report only at their last epoch, as in the measurement "
@@ -88,12 +92,23 @@ def predict(spec: Spec, trials: int, capacity: Capacity, measured=None, prices: 
         cost, priced = _cost(capacity.nodes, prices or {}, wall)
         notes.extend(priced)
     else:
-        notes.append("no timing: run `raysweep plan SPEC --probe` (one short trial of the baseline), an io-search, or "
+        notes.append("no timing: run `raysweep plan SPEC --probe` (a short run of the baseline), an io-search, or "
                      "a sweep of the same spec first; trials and epochs above need none")
     return Prediction(trials=trials, slots=capacity.slots, epochs=played.epochs, epochs_low=played.epochs_low,
                       epochs_high=played.epochs_high, worst_case_epochs=played.worst_case_epochs, wall_s=wall,
                       cpu_hours=cpu_hours, gpu_hours=gpu_hours, cost_usd=cost, nodes=dict(capacity.nodes),
                       timing_source=measured.source if measured else "", assumptions=notes)
+
+
+def trial_epochs(spec: Spec) -> tuple[int, str]:
+    """The epochs each trial runs; where `epochs` is tuned, the mean of its values (and a note)."""
+    tuned = next((p for p in spec.params if p.name == "epochs"), None)
+    if tuned is None:
+        return spec.epochs, ""
+    values = list(tuned.values) if tuned.is_choice else [tuned.low, tuned.high]
+    mean = max(1, round(sum(values) / len(values)))
+    return mean, (f"epochs is tuned ({', '.join(f'{v:g}' for v in values)}): each trial taken to run {mean}, "
+                  "the mean")
 
 
 def _epochs_note(spec: Spec, played: budget.Forecast) -> str:
@@ -110,13 +125,16 @@ def _cost(nodes: dict[str, int], prices: dict[str, float], wall_s: float) -> tup
     """Money for the nodes, each up for the whole wall time; None without a price for each."""
     if not prices:
         return None, []
+    unused = [name for name in prices if name not in nodes]
+    notes = [f"price for {name}: the plan needs no {name} node (it needs {', '.join(nodes)})" for name in unused]
     missing = [name for name in nodes if name not in prices]
     if missing:
-        return None, [f"no price for node type {', '.join(missing)}: no cost (give --price NODE_TYPE=USD_PER_HOUR)"]
+        return None, [*notes, f"no price for node type {', '.join(missing)}: no cost (give --price "
+                              "NODE_TYPE=USD_PER_HOUR)"]
     hours = wall_s / 3600
     cost = sum(count * prices[name] * hours for name, count in nodes.items())
     used = ", ".join(f"{count} x {name} at ${prices[name]:g}/h" for name, count in nodes.items())
-    return cost, [f"money: {used}, each up for the whole wall time"]
+    return cost, [*notes, f"money: {used}, each up for the whole wall time"]
 
 
 def write(experiment_dir: Path, prediction: Prediction) -> None:
@@ -136,20 +154,13 @@ def format_prediction(prediction: Prediction) -> str:
              f"epochs               {p.epochs:.0f} expected ({p.epochs_low:.0f} to {p.epochs_high:.0f}); "
              f"{p.worst_case_epochs} if none stopped early"]
     if p.wall_s is not None:
-        lines += [f"wall time            {_duration(p.wall_s)}",
+        lines += [f"wall time            {duration_text(p.wall_s)}",
                   f"resource-hours       {p.cpu_hours:.3g} CPU-hours, {p.gpu_hours:.3g} GPU-hours (accelerator-hours)"]
         if p.cost_usd is not None:
-            lines.append(f"cost                 ${p.cost_usd:,.2f}")
+            lines.append(f"cost                 ${p.cost_usd:,.2f}" if p.cost_usd >= 1 else
+                         f"cost                 ${p.cost_usd:.2g}")
     else:
         lines.append("wall time            unknown (no timing)")
     nodes = ", ".join(f"{count} x {name}" for name, count in p.nodes.items())
     lines.append(f"nodes                {nodes}")
     return "\n".join(lines + ["", "assumptions:"] + [f"  - {line}" for line in p.assumptions])
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"

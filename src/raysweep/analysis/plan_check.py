@@ -9,32 +9,40 @@ A run killed before it ended recorded no timeline, so its time is missing from t
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
 import pandas as pd
 
+from raysweep import experiment
 from raysweep.analysis import forecast, store, timing
+from raysweep.search import SCHEDULERS
 
+log = logging.getLogger("raysweep")
 ROWS = (("trials", "trials"), ("epochs", "epochs"), ("wall time (s)", "wall_s"),
         ("CPU-hours", "cpu_hours"), ("GPU-hours", "gpu_hours"))
 
 
 def actual(experiment_dir: str | Path) -> dict:
-    """What the sweep took. A trial's hours are its seconds from Tune's start of it to its end
-    (the trials journal: what its resources were held for, as the plan counts them), else its
-    own training time."""
-    trials = store.load(Path(experiment_dir)).trials
-    runs = [r for r in timing.timeline(experiment_dir) if "ended" in r]
+    """What the sweep took. The wall time is its runs' and resumes' (unknown, None, where one was
+    killed: its end was never written). A trial's hours are its seconds from Tune's start of it to
+    its end (the trials journal: what its resources were held for, as the plan counts them), or
+    its own training time under a scheduler that pauses trials (their waits hold nothing) and for
+    an experiment in a bucket (one read per trial less)."""
+    experiment_dir = Path(experiment_dir)
+    trials = store.load(experiment_dir).trials
+    runs = timing.timeline(experiment_dir)
+    wall = sum(r["ended"] - r["started"] for r in runs) if runs and all("ended" in r for r in runs) else None
     if trials.empty:
-        return {"trials": 0, "epochs": 0, "wall_s": None, "cpu_hours": 0.0, "gpu_hours": 0.0}
+        return {"trials": 0, "epochs": 0, "wall_s": wall, "cpu_hours": 0.0, "gpu_hours": 0.0}
     seconds = trials.set_index("trial")["wall_time_s"].fillna(0).astype(float)
-    times = timing.trial_times(Path(experiment_dir), trials)
+    pauses = SCHEDULERS[experiment.load_spec(experiment_dir).scheduler.type].pauses
+    times = None if pauses or experiment.is_copy(experiment_dir) else timing.trial_times(experiment_dir, trials)
     if times is not None:
         seconds = (times["ended_at"] - times["started_at"]).reindex(seconds.index)
     by_trial = trials.set_index("trial")
-    return {"trials": len(trials), "epochs": int(trials["epochs_run"].sum()),
-            "wall_s": sum(r["ended"] - r["started"] for r in runs) if runs else None,
+    return {"trials": len(trials), "epochs": int(trials["epochs_run"].sum()), "wall_s": wall,
             "cpu_hours": float((seconds * by_trial["cpus"]).sum() / 3600),
             "gpu_hours": float((seconds * by_trial["gpus"]).sum() / 3600)}
 
@@ -52,6 +60,16 @@ def comparison(experiment_dir: str | Path) -> pd.DataFrame | None:
             continue
         rows.append({"": label, "predicted": p, "actual": a, "error": _error(p, a)})
     return pd.DataFrame(rows)
+
+
+def comparison_or_warning(experiment_dir: str | Path) -> pd.DataFrame | None:
+    """`comparison`, or None and a warning where the plan or the timeline cannot be read: a side
+    table never takes `rank` or the report down."""
+    try:
+        return comparison(experiment_dir)
+    except Exception as exc:   # noqa: BLE001 (a damaged plan.json, a journal out of reach)
+        log.warning("no plan against actual for %s (%s: %s)", experiment_dir, type(exc).__name__, exc)
+        return None
 
 
 def _error(predicted, happened) -> str:

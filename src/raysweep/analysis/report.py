@@ -114,7 +114,7 @@ def _playbook(experiment_dir: Path) -> str:
 
 def _plan_against_actual(experiment_dir: Path) -> str:
     """The plan the sweep made as it started beside what happened (analysis/plan_check.py)."""
-    table = plan_check.comparison(experiment_dir)
+    table = plan_check.comparison_or_warning(experiment_dir)
     if table is None:
         return ""
     source = (forecast.read(experiment_dir) or {}).get("timing_source") or "no timing (no wall time predicted)"

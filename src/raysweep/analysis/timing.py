@@ -15,8 +15,8 @@ and ended the trials, when it was done, how many trials ran at once, and the spe
 
 Two specs share a signature when everything that sets the time of an epoch is the same: the
 workload, the data and how it is read, the fixed values (the epochs aside), the tuned
-parameters and the resources. The search, the scheduler and the epochs may differ: those are
-what the plan works out.
+parameters and the resources each trial holds. The search, the scheduler, the epochs and the
+trials at once may differ: those are what the plan works out.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from raysweep import experiment
 from raysweep.analysis import store
 from raysweep.datasets import location
 from raysweep.experiment import journal
+from raysweep.search import SCHEDULERS
 from raysweep.search.budget import Timing
 from raysweep.spec import Spec
 
@@ -58,14 +59,20 @@ def signature(spec: Spec) -> str:
     """What sets the time of an epoch, hashed (see the module's docstring)."""
     raw = {key: spec.raw.get(key) for key in SIGNATURE_KEYS}
     raw["fixed"] = {k: v for k, v in (raw["fixed"] or {}).items() if k != "epochs"}
+    raw["resources"] = {k: v for k, v in (raw["resources"] or {}).items() if k != "max_concurrent_trials"}
     return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def record(experiment_dir: Path, entry: dict) -> None:
-    """Add one run's or resume's timeline to the experiment (and its home, for a URI)."""
-    path = Path(experiment_dir) / TIMELINE_FILE
+    """Write one run's or resume's timeline entry to the experiment (and its home, for a URI):
+    the entry that began at `entry["started"]` is replaced, so a run writes it as its trials
+    start and again as it ends, and a run killed between the two leaves an entry without an end."""
     entries = timeline(experiment_dir)
-    path.write_text(json.dumps([*entries, entry], indent=2))
+    if entries and entries[-1].get("started") == entry["started"]:
+        entries[-1] = entry
+    else:
+        entries.append(entry)
+    (Path(experiment_dir) / TIMELINE_FILE).write_text(json.dumps(entries, indent=2))
     experiment.push(Path(experiment_dir), [TIMELINE_FILE])
 
 
@@ -84,15 +91,19 @@ def timeline(experiment_dir: str | Path) -> list[dict]:
 
 
 def measure(experiment_dir: str | Path, *, what: str = "") -> Measured | None:
-    """The timing of a finished sweep, run once (no resume): None where it cannot say.
+    """The timing of a sweep run once to its end (no kill, no resume) under a scheduler that
+    does not pause trials (a paused trial's time from start to end holds its waits): None where
+    it cannot say.
 
     The first wave of trials (one per slot) starts the trial processes, and pays for imports
     and warm-up inside its first report, so the epochs and each trial's own cost are read from
     the later trials, and the first wave's excess over them is the slot's start."""
     runs = timeline(experiment_dir)
-    if len(runs) != 1 or "trials_ended" not in runs[0]:
+    if len(runs) != 1 or "ended" not in runs[0]:
         return None
     run, experiment_dir = runs[0], Path(experiment_dir)
+    if SCHEDULERS[experiment.load_spec(experiment_dir).scheduler.type].pauses:
+        return None
     trials = store.load(experiment_dir).trials
     trials = trials[trials["epochs_run"] > 0]
     if trials.empty:
@@ -216,7 +227,7 @@ def from_io_search(spec: Spec) -> Measured | None:
         if not table_path.is_file():
             continue
         ran = experiment.load_spec(experiment_dir)
-        if ran.workload != spec.workload or ran.data.path != spec.data.path:
+        if ran.workload != spec.workload or location.absolute(ran.data.path) != location.absolute(spec.data.path):
             continue
         table = pd.read_parquet(table_path).dropna(subset=["samples_per_s"])
         if table.empty or not rows.get("train"):

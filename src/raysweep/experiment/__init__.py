@@ -27,7 +27,8 @@ files beside them. One module a job, and everything above imports the package, n
     tune_state     reading Tune's saved trials and each trial's reports
     checkpoints    where a trial's checkpoints are, under either executor
     journal        each trial's start and end, on the experiment's storage as it happens
-                   (imported by who needs it: `from raysweep.experiment import journal`)
+    playbook       a playbook's record: each phase's decision and its evidence (playbook.json)
+                   (both imported by who needs them: `from raysweep.experiment import journal`)
 """
 
 from raysweep.experiment.checkpoints import checkpoint_dir, train_run_name, train_runs, trial_checkpoints

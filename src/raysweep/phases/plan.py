@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from pathlib import Path
 
 from raysweep.analysis import forecast, timing
+from raysweep.datasets import location
 from raysweep.errors import UserError
 from raysweep.phases import capacity, sweep
+from raysweep.runner.resources import SizingError
 from raysweep.search import space
 from raysweep.spec import Spec, validate
 
@@ -36,13 +39,30 @@ def plan(spec: Spec, *, cluster: str | Path | None = None, probe: bool = False,
     """The plan for `spec` on `cluster` (a `ray up` config) or this machine; `prices` (USD per
     hour by node type) add to and override the spec's `cost:`."""
     trials = sweep.planned_trials(spec)
-    here = capacity.this_machine(spec, trials)
-    where = capacity.cluster(spec, cluster, trials) if cluster else here
-    measured = run_probe(spec, at_once=here.slots, address=address) if probe else timing_of(spec)
-    if cluster and measured:
-        where = dataclasses.replace(where, notes=(*where.notes, "epochs timed on this machine: the cluster's nodes may "
-                                                  "be faster or slower (a sweep there makes the next plan exact)"))
+    where = capacity.cluster(spec, cluster, trials) if cluster else _here(spec, trials)
+    measured = timing_of(spec)
+    if probe:
+        at_once = where.slots if not cluster or address else _here(spec, trials, probing=True).slots
+        measured = run_probe(spec, at_once=at_once, address=address)
+    notes = []
+    if cluster and measured and not address:
+        notes.append("epochs timed on this machine: the cluster's nodes may be faster or slower (a sweep there "
+                     "makes the next plan exact)")
+    if location.is_uri(location.absolute(spec.storage_path)) and not probe:
+        notes.append(f"storage_path {spec.storage_path} is a bucket: earlier sweeps and probes there are not searched "
+                     "for a timing; --probe measures one")
+    where = dataclasses.replace(where, notes=(*where.notes, *notes))
     return forecast.predict(spec, trials, where, measured, {**spec.cost, **(prices or {})})
+
+
+def _here(spec: Spec, trials: int, probing: bool = False) -> forecast.Capacity:
+    """This machine, where a trial must fit: one clear line where it does not."""
+    try:
+        return capacity.this_machine(spec, trials)
+    except SizingError as exc:
+        where = "the probe runs on this machine, and " if probing else ""
+        raise UserError(f"{where}{exc.lines[0]}; plan for a cluster with --cluster CLUSTER_YAML"
+                        + (", and probe it with --address" if probing else "")) from None
 
 
 def timing_of(spec: Spec) -> timing.Measured | None:
@@ -72,12 +92,12 @@ def probe_spec(spec: Spec, at_once: int = 1) -> Spec:
     choice has branches (model families), the timed trials take each branch's baseline in turn,
     as many as it takes to time every branch once."""
     at_once = max(1, min(at_once, PROBE_MAX_AT_ONCE))
-    timed = baseline_points(spec.params, at_once)
+    timed = [{k: v for k, v in p.items() if k != "epochs"} for p in baseline_points(spec.params, at_once)]
     points = [timed[0]] * at_once + timed   # a first wave that starts the trial processes, then the timed ones
     raw = copy.deepcopy(spec.raw)
     raw["name"] = f"{spec.name}-probe"
     raw["fixed"] = {**(raw.get("fixed") or {}), "epochs": min(PROBE_EPOCHS, spec.epochs)}
-    raw["params"] = _without_grids(raw.get("params") or {})
+    raw["params"] = {k: v for k, v in _without_grids(raw.get("params") or {}).items() if k != "epochs"}
     raw["search"] = {"algorithm": "random", "num_samples": len(points), "seed": spec.search.seed or 0,
                      "points_to_evaluate": points}
     raw["scheduler"] = {"type": "fifo"}
@@ -122,10 +142,12 @@ def parse_prices(given: list[str]) -> dict[str, float]:
     for item in given:
         name, _, value = item.partition("=")
         try:
-            prices[name.strip()] = float(value)
+            price = float(value)
         except ValueError:
-            name = ""
-        if not name.strip() or prices.get(name.strip(), -1) < 0:
+            price = math.nan
+        if name.strip() and math.isfinite(price) and price >= 0:
+            prices[name.strip()] = price
+        else:
             raise UserError(f"--price {item}: give NODE_TYPE=USD_PER_HOUR, e.g. --price cpu_worker=0.38 "
                             f"(node types: the cluster config's, or {capacity.LOCAL_NODE} for this machine)")
     return prices

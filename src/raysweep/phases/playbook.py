@@ -216,7 +216,8 @@ def _lr(book: Playbook) -> Step:
         reason = "; ".join(sorted({t["error"] for t in tests if t["error"]}))[:300]
         path = search_spec(book)
         raise Stopped(f"lr-find read no learning-rate range from the curves ({reason}; see {where / lr_find.PLOT_FILE})",
-                      f"set params.learning_rate in {path}, then: raysweep run {path}",
+                      f"set params.learning_rate in {path} (moved from fixed, where the spec fixes it), then: "
+                      f"raysweep run {path}",
                       all_failed=all(math.isnan(t.fit_learning_rate) for t in outcome.tests))   # as lr-find's exit code
     return Step({"low": float(outcome.low), "high": float(outcome.high)},
                 {"tests": json.loads(json.dumps(tests, default=float)), "curves": str(where / lr_find.CURVES_FILE),

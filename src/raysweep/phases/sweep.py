@@ -47,6 +47,7 @@ def run(spec: Spec, *, address: str | None = None, quiet: bool = False, dashboar
     live_status.configure(quiet=quiet)
     storage.check_room(spec)
     experiment_dir = experiment.create(spec)
+    timeline = Timeline(spec, experiment_dir, "run", started)
     if on_created:   # the Python API's background sweep learns where its results go
         on_created(experiment_dir)
     experiment.record_provenance(experiment_dir, "run")
@@ -60,12 +61,12 @@ def run(spec: Spec, *, address: str | None = None, quiet: bool = False, dashboar
         log.info("sweep %s: %d trials at most at once, each with %s; results in %s", spec.name,
                  prepared.allocation.max_concurrent, prepared.allocation.trial, experiment.home(experiment_dir))
         write_plan(spec, experiment_dir, prepared.allocation)
-        trials_started = time.time()
+        timeline.trials_start(prepared.allocation)
         with ray_fixes.installed():
             _tuner(spec, prepared, experiment_dir).fit()
-        trials_ended = time.time()
+        timeline.trials_end()
         done = after_sweep(spec, experiment_dir)
-        _timeline(spec, experiment_dir, "run", started, trials_started, trials_ended, prepared.allocation)
+        timeline.end()
         return done
 
 
@@ -109,21 +110,24 @@ def ended_trials(experiment_dir: Path) -> int:
 
 def _resumed(spec: Spec, experiment_dir: Path, stored: str, address: str | None, *, quiet: bool,
              dashboard: bool) -> Path:
-    started = time.time()
+    timeline = Timeline(spec, experiment_dir, "resume", time.time())
     live_status.configure(quiet=quiet)   # the callbacks are the first run's, unpickled by Tuner.restore
     with logs.to_experiment_log(experiment_dir):
         experiment.record_provenance(experiment_dir, "resume")
         start_ray(address, spec, dashboard=dashboard)
         prepared = tuning.prepare(spec, experiment_dir)
-        trials_started = time.time()
+        timeline.trials_start(prepared.allocation)
         with ray_fixes.installed():
             tuner = tune.Tuner.restore(stored, trainable=prepared.trainable,
                                        resume_unfinished=True, resume_errored=False, restart_errored=False)
             tuner.fit()
-        trials_ended = time.time()
+        timeline.trials_end()
         done = after_sweep(spec, experiment_dir)
-        _timeline(spec, experiment_dir, "resume", started, trials_started, trials_ended, prepared.allocation)
+        timeline.end()
         return done
+
+
+PLAN_EVENTS = 50_000   # the sweep's own plan plays fewer epochs than `raysweep plan`: well under a second
 
 
 def write_plan(spec: Spec, experiment_dir: Path, allocation) -> None:
@@ -137,21 +141,42 @@ def write_plan(spec: Spec, experiment_dir: Path, allocation) -> None:
             else {capacity.LOCAL_NODE: 1}
         where = forecast.Capacity(slots=max(1, min(allocation.max_concurrent, trials)),
                                   cpus_per_trial=allocation.cpus_per_trial,
-                                  gpus_per_trial=spec.resources.workers_per_trial * spec.resources.gpus_per_worker,
+                                  gpus_per_trial=capacity.gpus_per_trial(spec),
                                   nodes=nodes, where="the Ray this sweep runs on")
         measured = timing.reference(spec) or timing.from_io_search(spec)
-        forecast.write(experiment_dir, forecast.predict(spec, trials, where, measured, spec.cost))
+        forecast.write(experiment_dir, forecast.predict(spec, trials, where, measured, spec.cost,
+                                                        events=PLAN_EVENTS))
     except Exception as exc:   # noqa: BLE001 (a forecast is advice; the sweep goes on without it)
         log.warning("no plan for this sweep (%s: %s); rank will show no predicted against actual",
                     type(exc).__name__, exc)
 
 
-def _timeline(spec: Spec, experiment_dir: Path, event: str, started: float, trials_started: float,
-              trials_ended: float, allocation) -> None:
-    """When this run or resume started, ran its trials and ended (analysis/timing.py)."""
-    timing.record(experiment_dir, {"event": event, "started": started, "trials_started": trials_started,
-                                   "trials_ended": trials_ended, "ended": time.time(),
-                                   "slots": allocation.max_concurrent, "signature": timing.signature(spec)})
+class Timeline:
+    """When this run or resume started, ran its trials and ended (analysis/timing.py): written as
+    the trials start and again at the end, so a killed run leaves an entry without an end. A
+    timeline that cannot be written is a warning, never the sweep's end."""
+
+    def __init__(self, spec: Spec, experiment_dir: Path, event: str, started: float):
+        self.experiment_dir = experiment_dir
+        self.entry = {"event": event, "started": started, "signature": timing.signature(spec)}
+
+    def trials_start(self, allocation) -> None:
+        self.entry.update(trials_started=time.time(), slots=allocation.max_concurrent)
+        self._write()
+
+    def trials_end(self) -> None:
+        self.entry["trials_ended"] = time.time()
+
+    def end(self) -> None:
+        self.entry["ended"] = time.time()
+        self._write()
+
+    def _write(self) -> None:
+        try:
+            timing.record(self.experiment_dir, self.entry)
+        except Exception as exc:   # noqa: BLE001 (a storage error; the trials' results are safe)
+            log.warning("the sweep's timeline was not written (%s: %s); rank will show no wall time",
+                        type(exc).__name__, exc)
 
 
 def after_sweep(spec: Spec, experiment_dir: Path) -> Path:

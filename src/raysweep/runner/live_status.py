@@ -18,6 +18,8 @@ import math
 import os
 from dataclasses import dataclass
 
+from raysweep.checks import duration_text
+
 TTY_EVERY_S = 0.5      # a terminal's line is redrawn at most twice a second
 PIPE_EVERY_S = 30.0    # a log gets a status line this often
 EVERY_S_ENV = "RAYSWEEP_PROGRESS_EVERY_S"
@@ -119,16 +121,6 @@ def eta_s(status: Status) -> float | None:
     return remaining * status.epoch_s / min(status.at_once, trials_left)
 
 
-def duration(seconds: float) -> str:
-    """45s, 4m05s, 2h07m."""
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
 def _number(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.4g}"
 
@@ -139,8 +131,8 @@ def render(status: Status) -> str:
     of = lambda planned: f"/{planned}" if planned is not None else ""   # noqa: E731
     eta = eta_s(status)
     head = (f"{status.trials_done}{of(status.trials_planned)} trials, "
-            f"{status.epochs_done}{of(status.epochs_planned)} epochs, {duration(status.elapsed_s)} elapsed, "
-            + (f"ETA {duration(eta)}" if eta is not None else "ETA after the first epoch"))
+            f"{status.epochs_done}{of(status.epochs_planned)} epochs, {duration_text(status.elapsed_s)} elapsed, "
+            + (f"ETA {duration_text(eta)}" if eta is not None else "ETA after the first epoch"))
     best = (f"best {status.metric} {_number(status.best[0])} ({status.best[1]})" if status.best
             else f"no {status.metric} yet")
     shown = [f"{t.trial_id} epoch {t.epochs}/{status.planned_epochs} {_number(t.last)}" if t.epochs

@@ -5,7 +5,9 @@ its first rung, and how many go on depends on the order their results arrive in,
 on how many run at once. So the forecast plays the sweep out: `slots` trials at a time, each
 epoch taking the measured time (with a little spread, so trials that start together do not
 report in lockstep), each result judged by the scheduler's own rule, copied from Ray Tune 2.60
-(`Asha`, `MedianRule`; HyperBand's and BOHB's brackets are arithmetic: `bracket_epochs`). Scores
+(`Asha`, `MedianRule`; HyperBand's and BOHB's brackets are arithmetic: `bracket_epochs`, the
+same brackets filled in the other order). Trials that pause at a bracket's rung are played as
+if they ran on: the epochs are exact, the waits are not counted. Scores
 are drawn per trial (a level of its own, noise per epoch, a curve that improves); the rules
 only compare them, so what matters is that some trials are better than others, not by how much.
 A few hundred such plays give the expected epochs, their spread, and the makespan.
@@ -23,7 +25,7 @@ import numpy as np
 
 SIMULATED_EVENTS = 400_000   # epochs simulated over all plays: a fraction of a second per play at 16 trials
 MAX_PLAYS = 200
-MIN_PLAYS = 1        # a sweep of 10,000 trials is played once
+MIN_PLAYS = 1        # a sweep of 10,000 trials of 20 epochs is played twice
 
 
 @dataclass(frozen=True)
@@ -124,15 +126,17 @@ def percentile(ordered: list[float], q: float) -> float:
 
 
 class MedianRule:
-    """Ray Tune's MedianStoppingRule (hard stop, never pausing, as raysweep builds it): from the
-    grace period on, a trial stops when its best score is below the median of the running means
-    (over epochs grace..t) of the other trials that reached epoch t, once at least
-    `min_samples_required` of them have. Scores sit in one array, summed as they come, so a
-    decision is one vectorised pass over the trials."""
+    """Ray Tune's MedianStoppingRule as raysweep builds it (hard stop, never pausing: see
+    search/schedulers.py): from the grace period on, a trial stops when its best score is below
+    the median of the running means (over its reports at epochs grace..t) of the other trials that
+    reached epoch t, once at least `min_samples_required` of them have such a mean. Scores sit in
+    cumulative arrays, so a decision is one vectorised pass over the trials. (Tune also counts a
+    finished trial's last result twice; the plan does not.)"""
 
     def __init__(self, grace_period: int, min_samples_required: int, trials: int, max_t: int):
         self.grace, self.min_samples = grace_period, min_samples_required
-        self.sums = np.zeros((trials, max_t + 1))   # sums[i, t]: trial i's scores of epochs 1..t
+        self.sums = np.zeros((trials, max_t + 1))     # sums[i, t]: trial i's scores reported at epochs 1..t
+        self.counts = np.zeros((trials, max_t + 1))   # and how many reports those were
         self.reached = np.zeros(trials, dtype=int)
         self.best = np.full(trials, -np.inf)
 
@@ -140,16 +144,21 @@ class MedianRule:
         pass
 
     def keep_going(self, trial: int, epoch: int, score: float) -> bool:
-        self.sums[trial, epoch] = self.sums[trial, epoch - 1] + score
+        last = self.reached[trial]   # a trial that reports only at its end skipped epochs last+1..epoch-1
+        self.sums[trial, last + 1:epoch + 1] = self.sums[trial, last]
+        self.counts[trial, last + 1:epoch + 1] = self.counts[trial, last]
+        self.sums[trial, epoch] += score
+        self.counts[trial, epoch] += 1
         self.reached[trial] = epoch
         self.best[trial] = max(self.best[trial], score)
         if epoch < self.grace:
             return True
         others = self.reached >= epoch
         others[trial] = False
-        if others.sum() < self.min_samples:
+        reports = self.counts[others, epoch] - self.counts[others, self.grace - 1]
+        means = (self.sums[others, epoch] - self.sums[others, self.grace - 1])[reports > 0] / reports[reports > 0]
+        if len(means) < self.min_samples:
             return True
-        means = (self.sums[others, epoch] - self.sums[others, self.grace - 1]) / (epoch - self.grace + 1)
         return not float(np.median(means)) > self.best[trial]
 
 
@@ -166,16 +175,18 @@ class Planned:
         return epoch < self.epochs[trial]
 
 
-def bracket_epochs(trials: int, max_t: int, reduction_factor: float) -> list[int]:
+def bracket_epochs(trials: int, max_t: int, reduction_factor: float, largest_first: bool = False) -> list[int]:
     """The epochs each trial runs under Ray Tune's HyperBandScheduler (hyperband.py), in the order
     trials are added: bands of brackets s = 0, 1, ..., each taking ceil(s_max/(s+1) * eta^s) trials
     for int(max_t * eta^-s) epochs, then keeping the best ceil(n/eta) for eta times as many (at most
-    max_t), s times. A last bracket only partly filled keeps as many as a full one would."""
+    max_t), s times. A last bracket only partly filled keeps as many as a full one would.
+    `largest_first`: BOHB's HyperBandForBOHB (hb_bohb.py) fills the brackets from the largest s."""
     eta = reduction_factor
     s_max_1 = int(np.round(np.log(max_t) / np.log(eta))) + 1
+    order = list(reversed(range(s_max_1))) if largest_first else list(range(s_max_1))
     result: list[int] = []
     while len(result) < trials:
-        for s in range(s_max_1):
+        for s in order:
             r = int(max_t * eta ** (-s))
             if r == 0:
                 continue
@@ -215,20 +226,24 @@ def brackets(options, max_t: int, trials: int, rng: np.random.Generator) -> Rule
     return Planned(bracket_epochs(trials, max_t, options.reduction_factor))
 
 
+def bohb_brackets(options, max_t: int, trials: int, rng: np.random.Generator) -> Rule:
+    return Planned(bracket_epochs(trials, max_t, options.reduction_factor, largest_first=True))
+
+
 def median(options, max_t: int, trials: int, rng: np.random.Generator) -> Rule:
     return MedianRule(options.grace_period, options.min_samples_required, trials, max_t)
 
 
 def forecast(make_rule, options, *, trials: int, epochs: int, slots: int, timing: Timing | None,
-             seed: int = 0) -> Forecast:
+             seed: int = 0, events: int = SIMULATED_EVENTS) -> Forecast:
     """Expected epochs (and, given a timing, the makespan and trial-seconds) of `trials` trials
     of at most `epochs` epochs, `slots` at a time, under the rule `make_rule` makes (one of the
     factories above, named by the scheduler's registry entry)."""
     max_epochs = min(getattr(options, "max_t", None) or epochs, epochs)
     if trials <= 0:
         return Forecast(0, max_epochs, 0.0, 0.0, 0.0, 0, 0.0 if timing else None, 0.0 if timing else None)
-    plays = int(min(MAX_PLAYS, max(MIN_PLAYS, SIMULATED_EVENTS // max(1, trials * max_epochs))))
-    if make_rule in (run_all, brackets) and timing is None:
+    plays = int(min(MAX_PLAYS, max(MIN_PLAYS, events // max(1, trials * max_epochs))))
+    if make_rule in (run_all, brackets, bohb_brackets) and timing is None:
         plays = 1   # the epochs do not depend on chance: one play says it all
     rng = np.random.default_rng(seed)
     outcomes = [_play(make_rule(options, max_epochs, trials, rng), trials, max_epochs,

@@ -146,12 +146,18 @@ def build_hyperband(options: Brackets, trials: Trials):
 
 
 def build_median(options: Median, trials: Trials):
+    import collections
+
     from ray.tune.schedulers import MedianStoppingRule
 
-    # With too few other trials to compare, Tune's rule pauses a trial for a waiting one unless
-    # it ran `min_time_slice` since its last pause; longer than any trial runs, it never pauses.
-    return MedianStoppingRule(time_attr="epoch", grace_period=options.grace_period,
+    # With too few other trials to compare, Tune's rule pauses a trial for a waiting one once it
+    # ran `min_time_slice` since its last pause, which starts at minus infinity: the first such
+    # result would pause it. Its last pause taken as epoch 0 and the slice as the epochs, no trial
+    # ever pauses: the rule only stops (hard_stop), as raysweep's plan plays it (search/budget.py).
+    rule = MedianStoppingRule(time_attr="epoch", grace_period=options.grace_period,
                               min_samples_required=options.min_samples_required, min_time_slice=trials.epochs)
+    rule._last_pause = collections.defaultdict(float)
+    return rule
 
 
 def build_bohb(options: Brackets, trials: Trials):
@@ -168,5 +174,5 @@ SCHEDULERS: dict[str, SchedulerKind] = {
                                rule=budget.brackets),
     "median": SchedulerKind(build_median, Median, within_epochs, label="median rule", rule=budget.median),
     "bohb": SchedulerKind(build_bohb, Brackets, within_epochs, label="BOHB", needs_searcher="bohb", pauses=True,
-                          rule=budget.brackets),
+                          rule=budget.bohb_brackets),
 }
