@@ -58,6 +58,19 @@ def test_a_cluster_config_hosts_cpu_trials_on_cpu_nodes_and_gpu_trials_on_gpu_no
     assert gpu.slots == 4 and gpu.nodes["gpu_worker"] == 4 and gpu.gpus_per_trial == 1
 
 
+def test_a_local_provider_cluster_is_its_machines_as_ray_start_gives_them(tiny_data, tmp_path):
+    s, _ = _spec(tiny_data, tmp_path, resources={"cpus_per_worker": 1, "max_concurrent_trials": 8})
+    # cluster.local.yaml: a head started with --num-cpus=1 and one worker with --num-cpus=2
+    local = capacity.cluster(s, REPO / "cluster.local.yaml", trials=16)
+    assert local.nodes == {"head": 1, "worker": 1} and local.slots == 3
+    config = yaml.safe_load((REPO / "cluster.local.yaml").read_text())
+    config["worker_start_ray_commands"] = ["ray start --address=$RAY_HEAD_IP:6379"]
+    bare = tmp_path / "local.yaml"
+    bare.write_text(yaml.safe_dump(config))
+    with pytest.raises(UserError, match="worker_start_ray_commands: no --num-cpus"):
+        capacity.cluster(s, bare, trials=16)
+
+
 def test_a_cluster_config_that_is_none_says_so(tiny_data, tmp_path):
     s, _ = _spec(tiny_data, tmp_path)
     bad = tmp_path / "cluster.yaml"

@@ -8,12 +8,15 @@ On a cluster config, each node type hosts as many trials as its `resources` fit
 the nodes the trials need: the head, each type's `min_workers`, then more workers, type by type
 up to its `max_workers` and the cluster's `max_workers`, until every slot the sweep can fill has
 a place. Trials without GPUs go to node types without GPUs first (Ray's autoscaler keeps GPU
-nodes for GPU work).
+nodes for GPU work). A local-provider config (machines by IP, cluster.local.yaml) is its head and
+workers, with the resources their `ray start` commands give.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -97,6 +100,9 @@ def _read(config_path: str | Path) -> dict:
         raise UserError(f"{where}: cannot read it ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         raise UserError(f"{where}: not YAML ({str(exc).splitlines()[0]})") from None
+    if isinstance(config, dict) and (config.get("provider") or {}).get("type") == "local" \
+            and "available_node_types" not in config:
+        config = _local_provider(where, config)
     if not isinstance(config, dict) or not isinstance(config.get("available_node_types"), dict):
         raise UserError(f"{where}: no available_node_types; give the cluster config `ray up` takes (cluster.yaml)")
     config = {**config, "max_workers": _count(where, "max_workers", config.get("max_workers", DEFAULT_MAX_WORKERS))}
@@ -115,6 +121,38 @@ def _read(config_path: str | Path) -> dict:
 
 
 DEFAULT_MAX_WORKERS = 2   # Ray's default for a config without max_workers
+LOCAL_HEAD, LOCAL_WORKER = "head", "worker"   # the node types of a local-provider cluster (cluster.local.yaml)
+
+
+def _local_provider(where: str, config: dict) -> dict:
+    """A local-provider config (machines by IP, as cluster.local.yaml) as node types: the head
+    and `worker_ips`, each with the resources its `ray start` command gives (--num-cpus,
+    --num-gpus, --resources); Ray would detect them on the machine, which a plan cannot."""
+    workers = list((config["provider"] or {}).get("worker_ips") or [])
+    types = {LOCAL_HEAD: {"resources": _started_with(where, "head_start_ray_commands", config)}}
+    if workers:
+        types[LOCAL_WORKER] = {"resources": _started_with(where, "worker_start_ray_commands", config),
+                               "min_workers": len(workers), "max_workers": len(workers)}
+    return {**config, "head_node_type": LOCAL_HEAD, "max_workers": len(workers), "available_node_types": types}
+
+
+def _started_with(where: str, key: str, config: dict) -> dict:
+    command = " ".join(str(c) for c in config.get(key) or [])
+    cpus = re.search(r"--num-cpus[= ]+([0-9.]+)", command)
+    if cpus is None:
+        raise UserError(f"{where}: {key}: no --num-cpus in `ray start`; a local-provider cluster's resources are what "
+                        "its nodes are started with: give --num-cpus=N (and --num-gpus=N) there")
+    resources = {"CPU": float(cpus.group(1))}
+    gpus = re.search(r"--num-gpus[= ]+([0-9.]+)", command)
+    if gpus:
+        resources["GPU"] = float(gpus.group(1))
+    custom = re.search(r"--resources[= ]+'(\{[^']*\})'", command)
+    if custom:
+        try:
+            resources.update({k: float(v) for k, v in json.loads(custom.group(1)).items()})
+        except (ValueError, TypeError, AttributeError):
+            raise UserError(f"{where}: {key}: --resources is not a JSON mapping of numbers: {custom.group(1)}") from None
+    return resources
 
 
 def _number(where: str, key: str, value) -> float:
