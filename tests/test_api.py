@@ -105,3 +105,17 @@ def test_a_notebooks_values_are_written_as_the_command_line_would(cancer):
     spec = raysweep.load_spec(SPEC, {"data.path": cancer, **SMALL, "params.dropout": {"type": "choice",
                                                                                       "values": np.array([0.0, 0.25])}})
     assert spec.data.path == str(cancer) and [p for p in spec.params if p.name == "dropout"][0].values == (0.0, 0.25)
+
+
+def test_plan_gives_what_the_command_prints(cancer, capsys):
+    planned = raysweep.plan(SPEC, {"data.path": str(cancer), **SMALL, "search.num_samples": 6},
+                            cluster=REPO / "cluster.yaml", prices={"head": 0.19})
+    assert planned.trials == 6 and planned.nodes == {"head": 1, "cpu_worker": 1} and planned.wall_s is None
+    assert cli.main(["plan", SPEC, "--set", f"data.path={cancer}", "--set", "search.num_samples=6",
+                     "--set", "fixed.epochs=1", "--set", "params.batch_size={type: choice, values: [32, 64]}",
+                     "--cluster", str(REPO / "cluster.yaml")]) == 0
+    printed = capsys.readouterr().out
+    assert f"trials               6, {planned.slots} at a time" in printed
+    assert f"epochs               {planned.epochs:.0f} expected" in printed
+    with pytest.raises(raysweep.UserError, match="no available_node_types"):
+        raysweep.plan(SPEC, {"data.path": str(cancer), **SMALL}, cluster=REPO / "search_spaces" / "tabular_asha.yaml")

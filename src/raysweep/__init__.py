@@ -3,7 +3,7 @@
     import raysweep
     results = raysweep.run("search_spaces/glideator_asha_random.yaml", overrides={"search.num_samples": 8})
 
-`run`, `resume`, `load` and `load_spec` are raysweep.api's, imported on first use: `import
+`run`, `resume`, `load`, `load_spec` and `plan` are raysweep.api's, imported on first use: `import
 raysweep` (and every command that starts no sweep) does not wait for Ray, torch or pandas.
 """
 
@@ -13,7 +13,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_API = ("run", "resume", "load", "load_spec", "Results", "Sweep", "SpecError", "UserError")
+_API = ("run", "resume", "load", "load_spec", "plan", "Results", "Sweep", "SpecError", "UserError")
 
 
 def __getattr__(name: str):

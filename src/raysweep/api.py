@@ -26,9 +26,10 @@ import yaml
 
 from raysweep import experiment
 from raysweep.analysis import champion as champions
+from raysweep.analysis import forecast, store
 from raysweep.analysis import leaderboard as ranking
-from raysweep.analysis import store
 from raysweep.errors import UserError
+from raysweep.phases import plan as plans
 from raysweep.phases import sweep
 from raysweep.runner import logs
 from raysweep.runner.session import start_ray
@@ -153,6 +154,20 @@ def run(spec_or_path: Spec | str | Path, overrides: Overrides = None, *, address
     return Sweep(spec, address=address, quiet=quiet, dashboard=dashboard)
 
 
+def plan(spec_or_path: Spec | str | Path, overrides: Overrides = None, *, cluster: str | Path | None = None,
+         probe: bool = False, prices: Mapping[str, float] | None = None,
+         address: str | None = None) -> forecast.Prediction:
+    """What the sweep will cost before it runs, as `raysweep plan` prints it: a `Prediction`
+    (trials, slots, epochs and their 10th-90th percentile, wall_s, cpu_hours, gpu_hours,
+    cost_usd, nodes, assumptions; `print(forecast.format_prediction(p))` shows it as the
+    command does). `cluster`: a `ray up` config; `probe`: time a short run of the baseline first
+    (starts Ray); `prices`: USD per hour by node type, over the spec's `cost:`."""
+    spec = _spec_of(spec_or_path, overrides)
+    if probe:
+        _refused_while_one_runs()
+    return plans.plan(spec, cluster=cluster, probe=probe, prices=dict(prices or {}), address=address)
+
+
 # The sweep running in the background, if any. One sweep at a time per process: Ray's fixes,
 # the console's filters and the quiet setting are the process's.
 _background: list[Sweep] = []
@@ -246,4 +261,4 @@ class Sweep:
         return f"Sweep({self.spec.name!r}, {state}, {self._experiment_dir})"
 
 
-__all__ = ["Results", "Sweep", "SpecError", "UserError", "load", "load_spec", "resume", "run"]
+__all__ = ["Results", "Sweep", "SpecError", "UserError", "load", "load_spec", "plan", "resume", "run"]
