@@ -24,14 +24,14 @@ ROWS = (("trials", "trials"), ("epochs", "epochs"), ("wall time (s)", "wall_s"),
         ("CPU-hours", "cpu_hours"), ("GPU-hours", "gpu_hours"))
 
 
-def actual(experiment_dir: str | Path) -> dict:
+def actual(experiment_dir: str | Path, trials: pd.DataFrame | None = None) -> dict:
     """What the sweep took. The wall time is its runs' and resumes' (unknown, None, where one was
     killed: its end was never written). A trial's hours are its seconds from Tune's start of it to
     its end (the trials journal: what its resources were held for, as the plan counts them), or
     its own training time under a scheduler that pauses trials (their waits hold nothing) and for
     an experiment in a bucket (one read per trial less)."""
     experiment_dir = Path(experiment_dir)
-    trials = store.load(experiment_dir).trials
+    trials = store.load(experiment_dir).trials if trials is None else trials
     runs = timing.timeline(experiment_dir)
     wall = sum(r["ended"] - r["started"] for r in runs) if runs and all("ended" in r for r in runs) else None
     if trials.empty:
@@ -47,12 +47,13 @@ def actual(experiment_dir: str | Path) -> dict:
             "gpu_hours": float((seconds * by_trial["gpus"]).sum() / 3600)}
 
 
-def comparison(experiment_dir: str | Path) -> pd.DataFrame | None:
-    """predicted, actual and error (actual against predicted, in %) per measure; None without a plan."""
+def comparison(experiment_dir: str | Path, trials: pd.DataFrame | None = None) -> pd.DataFrame | None:
+    """predicted, actual and error (actual against predicted, in %) per measure; None without a
+    plan. `trials`: the results store's trials where the caller has read them already."""
     predicted = forecast.read(experiment_dir)
     if predicted is None:
         return None
-    happened = actual(experiment_dir)
+    happened = actual(experiment_dir, trials)
     rows = []
     for label, key in ROWS:
         p, a = predicted.get(key), happened.get(key)
@@ -62,11 +63,11 @@ def comparison(experiment_dir: str | Path) -> pd.DataFrame | None:
     return pd.DataFrame(rows)
 
 
-def comparison_or_warning(experiment_dir: str | Path) -> pd.DataFrame | None:
+def comparison_or_warning(experiment_dir: str | Path, trials: pd.DataFrame | None = None) -> pd.DataFrame | None:
     """`comparison`, or None and a warning where the plan or the timeline cannot be read: a side
     table never takes `rank` or the report down."""
     try:
-        return comparison(experiment_dir)
+        return comparison(experiment_dir, trials)
     except Exception as exc:   # noqa: BLE001 (a damaged plan.json, a journal out of reach)
         log.warning("no plan against actual for %s (%s: %s)", experiment_dir, type(exc).__name__, exc)
         return None

@@ -112,9 +112,9 @@ def _playbook(experiment_dir: Path) -> str:
             f"each phase's decision and its evidence, as its {_e(playbook.RECORD_FILE)} records them:</p>" + _table(rows))
 
 
-def _plan_against_actual(experiment_dir: Path) -> str:
+def _plan_against_actual(experiment_dir: Path, trials: pd.DataFrame) -> str:
     """The plan the sweep made as it started beside what happened (analysis/plan_check.py)."""
-    table = plan_check.comparison_or_warning(experiment_dir)
+    table = plan_check.comparison_or_warning(experiment_dir, trials)
     if table is None:
         return ""
     source = (forecast.read(experiment_dir) or {}).get("timing_source") or "no timing (no wall time predicted)"
@@ -164,7 +164,7 @@ def write(experiment_dir: str | Path, out: str | Path | None = None, top: int = 
         parts.append("<h2>Champion</h2><p>" + _e(f"raysweep champion, {decided['decided']}: {decided['outcome']}: "
                                                    f"{decided['reason']}") + "</p>")
     parts.append(_playbook(experiment_dir))
-    parts.append(_plan_against_actual(experiment_dir))
+    parts.append(_plan_against_actual(experiment_dir, results.trials))
     parts.append("<h2>Plots</h2>" + "".join(_image(path, TITLES.get(name, name)) for name, path in drawn.items()))
     parts.append("<h2>Spec</h2><pre>" + _e(yaml.safe_dump(spec.raw, sort_keys=False)) + "</pre>")
     parts.append("<h2>Provenance</h2>" + _provenance(experiment_dir, spec))

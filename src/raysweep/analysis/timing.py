@@ -72,8 +72,7 @@ def record(experiment_dir: Path, entry: dict) -> None:
         entries[-1] = entry
     else:
         entries.append(entry)
-    (Path(experiment_dir) / TIMELINE_FILE).write_text(json.dumps(entries, indent=2))
-    experiment.push(Path(experiment_dir), [TIMELINE_FILE])
+    _write(experiment_dir, entries)
 
 
 def relabel(experiment_dir: Path, *, signature: str, what: str) -> None:
@@ -81,6 +80,10 @@ def relabel(experiment_dir: Path, *, signature: str, what: str) -> None:
     entries = timeline(experiment_dir)
     for entry in entries:
         entry.update(signature=signature, what=what)
+    _write(experiment_dir, entries)
+
+
+def _write(experiment_dir: Path, entries: list[dict]) -> None:
     (Path(experiment_dir) / TIMELINE_FILE).write_text(json.dumps(entries, indent=2))
     experiment.push(Path(experiment_dir), [TIMELINE_FILE])
 

@@ -67,7 +67,7 @@ def _print_leaderboard(experiment_dir: Path, *, metric=None, mode=None, top: int
     undefined = diagnose.undefined_warning(trials, metric)
     for line in warnings + ([failed] if failed else []) + ([undefined] if undefined else []):
         print(f"warning: {line}", file=sys.stderr)
-    planned = plan_check.comparison_or_warning(experiment_dir)
+    planned = plan_check.comparison_or_warning(experiment_dir, trials)
     if planned is not None:
         print("\n" + plan_check.format_comparison(planned, (forecast.read(experiment_dir) or {}).get("timing_source")))
     print("leaderboard: " + ", ".join(str(p) for p in paths))

@@ -236,7 +236,8 @@ def _search(book: Playbook) -> Step:
     else:   # not started, or killed before Tune saved anything: start it (again)
         experiment_dir = sweep.run(load(path), address=book.address, quiet=book.quiet,
                                    on_created=lambda made: _created(book, made))
-    ended = sweep.outcome(experiment_dir)
+    table = leaderboard.leaderboard(experiment_dir)
+    ended = sweep.outcome(experiment_dir, table)
     if ended == "interrupted":
         raise Interrupted(str(experiment_dir))
     if ended == "all failed":
@@ -247,7 +248,6 @@ def _search(book: Playbook) -> Step:
         best = champion.select(experiment_dir)
     except champion.NoneMeets as exc:
         raise Stopped(f"no champion: {exc}", f"raysweep rank {experiment_dir}") from None
-    table = leaderboard.leaderboard(experiment_dir)
     statuses = ", ".join(f"{n} {s}" for s, n in table["status"].value_counts().items())
     return Step({"trial": best.trial, "metric": best.metric, "mode": best.mode, "value": float(best.value),
                  "rank": int(list(table["trial"]).index(best.trial)) + 1, "trials": len(table)},
